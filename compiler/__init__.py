@@ -1,0 +1,1 @@
+"""dfx.compiler"""

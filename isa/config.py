@@ -1,0 +1,406 @@
+"""Core and board configuration: one typed object, read by the compiler, the simulators and the
+RTL generator (the single source of truth for d, l, latencies, buffer sizes and bandwidths).
+
+Configurations are YAML files under ``boards/`` (``boards/<name>.yaml`` for boards,
+``boards/cores/<name>.yaml`` for cores). They are validated on load; every error names the
+file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or has an invalid field."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _power_of_two(v: int) -> str | None:
+    return None if v > 0 and v & (v - 1) == 0 else "must be a power of two"
+
+
+@dataclass(frozen=True)
+class HbmConfig:
+    pseudo_channels: int = field(metadata={"check": _positive})
+    pc_capacity_bytes: int = field(metadata={"check": _positive})
+    pc_bandwidth_gbs: float = field(metadata={"check": _positive})
+    axi_port_bits: int = field(metadata={"check": _power_of_two})
+    axi_clock_mhz: float = field(metadata={"check": _positive})
+    interleave_bytes: int = field(metadata={"check": _power_of_two})
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.pseudo_channels * self.pc_capacity_bytes
+
+    @property
+    def bandwidth_gbs(self) -> float:
+        return self.pseudo_channels * self.pc_bandwidth_gbs
+
+
+@dataclass(frozen=True)
+class DdrConfig:
+    channels: int = field(metadata={"check": _positive})
+    channel_capacity_bytes: int = field(metadata={"check": _positive})
+    channel_bandwidth_gbs: float = field(metadata={"check": _positive})
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.channels * self.channel_capacity_bytes
+
+
+@dataclass(frozen=True)
+class QsfpConfig:
+    ports: int = field(metadata={"check": _positive})
+    line_rate_gbps: float = field(metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
+class PcieConfig:
+    generation: int = field(metadata={"check": _positive})
+    lanes: int = field(metadata={"check": _power_of_two})
+    bandwidth_gbs: float = field(metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    lut: int
+    ff: int
+    dsp: int
+    bram36: int
+    uram: int
+    slr: int
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    kernel_default_mhz: float = field(metadata={"check": _positive})
+    max_kernel_mhz: float = field(metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    """An FPGA card (``boards/<name>.yaml``)."""
+
+    name: str
+    description: str
+    part: str
+    platform: str
+    hbm: HbmConfig
+    ddr: DdrConfig
+    qsfp: QsfpConfig
+    pcie: PcieConfig
+    resources: ResourceConfig
+    clocks: ClockConfig
+    power_w: float
+    sources: dict[str, str]
+
+
+@dataclass(frozen=True)
+class MpuConfig:
+    """Matrix Processing Unit geometry and pipeline (DFX §IV-B/C)."""
+
+    d: int = field(metadata={"check": _power_of_two})
+    l: int = field(metadata={"check": _power_of_two})  # noqa: E741 - the paper's name
+    mul_latency: int = field(metadata={"check": _positive})
+    add_latency: int = field(metadata={"check": _positive})
+    sfu_latency: int = field(metadata={"check": _positive})
+
+    @property
+    def tree_depth(self) -> int:
+        return int(math.log2(self.d))
+
+    @property
+    def tile_elements(self) -> int:
+        return self.d * self.l
+
+
+@dataclass(frozen=True)
+class VpuConfig:
+    """Vector Processing Unit pipeline (DFX §IV-D); its width is the MPU's d."""
+
+    add_latency: int = field(metadata={"check": _positive})
+    mul_latency: int = field(metadata={"check": _positive})
+    square_latency: int = field(metadata={"check": _positive})
+    bypass_latency: int = field(metadata={"check": _positive})
+    scalar_latency: int = field(metadata={"check": _positive})
+    table_latency: int = field(metadata={"check": _positive})
+
+
+def _table_check(t: TableSpec) -> str | None:
+    if t.points <= 0:
+        return "points must be > 0"
+    if not t.hi > t.lo:
+        return "hi must be greater than lo"
+    step = (t.hi - t.lo) / t.points
+    m, _ = math.frexp(step)
+    if m != 0.5:
+        return f"step (hi - lo) / points = {step!r} must be a power of two"
+    return None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A piecewise-linear function table: ``points`` segments on [lo, hi] (docs/numerics.md)."""
+
+    lo: float
+    hi: float
+    points: int
+
+    @property
+    def step(self) -> float:
+        return (self.hi - self.lo) / self.points
+
+
+@dataclass(frozen=True)
+class TablesConfig:
+    gelu: TableSpec = field(metadata={"check": _table_check})
+    exp: TableSpec = field(metadata={"check": _table_check})
+    recip: TableSpec = field(metadata={"check": _table_check})
+    rsqrt: TableSpec = field(metadata={"check": _table_check})
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    vrf_vectors: int = field(metadata={"check": _positive})
+    srf_scalars: int = field(metadata={"check": _positive})
+    wbuf_tiles: int = field(metadata={"check": _positive})
+    router_fifo_vectors: int = field(metadata={"check": _positive})
+    instruction_words: int = field(metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    loop_depth: int = field(metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """A DFX compute core (``boards/cores/<name>.yaml``) and the board it sits on."""
+
+    name: str
+    description: str
+    board: str
+    clock_mhz: float = field(metadata={"check": _positive})
+    dtype: str = field(metadata={"choices": ("fp16",)})
+    mpu: MpuConfig = None  # type: ignore[assignment]
+    vpu: VpuConfig = None  # type: ignore[assignment]
+    tables: TablesConfig = None  # type: ignore[assignment]
+    buffers: BufferConfig = None  # type: ignore[assignment]
+    control: ControlConfig = None  # type: ignore[assignment]
+    sources: dict[str, str] = field(default_factory=dict)
+    board_config: BoardConfig | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def d(self) -> int:
+        return self.mpu.d
+
+    @property
+    def l(self) -> int:  # noqa: E743 - the paper's name
+        return self.mpu.l
+
+    @property
+    def vector_bytes(self) -> int:
+        """Bytes of one d-wide FP16 vector (one VRF entry)."""
+        return 2 * self.mpu.d
+
+    @property
+    def tile_bytes(self) -> int:
+        """Bytes of one d x l FP16 weight tile."""
+        return 2 * self.mpu.d * self.mpu.l
+
+    @property
+    def b(self) -> BoardConfig:
+        assert self.board_config is not None
+        return self.board_config
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _build(cls: type, data: Any, where: str, origin: str) -> Any:
+    """Turn a parsed YAML mapping into dataclass ``cls``, checking every field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: {where or 'top level'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{origin}: {_join(where, unknown[0])}: unknown field "
+            f"(allowed: {', '.join(fields)})"
+        )
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        path = _join(where, name)
+        if name not in data:
+            no_default = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            if no_default or f.default is None:
+                raise ConfigError(f"{origin}: {path}: missing required field")
+            continue
+        values[name] = _convert(hints[name], data[name], path, origin)
+        check = f.metadata.get("check")
+        if check is not None:
+            problem = check(values[name])
+            if problem:
+                raise ConfigError(f"{origin}: {path}: {problem}, got {data[name]!r}")
+        choices = f.metadata.get("choices")
+        if choices is not None and values[name] not in choices:
+            raise ConfigError(
+                f"{origin}: {path}: must be one of {', '.join(choices)}, got {data[name]!r}"
+            )
+    return cls(**values)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _convert(tp: Any, value: Any, path: str, origin: str) -> Any:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path, origin)
+    if typing.get_origin(tp) is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{origin}: {path}: expected a mapping of strings, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{origin}: {path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{origin}: {path}: expected an integer, got {value!r}")
+        return value
+    if not isinstance(value, tp):
+        raise ConfigError(f"{origin}: {path}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from None
+
+
+def _check_sources(obj: Any, origin: str) -> None:
+    """Every figure of a configuration carries its source (``sources`` key ``"*"`` covers all)."""
+    if "*" in obj.sources:
+        return
+    for path in _leaf_paths(obj):
+        if path not in obj.sources and path.split(".")[0] not in obj.sources:
+            raise ConfigError(f"{origin}: sources: no source given for field {path}")
+
+
+def _leaf_paths(obj: Any, where: str = "") -> list[str]:
+    out: list[str] = []
+    for f in dataclasses.fields(obj):
+        if f.name in ("name", "description", "board", "part", "platform", "sources"):
+            continue
+        if f.metadata.get("internal"):
+            continue
+        v = getattr(obj, f.name)
+        path = _join(where, f.name)
+        if dataclasses.is_dataclass(v) and not isinstance(v, TableSpec):
+            out += _leaf_paths(v, path)
+        else:
+            out.append(path)
+    return out
+
+
+def boards_dir() -> Path:
+    """The built-in configurations (``boards/`` in a checkout, ``dfx/boards`` in a wheel)."""
+    return Path(str(resources.files("dfx.boards")))
+
+
+def available_boards() -> list[str]:
+    return sorted(p.stem for p in boards_dir().glob("*.yaml"))
+
+
+def available_cores() -> list[str]:
+    return sorted(p.stem for p in (boards_dir() / "cores").glob("*.yaml"))
+
+
+def _resolve(name_or_path: str | Path, kind: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    sub = boards_dir() if kind == "board" else boards_dir() / "cores"
+    candidate = sub / f"{name_or_path}.yaml"
+    if not candidate.exists():
+        names = available_boards() if kind == "board" else available_cores()
+        raise ConfigError(f"unknown {kind} {str(name_or_path)!r} (available: {', '.join(names)})")
+    return candidate
+
+
+def load_board(name_or_path: str | Path) -> BoardConfig:
+    """Load and validate a board by built-in name (``u280``) or YAML path."""
+    path = _resolve(name_or_path, "board")
+    board = _build(BoardConfig, _read_yaml(path), "", str(path))
+    _check_sources(board, str(path))
+    return board
+
+
+def load_core(name_or_path: str | Path, board: str | Path | None = None) -> CoreConfig:
+    """Load and validate a core by built-in name (``dfx-u280``) or YAML path, with its board.
+
+    ``board`` overrides the core file's own ``board`` field.
+    """
+    path = _resolve(name_or_path, "core")
+    core = _build(CoreConfig, _read_yaml(path), "", str(path))
+    _check_sources(core, str(path))
+    board_cfg = load_board(board if board is not None else core.board)
+    return dataclasses.replace(core, board=board_cfg.name, board_config=board_cfg)
+
+
+def core_from_dict(data: dict[str, Any], board: dict[str, Any], origin: str) -> CoreConfig:
+    """Rebuild a configuration embedded in a binary (no file access)."""
+    core = _build(CoreConfig, data, "", origin)
+    board_cfg = _build(BoardConfig, board, "", origin)
+    return dataclasses.replace(core, board_config=board_cfg)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain-data form of a configuration (for embedding in binaries and JSON output)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("internal"):
+            continue
+        v = getattr(obj, f.name)
+        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else v
+    return out

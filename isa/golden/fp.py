@@ -1,0 +1,220 @@
+"""FP16/FP32 primitives of the DFX datapath (the normative numerics; see docs/numerics.md).
+
+DFX (Hong et al., MICRO 2022) computes in FP16 "everywhere" (digest §1.1, §2.4, §2.5). This
+project fixes the details the paper leaves open:
+
+* storage is IEEE binary16 (``np.float16``), internal arithmetic and scalar registers are IEEE
+  binary32 (``np.float32``);
+* every rounding point is round-to-nearest-even with gradual underflow (no FTZ/DAZ);
+* every NaN result is canonicalised (FP16 ``0x7E00``, FP32 ``0x7FC00000``).
+
+All functions are vectorised over numpy arrays. They return numpy arrays, or numpy scalars when
+given scalars. Compare results by bit pattern (:func:`f16_bits`, :func:`f32_bits`), never by
+value: ``-0.0 == 0.0`` and ``nan != nan``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "NAN16_BITS",
+    "NAN32_BITS",
+    "NEG_MAX16_BITS",
+    "NEG_MAX16",
+    "canon16",
+    "canon32",
+    "f16_bits",
+    "bits_f16",
+    "f32_bits",
+    "bits_f32",
+    "widen16",
+    "round32",
+    "round16",
+    "add16",
+    "sub16",
+    "mul16",
+    "sq16",
+    "adds16",
+    "subs16",
+    "muls16",
+    "add32",
+    "sub32",
+    "mul32",
+    "tree_sum32",
+]
+
+NAN16_BITS = 0x7E00
+"""Canonical FP16 NaN (positive quiet NaN)."""
+NAN32_BITS = 0x7FC00000
+"""Canonical FP32 NaN (positive quiet NaN)."""
+NEG_MAX16_BITS = 0xFBFF
+"""-65504, the finite FP16 value closest to -inf: the causal-mask fill (DFX §2.4 SFU_M)."""
+NEG_MAX16 = np.uint16(NEG_MAX16_BITS).view(np.float16)
+
+_NAN16 = np.uint16(NAN16_BITS).view(np.float16)
+_NAN32 = np.uint32(NAN32_BITS).view(np.float32)
+
+ArrayLike = npt.ArrayLike
+
+
+def _ret(a: np.ndarray) -> Any:
+    """Unwrap 0-d arrays to numpy scalars, leave other arrays alone."""
+    return a[()] if a.ndim == 0 else a
+
+
+def _as16(x: ArrayLike) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype != np.float16:
+        raise TypeError(f"expected a float16 array, got dtype {a.dtype}")
+    return a
+
+
+def _as32(x: ArrayLike) -> np.ndarray:
+    """Coerce to float32. A float64 input is rounded to FP32 here (one RNE rounding)."""
+    return np.asarray(x, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------- bit views
+
+
+def f16_bits(x: ArrayLike) -> Any:
+    """Bit patterns (``uint16``) of an FP16 array."""
+    return _ret(np.asarray(_as16(x)).view(np.uint16))
+
+
+def bits_f16(b: ArrayLike) -> Any:
+    """FP16 values from bit patterns (any integer array, taken modulo 2^16)."""
+    return _ret(np.asarray(b).astype(np.uint16).view(np.float16))
+
+
+def f32_bits(x: ArrayLike) -> Any:
+    """Bit patterns (``uint32``) of an FP32 array."""
+    a = np.asarray(x)
+    if a.dtype != np.float32:
+        raise TypeError(f"expected a float32 array, got dtype {a.dtype}")
+    return _ret(a.view(np.uint32))
+
+
+def bits_f32(b: ArrayLike) -> Any:
+    """FP32 values from bit patterns (any integer array, taken modulo 2^32)."""
+    return _ret(np.asarray(b).astype(np.uint32).view(np.float32))
+
+
+# ------------------------------------------------------------------------- canonicalisation
+
+
+def canon16(x: ArrayLike) -> Any:
+    """Replace every FP16 NaN (any sign or payload) by the canonical NaN ``0x7E00``."""
+    a = _as16(x)
+    return _ret(np.where(np.isnan(a), _NAN16, a).astype(np.float16))
+
+
+def canon32(x: ArrayLike) -> Any:
+    """Replace every FP32 NaN (any sign or payload) by the canonical NaN ``0x7FC00000``."""
+    a = _as32(x)
+    bits = np.where(np.isnan(a), np.uint32(NAN32_BITS), a.view(np.uint32))
+    return _ret(bits.astype(np.uint32).view(np.float32))
+
+
+# ------------------------------------------------------------------------------ conversions
+
+
+def widen16(x: ArrayLike) -> Any:
+    """FP16 -> FP32 (exact; NaNs canonicalised)."""
+    return canon32(_as16(x).astype(np.float32))
+
+
+def round32(x: ArrayLike) -> Any:
+    """Anything -> FP32 by one RNE rounding (numpy's float64->float32 cast), NaN canonical."""
+    return canon32(np.asarray(x, dtype=np.float64).astype(np.float32))
+
+
+def round16(x32: ArrayLike) -> Any:
+    """FP32 -> FP16: IEEE round-to-nearest-even, subnormals kept, |x| >= 65520 -> inf, NaN canonical.
+
+    numpy's ``float32 -> float16`` cast implements exactly this rounding (tests check it against
+    an integer reference over all FP16 rounding boundaries; docs/numerics.md records an
+    exhaustive check over all 2^32 FP32 patterns). The input is coerced to float32 first.
+    """
+    return canon16(_as32(x32).astype(np.float16))
+
+
+# -------------------------------------------------------------- VFU element-wise (DFX §2.5)
+
+
+def add16(a: ArrayLike, b: ArrayLike) -> Any:
+    """Vector add: ``round16(round32(f32(a) + f32(b)))`` (double rounding is intended)."""
+    return round16(_as16(a).astype(np.float32) + _as16(b).astype(np.float32))
+
+
+def sub16(a: ArrayLike, b: ArrayLike) -> Any:
+    """Vector sub: ``round16(round32(f32(a) - f32(b)))``."""
+    return round16(_as16(a).astype(np.float32) - _as16(b).astype(np.float32))
+
+
+def mul16(a: ArrayLike, b: ArrayLike) -> Any:
+    """Vector mul: ``round16(f32(a) * f32(b))``; the FP32 product of two FP16 values is exact."""
+    return round16(_as16(a).astype(np.float32) * _as16(b).astype(np.float32))
+
+
+def sq16(a: ArrayLike) -> Any:
+    """Vector square (the VFU's fourth op, DFX §2.5): ``mul16(a, a)``."""
+    return mul16(a, a)
+
+
+def adds16(x: ArrayLike, s: ArrayLike) -> Any:
+    """Vector + FP32 scalar: ``round16(round32(f32(x) + s))``."""
+    return round16(_as16(x).astype(np.float32) + _as32(s))
+
+
+def subs16(x: ArrayLike, s: ArrayLike) -> Any:
+    """Vector - FP32 scalar: ``round16(round32(f32(x) - s))``."""
+    return round16(_as16(x).astype(np.float32) - _as32(s))
+
+
+def muls16(x: ArrayLike, s: ArrayLike) -> Any:
+    """Vector * FP32 scalar: ``round16(round32(f32(x) * s))``."""
+    return round16(_as16(x).astype(np.float32) * _as32(s))
+
+
+# ---------------------------------------------------------------- SFU_V scalar (DFX §2.5)
+
+
+def add32(a: ArrayLike, b: ArrayLike) -> Any:
+    """Scalar FP32 add (IEEE RNE, NaN canonical)."""
+    return canon32(_as32(a) + _as32(b))
+
+
+def sub32(a: ArrayLike, b: ArrayLike) -> Any:
+    """Scalar FP32 sub (IEEE RNE, NaN canonical)."""
+    return canon32(_as32(a) - _as32(b))
+
+
+def mul32(a: ArrayLike, b: ArrayLike) -> Any:
+    """Scalar FP32 mul (IEEE RNE, NaN canonical)."""
+    return canon32(_as32(a) * _as32(b))
+
+
+# --------------------------------------------------------------- adder tree (DFX §2.4, §2.5)
+
+
+def tree_sum32(p: ArrayLike, axis: int = -1) -> Any:
+    """FP32 adder tree along ``axis`` (length a power of two), pairwise adjacent, level by level.
+
+    Level k maps ``s[i] = round32(s[2i] + s[2i+1])``; depth log2(len). This is the MAC tree of one
+    MPU lane (DFX §2.4, depth log2(d) = 6) and the SFU_V accumulation tree (§2.5). It is not
+    ``np.sum``, whose pairwise blocking has a different order. Input is coerced to float32.
+    The tree is evaluated with ``axis`` moved to the front, so an input whose reduction axis is
+    already outermost (C order) adds contiguous blocks, which is the fast layout.
+    """
+    a = np.moveaxis(_as32(p), axis, 0)
+    n = a.shape[0]
+    if n < 1 or n & (n - 1):
+        raise ValueError(f"tree_sum32: reduction length must be a power of two, got {n}")
+    while a.shape[0] > 1:
+        a = a[0::2] + a[1::2]
+    return canon32(a[0])
