@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dfx.isa.errors import DfxError
 
 
-class ConfigError(ValueError):
+class ConfigError(DfxError):
     """A configuration file is missing, malformed or has an invalid field."""
 
 

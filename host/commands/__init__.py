@@ -1,0 +1,1 @@
+"""Sub-commands of the ``dfx`` CLI: one module per stage, each with ``register(subparsers)``."""
