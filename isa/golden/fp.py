@@ -15,7 +15,9 @@ value: ``-0.0 == 0.0`` and ``nan != nan``.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +61,18 @@ _NAN16 = np.uint16(NAN16_BITS).view(np.float16)
 _NAN32 = np.uint32(NAN32_BITS).view(np.float32)
 
 ArrayLike = npt.ArrayLike
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def quiet(fn: _F) -> _F:
+    """Decorator: run ``fn`` with numpy FP warnings off (overflow, NaN, underflow are data here)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _ret(a: np.ndarray) -> Any:
@@ -113,6 +127,7 @@ def canon16(x: ArrayLike) -> Any:
     return _ret(np.where(np.isnan(a), _NAN16, a).astype(np.float16))
 
 
+@quiet
 def canon32(x: ArrayLike) -> Any:
     """Replace every FP32 NaN (any sign or payload) by the canonical NaN ``0x7FC00000``."""
     a = _as32(x)
@@ -123,18 +138,21 @@ def canon32(x: ArrayLike) -> Any:
 # ------------------------------------------------------------------------------ conversions
 
 
+@quiet
 def widen16(x: ArrayLike) -> Any:
     """FP16 -> FP32 (exact; NaNs canonicalised)."""
     return canon32(_as16(x).astype(np.float32))
 
 
+@quiet
 def round32(x: ArrayLike) -> Any:
     """Anything -> FP32 by one RNE rounding (numpy's float64->float32 cast), NaN canonical."""
     return canon32(np.asarray(x, dtype=np.float64).astype(np.float32))
 
 
+@quiet
 def round16(x32: ArrayLike) -> Any:
-    """FP32 -> FP16: IEEE round-to-nearest-even, subnormals kept, |x| >= 65520 -> inf, NaN canonical.
+    """FP32 -> FP16: IEEE RNE, subnormals kept, |x| >= 65520 -> inf, NaN canonical.
 
     numpy's ``float32 -> float16`` cast implements exactly this rounding (tests check it against
     an integer reference over all FP16 rounding boundaries; docs/numerics.md records an
@@ -146,16 +164,19 @@ def round16(x32: ArrayLike) -> Any:
 # -------------------------------------------------------------- VFU element-wise (DFX §2.5)
 
 
+@quiet
 def add16(a: ArrayLike, b: ArrayLike) -> Any:
     """Vector add: ``round16(round32(f32(a) + f32(b)))`` (double rounding is intended)."""
     return round16(_as16(a).astype(np.float32) + _as16(b).astype(np.float32))
 
 
+@quiet
 def sub16(a: ArrayLike, b: ArrayLike) -> Any:
     """Vector sub: ``round16(round32(f32(a) - f32(b)))``."""
     return round16(_as16(a).astype(np.float32) - _as16(b).astype(np.float32))
 
 
+@quiet
 def mul16(a: ArrayLike, b: ArrayLike) -> Any:
     """Vector mul: ``round16(f32(a) * f32(b))``; the FP32 product of two FP16 values is exact."""
     return round16(_as16(a).astype(np.float32) * _as16(b).astype(np.float32))
@@ -166,16 +187,19 @@ def sq16(a: ArrayLike) -> Any:
     return mul16(a, a)
 
 
+@quiet
 def adds16(x: ArrayLike, s: ArrayLike) -> Any:
     """Vector + FP32 scalar: ``round16(round32(f32(x) + s))``."""
     return round16(_as16(x).astype(np.float32) + _as32(s))
 
 
+@quiet
 def subs16(x: ArrayLike, s: ArrayLike) -> Any:
     """Vector - FP32 scalar: ``round16(round32(f32(x) - s))``."""
     return round16(_as16(x).astype(np.float32) - _as32(s))
 
 
+@quiet
 def muls16(x: ArrayLike, s: ArrayLike) -> Any:
     """Vector * FP32 scalar: ``round16(round32(f32(x) * s))``."""
     return round16(_as16(x).astype(np.float32) * _as32(s))
@@ -184,16 +208,19 @@ def muls16(x: ArrayLike, s: ArrayLike) -> Any:
 # ---------------------------------------------------------------- SFU_V scalar (DFX §2.5)
 
 
+@quiet
 def add32(a: ArrayLike, b: ArrayLike) -> Any:
     """Scalar FP32 add (IEEE RNE, NaN canonical)."""
     return canon32(_as32(a) + _as32(b))
 
 
+@quiet
 def sub32(a: ArrayLike, b: ArrayLike) -> Any:
     """Scalar FP32 sub (IEEE RNE, NaN canonical)."""
     return canon32(_as32(a) - _as32(b))
 
 
+@quiet
 def mul32(a: ArrayLike, b: ArrayLike) -> Any:
     """Scalar FP32 mul (IEEE RNE, NaN canonical)."""
     return canon32(_as32(a) * _as32(b))
@@ -202,6 +229,7 @@ def mul32(a: ArrayLike, b: ArrayLike) -> Any:
 # --------------------------------------------------------------- adder tree (DFX §2.4, §2.5)
 
 
+@quiet
 def tree_sum32(p: ArrayLike, axis: int = -1) -> Any:
     """FP32 adder tree along ``axis`` (length a power of two), pairwise adjacent, level by level.
 

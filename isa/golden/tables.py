@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .fp import _NAN16, _NAN32, _as16, _as32, _ret, canon16, canon32, round16
+from .fp import _NAN16, _NAN32, _as16, _as32, _ret, canon16, canon32, quiet, round16
 
 __all__ = [
     "FUNCTIONS",
@@ -110,9 +110,13 @@ def _rn32(v: Fraction) -> float:
 
 
 def gelu_f64(x: npt.ArrayLike) -> np.ndarray:
-    """GPT-2 ``gelu_new`` in float64 (numpy): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    """GPT-2 ``gelu_new`` in float64 (numpy), written as ``x / (1 + exp(-2z))`` with
+    ``z = sqrt(2/pi) (x + 0.044715 x^3)``: equal to 0.5 x (1 + tanh(z)) but without the
+    cancellation of ``1 + tanh(z)`` for very negative x (a float64 reference for tests/bench)."""
     x = np.asarray(x, dtype=np.float64)
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    z = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+    with np.errstate(over="ignore"):
+        return x / (1.0 + np.exp(-2.0 * z))
 
 
 # ------------------------------------------------------------------------------- the table
@@ -202,6 +206,8 @@ def _build(fn: str, lo: float, hi: float, points: int) -> PwlTable:
 def table(fn: str, lo: float, hi: float, points: int) -> PwlTable:
     """Build (cached) the table of ``fn`` in {gelu, exp, recip, rsqrt} on [lo, hi] with ``points``
     segments. Raises ``ValueError`` naming the bad parameter (e.g. step not a power of two)."""
+    if isinstance(points, bool) or not float(points).is_integer():
+        raise ValueError(f"points: must be a positive integer, got {points!r}")
     return _build(str(fn), float(lo), float(hi), int(points))
 
 
@@ -229,6 +235,7 @@ def _resolve(fn: str, tab: Any) -> PwlTable:
 # ------------------------------------------------------------------------------ evaluation
 
 
+@quiet
 def pwl_eval(tab: PwlTable, x: npt.ArrayLike) -> Any:
     """Evaluate the segments of ``tab`` at FP32 ``x`` (module docstring). ``x`` outside
     ``[lo, hi)`` or NaN gives canonical NaN; callers apply the function's range rules."""
@@ -249,6 +256,7 @@ def pwl_eval(tab: PwlTable, x: npt.ArrayLike) -> Any:
     return canon32(np.where(inside, y, _NAN32))
 
 
+@quiet
 def _gelu16_direct(x16: np.ndarray, tab: PwlTable) -> np.ndarray:
     x32 = x16.astype(np.float32)
     y = round16(np.asarray(pwl_eval(tab, x32)))
@@ -257,6 +265,7 @@ def _gelu16_direct(x16: np.ndarray, tab: PwlTable) -> np.ndarray:
     return np.asarray(canon16(np.where(np.isnan(x32), _NAN16, y).astype(np.float16)))
 
 
+@quiet
 def _exp16_direct(x16: np.ndarray, tab: PwlTable) -> np.ndarray:
     x32 = x16.astype(np.float32)
     y = round16(np.asarray(pwl_eval(tab, x32)))
@@ -281,11 +290,13 @@ def exp16(x: npt.ArrayLike, tab: Any = None) -> Any:
     return _ret(t.lut16[a.view(np.uint16)].view(np.float16))
 
 
+@quiet
 def _scale_pow2(r: np.ndarray, k: np.ndarray) -> np.ndarray:
     """``RN32(r * 2^k)``: exact in float64 (|k| <= 300), then one RNE rounding to FP32."""
     return np.ldexp(r.astype(np.float64), k.astype(np.int64)).astype(np.float32)
 
 
+@quiet
 def recip32(x: npt.ArrayLike, tab: Any = None) -> Any:
     """1/x of FP32 ``x`` (DFX §2.5 SFU_V): ``x = ±m 2^e``, m in [1, 2) exact (subnormals too),
     ``r = pwl(m)``, result ``±RN32(r 2^-e)``. ±0 -> ±inf, ±inf -> ±0, NaN -> NaN."""
@@ -304,6 +315,7 @@ def recip32(x: npt.ArrayLike, tab: Any = None) -> Any:
     return canon32(np.where(np.isnan(x32), _NAN32, out))
 
 
+@quiet
 def rsqrt32(x: npt.ArrayLike, tab: Any = None) -> Any:
     """1/sqrt(x) of FP32 ``x`` (DFX §2.5 SFU_V): ``x = m 2^e``, e even, m in [1, 4);
     ``r = pwl(m)``, result ``RN32(r 2^(-e/2))``. +0 -> +inf, -0 -> -inf, x < 0 -> NaN,

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,7 @@ __all__ = [
     "LINT_WAIVERS",
     "PCH_MAKEFLAG",
     "build_args",
+    "cached_source",
     "fst_supported",
     "run_cocotb",
     "verilator_env",
@@ -64,8 +67,8 @@ LINT_WAIVERS: dict[str, str] = {
         "Amaranth computes every result width itself and then emits operands at their natural "
         "width, relying on Verilog's context-determined zero/sign extension, e.g. "
         "`assign cmp = a > c;` with an 8-bit `a` and a 4-bit `c`, `count == 2'h3` for an "
-        "8-bit `count`, `$signed({1'h0, a}) - $signed(b)` into a wider wire. The extension is exactly what "
-        "Amaranth's semantics ask for, so the warning carries no information."
+        "8-bit `count`, `$signed({1'h0, a}) - $signed(b)` into a wider wire. The extension is "
+        "exactly what Amaranth's semantics ask for, so the warning carries no information."
     ),
     "WIDTHTRUNC": (
         "Amaranth lowers a compare-with-zero of a multi-bit value (`op == 0`, FSM state "
@@ -138,8 +141,9 @@ def verilator_environment(extra: Mapping[str, str] | None = None) -> Iterator[di
     """
     wanted = verilator_env()
     wanted.update(extra or {})
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
+    changes = {key: value for key, value in wanted.items() if os.environ.get(key) != value}
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
     try:
         yield wanted
     finally:
@@ -156,12 +160,10 @@ def fst_supported() -> bool:
 
     Runs the preprocessor once per process (a few tens of milliseconds).
     """
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if cxx is None:
-        return False
+    cxx = shlex.split(os.environ.get("CXX", "")) or [shutil.which("c++") or "g++"]
     try:
         result = subprocess.run(
-            [cxx, "-E", "-x", "c++", "-", "-o", os.devnull],
+            [*cxx, "-E", "-x", "c++", "-", "-o", os.devnull],
             input="#include <lz4.h>\n#include <zlib.h>\n",
             capture_output=True,
             text=True,
@@ -188,6 +190,29 @@ def build_args(waves: bool = False, extra: Sequence[str] = ()) -> list[str]:
     return args
 
 
+def cached_source(text: str, name: str, cache_dir: os.PathLike[str] | str | None = None) -> Path:
+    """Write generated HDL *text* to a content-addressed file and return its path.
+
+    Verilator embeds the absolute source path in the C++ it generates (``VL_FATAL_MT("<path>",
+    ...)``), so a design written to a fresh temporary directory compiles to different C++ each
+    time and never hits ``ccache``. The same *text* always lands at the same path, so ccache
+    can serve the model's objects when the build directory is new. The file lives under
+    *cache_dir* (default ``$XDG_CACHE_HOME/dfx/hdl``, else ``~/.cache/dfx/hdl``) as
+    ``<sha256 prefix>/<name>``; it is written atomically, so parallel test workers are safe.
+    """
+    if cache_dir is None:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        cache_dir = Path(base) / "dfx" / "hdl"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    path = Path(cache_dir) / digest / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
 def run_cocotb(
     sources: Sequence[os.PathLike[str] | str],
     toplevel: str,
@@ -206,7 +231,8 @@ def run_cocotb(
     """Build *sources* with Verilator and run the cocotb tests in *test_module* on *toplevel*.
 
     Args:
-        sources: Verilog files (e.g. written from ``amaranth.back.verilog.convert``).
+        sources: Verilog files (e.g. ``amaranth.back.verilog.convert`` output written with
+            :func:`cached_source`, which keeps ccache effective).
         toplevel: name of the top Verilog module.
         test_module: importable name of the cocotb test module (``"smoke_tb"``).
         build_dir: where Verilator builds and the simulation runs (use one per test; an
@@ -283,7 +309,9 @@ def run_cocotb(
                 ) from None
             raise
     num_tests, num_failed = get_results(results)
-    if num_failed or not num_tests:
+    if not num_tests:
+        raise AssertionError(f"no cocotb tests ran from {test_module}; see {results}")
+    if num_failed:
         raise AssertionError(f"cocotb: {num_failed} of {num_tests} tests failed; see {results}")
     return results
 

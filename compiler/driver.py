@@ -1,0 +1,119 @@
+"""The compiler driver: checkpoint -> graph IR -> partition -> memory plan -> lowering ->
+VRF allocation -> emission -> ``.dfx`` binary. Each stage's result is kept on
+:class:`Compilation` so it can be inspected (``dfx compile --emit ir|asm``) and tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfx.compiler import emit
+from dfx.compiler.frontend.presets import load_model
+from dfx.compiler.ir import Graph, gpt2_graph
+from dfx.compiler.lower import Lowering
+from dfx.compiler.memplan import CardMemory, allocate_vrf, plan_card
+from dfx.compiler.partition import Partition, partition
+from dfx.compiler.program import Program
+from dfx.isa.config import CoreConfig, load_core
+from dfx.isa.container import Binary, CardImage
+from dfx.isa.encoding import Instruction, encode_program
+
+
+@dataclass
+class Compilation:
+    """Everything the compiler produced, stage by stage."""
+
+    graph: Graph
+    partition: Partition
+    memory: list[CardMemory]
+    programs: list[Program]
+    instructions: list[list[Instruction]]
+    debug: list[list[tuple[int, str]]]
+    vrf: list[dict[str, int]]
+    binary: Binary
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u280",
+                  board: str | None = None, weights: bool = True, seed: int = 0,
+                  scale: float = 1.0, progress: Callable[[str], None] | None = None
+                  ) -> Compilation:
+    """Compile checkpoint directory or preset ``src`` for ``cards`` cards of ``core``."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def stage(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        timings[name] = now - t0
+        t0 = now
+        if progress:
+            progress(name)
+
+    core_cfg = core if isinstance(core, CoreConfig) else load_core(core, board)
+    model = load_model(src, seed=seed, scale=scale, weights=weights, lazy=True)
+    cfg = model.config
+    graph = gpt2_graph(cfg.name, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_ctx,
+                       cfg.vocab_size, cfg.layer_norm_epsilon)
+    stage("frontend")
+    part = partition(graph.dims, cards, core_cfg)
+    stage("partition")
+    memory = [plan_card(part, c, core_cfg) for c in range(cards)]
+    stage("memory plan")
+    programs = [Lowering(part, memory[c], core_cfg, c, cfg.layer_norm_epsilon).build()
+                for c in range(cards)]
+    stage("lowering")
+    vrf = [allocate_vrf(prog.buffers, prog.uses(), prog.loops, core_cfg.buffers.vrf_vectors, c)
+           for c, prog in enumerate(programs)]
+    stage("vrf allocation")
+    instructions, debug = [], []
+    for c, prog in enumerate(programs):
+        ins, dbg = prog.resolve(vrf[c], memory[c].addr)
+        instructions.append(ins)
+        debug.append(dbg)
+    stage("resolution")
+
+    get = _weights(model) if weights else None
+    images = []
+    for c in range(cards):
+        segs = emit.card_segments(part, memory[c], get)
+        images.append(CardImage(program=encode_program(instructions[c]), segments=segs,
+                                debug=debug[c], symbols=emit.card_symbols(part, memory[c])))
+    stage("emission")
+    model_info: dict[str, Any] = {
+        "arch": "gpt2", "name": cfg.name, "source": str(src), "n_layer": cfg.n_layer,
+        "n_embd": cfg.n_embd, "n_head": cfg.n_head, "n_ctx": cfg.n_ctx,
+        "vocab_size": cfg.vocab_size, "layer_norm_epsilon": cfg.layer_norm_epsilon,
+        "weights": weights, "seed": seed, "scale": scale,
+        "tokenizer": _tokenizer_info(src),
+    }
+    binary = Binary(core=core_cfg, model=model_info, cards=images)
+    return Compilation(graph, part, memory, programs, instructions, debug, vrf, binary, timings)
+
+
+def _tokenizer_info(src: str) -> dict[str, Any]:
+    """Which GPT-2 BPE files the runtime should use (docs: host runtime, tokenizer)."""
+    from dfx.host.runtime import TOKENIZER_FILES, tokenizer_files
+    from dfx.host.tokenizer import gpt2_tokenizer_files
+
+    d = Path(src)
+    own = tokenizer_files(d) if d.is_dir() else None
+    if own is None:
+        return {"builtin": True}
+    builtin = dict(zip(TOKENIZER_FILES, (hashlib.sha256(f.read_bytes()).hexdigest()
+                                         for f in gpt2_tokenizer_files()), strict=True))
+    return {"dir": str(d.resolve()), "sha256": own, "builtin": own == builtin}
+
+
+def _weights(model: Any) -> Callable[[str], np.ndarray]:
+    def get(name: str) -> np.ndarray:
+        return model.lm_head_weight() if name == "lm_head.weight" else model[name]
+
+    return get

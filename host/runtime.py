@@ -1,0 +1,108 @@
+"""The host runtime: start the (simulated) appliance once per request, as DFX does (§IV-A).
+
+The host writes the system configuration (prompt length, tokens to generate) and the prompt
+tokens into every card's DDR, starts the cards, and after the single *done* reads back the
+generated tokens (greedy arg-max, computed on the cards) and, on request, the logits of every
+step. :func:`generate` is the Python API behind ``dfx run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dfx.host.tokenizer import Tokenizer, gpt2_tokenizer, load_tokenizer
+from dfx.isa.container import Binary, read_binary
+from dfx.isa.errors import DfxError
+
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+
+
+@dataclass
+class GenerationResult:
+    """What one request produced."""
+
+    prompt_ids: list[int]
+    new_ids: list[int]
+    text: str | None  # decoded new tokens (None without a tokenizer)
+    prompt_text: str | None
+    logits: np.ndarray | None  # float32 [P + G - 1, vocab], row t predicts token t + 1
+    stats: dict = field(default_factory=dict)
+
+
+def tokenizer_files(checkpoint: Path) -> dict[str, str] | None:
+    """sha256 of a checkpoint's own tokenizer files, if it has them (recorded at compile)."""
+    if not all((checkpoint / f).is_file() for f in TOKENIZER_FILES):
+        return None
+    return {f: hashlib.sha256((checkpoint / f).read_bytes()).hexdigest() for f in TOKENIZER_FILES}
+
+
+def binary_tokenizer(binary: Binary, override: str | Path | None = None) -> Tokenizer:
+    """The tokenizer a binary was compiled with: ``override``, the checkpoint's own files
+    (if still present and unchanged), else the original GPT-2 files shipped with dfx."""
+    if override is not None:
+        return load_tokenizer(override)
+    info = binary.model.get("tokenizer") or {}
+    src = info.get("dir")
+    if src:
+        d = Path(src)
+        if tokenizer_files(d) == info.get("sha256"):
+            return load_tokenizer(d)
+        if not info.get("builtin"):
+            raise DfxError(
+                f"the tokenizer files of checkpoint {src} are gone or changed since it was "
+                "compiled; pass --tokenizer DIR (a directory with vocab.json and merges.txt)"
+            )
+    return gpt2_tokenizer()
+
+
+def generate(binary: str | Path | Binary, *, prompt: str | None = None,
+             tokens: Sequence[int] | None = None, max_new_tokens: int = 16,
+             logits: bool = False, tokenizer: str | Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> GenerationResult:
+    """Run one request on the simulated cards of ``binary``: greedy generation.
+
+    Give exactly one of ``prompt`` (text, encoded with the binary's GPT-2 tokenizer) or
+    ``tokens`` (ids). ``progress(done, total)`` is called as tokens are processed.
+    """
+    from dfx.sim.functional import generate as sim_generate
+
+    b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
+    if (prompt is None) == (tokens is None):
+        raise DfxError("give exactly one of --prompt TEXT or --tokens 1,2,3")
+    if max_new_tokens < 1:
+        raise DfxError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    tok: Tokenizer | None = None
+    if prompt is not None:
+        tok = binary_tokenizer(b, tokenizer)
+        ids = tok.encode(prompt)
+        if not ids:
+            raise DfxError("the prompt is empty: it encodes to no tokens")
+    else:
+        ids = [int(t) for t in tokens or []]
+        if not ids:
+            raise DfxError("--tokens is empty")
+        try:
+            tok = binary_tokenizer(b, tokenizer)
+        except DfxError:
+            tok = None
+    n_ctx, vocab = int(b.model["n_ctx"]), int(b.model["vocab_size"])
+    bad = [t for t in ids if not 0 <= t < vocab]
+    if bad:
+        raise DfxError(f"token id {bad[0]} is outside the model's vocabulary 0..{vocab - 1}")
+    if len(ids) + max_new_tokens > n_ctx:
+        raise DfxError(
+            f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "
+            f"context of {n_ctx} tokens"
+        )
+    all_ids, lg = sim_generate(b, ids, max_new_tokens, write_logits=logits, progress=progress)
+    new = [int(t) for t in all_ids[len(ids):]]
+    text = prompt_text = None
+    if tok is not None and all(t < 50257 for t in all_ids):
+        text, prompt_text = tok.decode(new), tok.decode(ids)
+    return GenerationResult(ids, new, text, prompt_text,
+                            None if lg is None else np.asarray(lg, dtype=np.float32))

@@ -1,0 +1,31 @@
+"""Pipelined floating-point blocks of the DFX core datapath (Amaranth 0.5; docs/numerics.md).
+
+* :class:`Fp16Mul`: FP16 x FP16 -> exact FP32 product (the MFU multiplier, DFX §IV-C);
+* :class:`Fp32Add`: FP32 + FP32 -> FP32, round-to-nearest-even (the MFU/VFU adder, §IV-C/D,
+  in FP32 rather than DFX's FP16);
+* :class:`Fp32ToFp16`: FP32 -> FP16, round-to-nearest-even (the FP32 -> storage rounding point);
+* :class:`AdderTree`: n-input pairwise tree of :class:`Fp32Add` (the lane MAC tree, §IV-C).
+
+All are IEEE with gradual underflow (no flush to zero) and canonical NaNs (FP16 ``0x7E00``, FP32
+``0x7FC00000``), bit-exact against :mod:`dfx.isa.golden.fp`. Common timing contract: operands and
+``valid_in`` enter on a cycle with ``en`` high (``en`` defaults to 1), the result and
+``valid_out`` appear ``latency`` en-cycles later, one operand set per cycle, no back-pressure
+(``en`` low freezes the whole pipeline; stream wrappers drive it). ``latency`` is a constructor
+argument (0 = combinational) and a read-only property for the timing model.
+:mod:`.fpformat` holds the shared field extraction, leading-zero count, sticky shift and RNE.
+"""
+
+from .adder_tree import AdderTree
+from .fp16_mul import DEFAULT_MUL_LATENCY, Fp16Mul
+from .fp32_add import DEFAULT_ADD_LATENCY, Fp32Add
+from .fp32_to_fp16 import DEFAULT_CVT_LATENCY, Fp32ToFp16
+
+__all__ = [
+    "DEFAULT_ADD_LATENCY",
+    "DEFAULT_CVT_LATENCY",
+    "DEFAULT_MUL_LATENCY",
+    "AdderTree",
+    "Fp16Mul",
+    "Fp32Add",
+    "Fp32ToFp16",
+]
