@@ -81,11 +81,10 @@ def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u28
     stage("resolution")
 
     get = _weights(model) if weights else None
-    images = []
-    for c in range(cards):
-        segs = emit.card_segments(part, memory[c], get)
-        images.append(CardImage(program=encode_program(instructions[c]), segments=segs,
-                                debug=debug[c], symbols=emit.card_symbols(part, memory[c])))
+    segments = emit.card_segments(part, memory, get)
+    images = [CardImage(program=encode_program(instructions[c]), segments=segments[c],
+                        debug=debug[c], symbols=emit.card_symbols(part, memory[c]))
+              for c in range(cards)]
     stage("emission")
     model_info: dict[str, Any] = {
         "arch": "gpt2", "name": cfg.name, "source": str(src), "n_layer": cfg.n_layer,

@@ -14,7 +14,7 @@ import numpy as np
 
 from dfx.compiler.memplan import CFG_FIELDS, CardMemory
 from dfx.compiler.partition import Partition
-from dfx.isa.container import CardImage, Segment
+from dfx.isa.container import Segment
 from dfx.isa.golden.ops import tile_matrix
 
 Weights = Callable[[str], np.ndarray]
@@ -67,55 +67,67 @@ class _Block:
         self.buf[r.offset: r.offset + raw.size] = raw
 
 
-def card_segments(p: Partition, mem: CardMemory, weights: Weights | None) -> list[Segment]:
-    """The initial HBM and DDR contents of card ``mem.card`` (no weights: only the KV fill)."""
-    c = mem.card
-    s = p.slices[c]
-    segs: list[Segment] = []
-    kv_bytes = mem.kv_layer_stride * p.n_layer
-    segs.append(Segment("hbm", mem.kv_base, length=kv_bytes, fill=0))
+def card_segments(p: Partition, memories: list[CardMemory], weights: Weights | None
+                  ) -> list[list[Segment]]:
+    """The initial HBM and DDR contents of every card (no weights: only the KV-cache fill).
+
+    Each tensor is read once and cut for all cards, so a lazily generated model is generated
+    once whatever the card count."""
+    segs: list[list[Segment]] = []
+    for mem in memories:
+        kv_bytes = mem.kv_layer_stride * p.n_layer
+        segs.append([Segment("hbm", mem.kv_base, length=kv_bytes, fill=0)])
     if weights is None:
         return segs
-    e = p.n_embd
-    first, count = s.heads
-    q_cols, k_cols, v_cols = (_heads_cols(p, first, count, part) for part in (0, 1, 2))
-    c0, cn = s.proj_cols
-    f0, fn = s.fc_cols
+    cols = [tuple(_heads_cols(p, s.heads[0], s.heads[1], part) for part in (0, 1, 2))
+            for s in p.slices]
     for layer in range(p.n_layer):
-        w = lambda name: weights(f"h.{layer}.{name}")  # noqa: E731,B023
-        hbm = _Block(mem, mem.hbm_layer_stride)
-        attn_w, attn_b = w("attn.c_attn.weight"), w("attn.c_attn.bias")
-        hbm.put("wq", _tiles(_take_cols(attn_w, q_cols), p))
-        hbm.put("wk", _tiles(_take_cols(attn_w, k_cols), p))
-        hbm.put("wv", _tiles(_take_cols(attn_w, v_cols), p))
-        hbm.put("wproj", _tiles(_padded_head_rows(p, w("attn.c_proj.weight"))[:, c0:c0 + cn], p))
-        hbm.put("wfc", _tiles(w("mlp.c_fc.weight")[:, f0:f0 + fn], p))
-        hbm.put("wfc2", _tiles(w("mlp.c_proj.weight")[:, c0:c0 + cn], p))
-        segs.append(Segment("hbm", mem.hbm_layer_base + layer * mem.hbm_layer_stride,
-                            hbm.buf))
-        ddr = _Block(mem, mem.ddr_layer_stride)
-        for region, name in (("ln1.g", "ln_1.weight"), ("ln1.b", "ln_1.bias"),
-                             ("ln2.g", "ln_2.weight"), ("ln2.b", "ln_2.bias")):
-            ddr.put(region, w(name))
-        ddr.put("bq", _take_cols(attn_b, q_cols))
-        ddr.put("bk", _take_cols(attn_b, k_cols))
-        ddr.put("bv", _take_cols(attn_b, v_cols))
-        ddr.put("bproj", w("attn.c_proj.bias")[c0:c0 + cn])
-        ddr.put("bfc", w("mlp.c_fc.bias")[f0:f0 + fn])
-        ddr.put("bfc2", w("mlp.c_proj.bias")[c0:c0 + cn])
-        segs.append(Segment("ddr", mem.ddr_layer_base + layer * mem.ddr_layer_stride, ddr.buf))
-    v0, vn = s.vocab_cols
+        w = {name: weights(f"h.{layer}.{name}") for name in LAYER_TENSORS}
+        proj_rows = _padded_head_rows(p, w["attn.c_proj.weight"])
+        for mem, s, (q_cols, k_cols, v_cols) in zip(memories, p.slices, cols, strict=True):
+            c0, cn = s.proj_cols
+            f0, fn = s.fc_cols
+            hbm = _Block(mem, mem.hbm_layer_stride)
+            attn_w, attn_b = w["attn.c_attn.weight"], w["attn.c_attn.bias"]
+            hbm.put("wq", _tiles(_take_cols(attn_w, q_cols), p))
+            hbm.put("wk", _tiles(_take_cols(attn_w, k_cols), p))
+            hbm.put("wv", _tiles(_take_cols(attn_w, v_cols), p))
+            hbm.put("wproj", _tiles(proj_rows[:, c0:c0 + cn], p))
+            hbm.put("wfc", _tiles(w["mlp.c_fc.weight"][:, f0:f0 + fn], p))
+            hbm.put("wfc2", _tiles(w["mlp.c_proj.weight"][:, c0:c0 + cn], p))
+            segs[mem.card].append(
+                Segment("hbm", mem.hbm_layer_base + layer * mem.hbm_layer_stride, hbm.buf))
+            ddr = _Block(mem, mem.ddr_layer_stride)
+            for region, name in (("ln1.g", "ln_1.weight"), ("ln1.b", "ln_1.bias"),
+                                 ("ln2.g", "ln_2.weight"), ("ln2.b", "ln_2.bias")):
+                ddr.put(region, w[name])
+            ddr.put("bq", _take_cols(attn_b, q_cols))
+            ddr.put("bk", _take_cols(attn_b, k_cols))
+            ddr.put("bv", _take_cols(attn_b, v_cols))
+            ddr.put("bproj", w["attn.c_proj.bias"][c0:c0 + cn])
+            ddr.put("bfc", w["mlp.c_fc.bias"][f0:f0 + fn])
+            ddr.put("bfc2", w["mlp.c_proj.bias"][c0:c0 + cn])
+            segs[mem.card].append(
+                Segment("ddr", mem.ddr_layer_base + layer * mem.ddr_layer_stride, ddr.buf))
     head = weights("lm_head.weight")  # [V, E]
-    cols = np.arange(v0, v0 + vn)
-    lm = np.zeros((e, vn), dtype=np.float16)
-    ok = cols < p.vocab
-    lm[:, ok] = head[cols[ok]].T
-    segs.append(Segment("hbm", mem.addr("lm_head"), _tiles(lm, p)))
-    for region, name in (("wte", "wte.weight"), ("wpe", "wpe.weight"), ("ln_f.g", "ln_f.weight"),
-                         ("ln_f.b", "ln_f.bias")):
-        data = np.ascontiguousarray(weights(name), dtype=np.float16)
-        segs.append(Segment("ddr", mem.addr(region), data.reshape(-1).view(np.uint8)))
+    glob = {name: np.ascontiguousarray(weights(name), dtype=np.float16).reshape(-1)
+            for name in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")}
+    for mem, s in zip(memories, p.slices, strict=True):
+        v0, vn = s.vocab_cols
+        vcols = np.arange(v0, v0 + vn)
+        lm = np.zeros((p.n_embd, vn), dtype=np.float16)
+        ok = vcols < p.vocab
+        lm[:, ok] = head[vcols[ok]].T
+        segs[mem.card].append(Segment("hbm", mem.addr("lm_head"), _tiles(lm, p)))
+        for region, name in (("wte", "wte.weight"), ("wpe", "wpe.weight"),
+                             ("ln_f.g", "ln_f.weight"), ("ln_f.b", "ln_f.bias")):
+            segs[mem.card].append(Segment("ddr", mem.addr(region), glob[name].view(np.uint8)))
     return segs
+
+
+LAYER_TENSORS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+                 "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+                 "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")
 
 
 def card_symbols(p: Partition, mem: CardMemory) -> dict[str, dict]:
@@ -134,6 +146,3 @@ def card_symbols(p: Partition, mem: CardMemory) -> dict[str, dict]:
     }
 
 
-def card_image(program: bytes, segments: list[Segment], debug: list[tuple[int, str]],
-               symbols: dict) -> CardImage:
-    return CardImage(program=program, segments=segments, debug=debug, symbols=symbols)

@@ -83,9 +83,7 @@ class Appliance:
         memory that no program or host write has touched."""
         def pristine(e: Any) -> bool:
             card, space = e.key[0]
-            m = self.cards[card].mem[space]
-            return not any(p in m.dirty_pages
-                           for p in range(e.lo >> m.page_bits, ((e.hi - 1) >> m.page_bits) + 1))
+            return not self.cards[card].mem[space].touched(e.lo, e.hi)
 
         self.cache.retain(pristine)
         self.ring = self._new_ring()

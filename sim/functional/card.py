@@ -143,7 +143,7 @@ class Card:
             else:
                 m.write(seg.addr, seg.data, count=False)
         for m in mem.values():
-            m.dirty_pages.clear()
+            m.dirty.clear()
         return mem
 
     def _invalidator(self, space: str) -> Callable[[int, int], None]:
@@ -420,7 +420,7 @@ class Card:
         if self.golden_matvec:
             h, rmax = gops.matvec(w, x, **kw)
         else:
-            h, rmax = mpu.matvec(w, x, **kw)
+            h, rmax = mpu.matvec(w, x, row_max=kind == "maskedmm", **kw)
         fill = gfp.NEG_MAX16 if kind == "maskedmm" else np.float16(0.0)
         out = np.full((batch, yv * d), fill, dtype=np.float16)
         out[:, :n_out] = h

@@ -65,7 +65,9 @@ class Memory:
         self._partial: dict[int, np.ndarray] = {}  # page -> bool mask of written bytes
         self._partial_count: dict[int, int] = {}  # page -> number of written bytes
         self.listeners: list[Callable[[int, int], None]] = []
-        self.dirty_pages: set[int] = set()  # pages written since the last clear()
+        # blocks of 2**dirty_bits bytes written since the last clear() (after the image load)
+        self.dirty_bits = min(12, self.page_bits)
+        self.dirty: set[int] = set()
         self.read_bytes = 0
         self.written_bytes = 0
         self._channel_read = np.zeros(channels, dtype=np.int64)
@@ -271,15 +273,24 @@ class Memory:
             else:
                 self._partial_count[p] = c
 
+    def _dirty(self, lo: int, hi: int) -> None:
+        b = self.dirty_bits
+        self.dirty.update(range(lo >> b, ((hi - 1) >> b) + 1))
+
+    def touched(self, lo: int, hi: int) -> bool:
+        """True if a byte of ``[lo, hi)`` was written since the last ``dirty.clear()``."""
+        b = self.dirty_bits
+        return any(k in self.dirty for k in range(lo >> b, ((hi - 1) >> b) + 1))
+
     def _store(self, addr: int, data: np.ndarray) -> None:
         n = data.size
+        self._dirty(addr, addr + n)
         a, end = addr, addr + n
         while a < end:
             p = a >> self.page_bits
             o = a & self._mask
             k = min(end - a, self.page_size - o)
             page = self._page_for_write(p, o, k)
-            self.dirty_pages.add(p)
             page[o:o + k] = data[a - addr:a - addr + k]
             self._mark(p, o, k)
             a += k
@@ -307,13 +318,14 @@ class Memory:
     def fill(self, addr: int, n: int, value: int, *, count: bool = False) -> None:
         """Set ``n`` bytes to ``value`` (fill segments)."""
         self.check_bounds(addr, n, "fill")
+        if n:
+            self._dirty(addr, addr + n)
         a, end = addr, addr + n
         while a < end:
             p = a >> self.page_bits
             o = a & self._mask
             k = min(end - a, self.page_size - o)
             page = self._page_for_write(p, o, k)
-            self.dirty_pages.add(p)
             page[o:o + k] = value
             self._mark(p, o, k)
             a += k
@@ -353,12 +365,12 @@ class Memory:
         rev_u, rev_i = np.unique(addrs[::-1], return_index=True)
         keep = addrs.size - 1 - rev_i
         addrs, vals = rev_u, vals[keep]
+        self.dirty.update(np.unique(addrs >> self.dirty_bits).tolist())
         pages = addrs >> self.page_bits
         for p in np.unique(pages).tolist():
             sel = pages == p
             offs = addrs[sel] & self._mask
             page = self._page_for_write(p, 0, 0)
-            self.dirty_pages.add(p)
             page.view(np.uint16)[offs >> 1] = vals[sel]
             m = self._partial.get(p)
             if m is not None:

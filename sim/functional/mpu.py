@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfx.isa.golden.fp import NEG_MAX16, canon16, round16
+from dfx.isa.golden.fp import NEG_MAX16, round16
 from dfx.isa.golden.ops import reduce_max16
 from dfx.isa.golden.tables import gelu16
 
@@ -76,8 +76,8 @@ class Prepared:
 def prepare(tiles: np.ndarray) -> Prepared:
     """Prepare ``float16[NT, KT, l, d]`` tiles (the golden tile layout) for :func:`matvec`."""
     nt, kt, l, d = tiles.shape  # noqa: E741
-    t = tiles.transpose(1, 3, 0, 2)[:, bit_reverse(d)]  # [KT, d(bitrev), NT, l]
-    w = t.reshape(kt, d, nt * l).astype(np.float32)
+    t = tiles[..., bit_reverse(d)].transpose(1, 3, 0, 2)  # [KT, d (bit-reversed), NT, l]
+    w = t.astype(np.float32, order="C").reshape(kt, d, nt * l)
     w.setflags(write=False)
     return Prepared(w=w, nt=nt, kt=kt, l=l, d=d)
 
@@ -121,9 +121,15 @@ def mac(p: Prepared, x16: np.ndarray) -> np.ndarray:
 
 def matvec(p: Prepared, x16: np.ndarray, *, bias: np.ndarray | None = None,
            scale: np.float32 | None = None, mask_limit: int | None = None,
-           gelu_table: object = None) -> tuple[np.ndarray, np.ndarray]:
+           gelu_table: object = None, row_max: bool = True
+           ) -> tuple[np.ndarray, np.ndarray | None]:
     """Bit-identical to ``golden.matvec(tiles, x16, bias=, scale=, mask_limit=, gelu_table=)``
-    for ``x16: float16[B, KT·d]``: returns ``(h float16[B, NT·l], rowmax float32[B])``."""
+    for ``x16: float16[B, KT·d]``: returns ``(h float16[B, NT·l], rowmax float32[B])``
+    (rowmax None unless ``row_max``: only MaskedMM uses it).
+
+    The golden epilogue ends with ``canon16(h)``; here ``h`` is already canonical at that point
+    (``round16`` canonicalises, the mask writes a finite value, the GELU table returns the
+    canonical NaN), so that pass is skipped."""
     with np.errstate(all="ignore"):
         acc = mac(p, x16)
         if bias is not None:
@@ -137,7 +143,8 @@ def matvec(p: Prepared, x16: np.ndarray, *, bias: np.ndarray | None = None,
             h = np.where(np.arange(n)[None, :] > lim, NEG_MAX16, h)
         if gelu_table is not None:
             h = np.asarray(gelu16(h, gelu_table))
-        h = np.asarray(canon16(h))
+        if not row_max:
+            return h, None
         return h, np.atleast_1d(np.asarray(reduce_max16(h)))
 
 

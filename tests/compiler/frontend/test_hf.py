@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -201,6 +202,20 @@ def test_lazy_and_config_only_loading(ckpt, model):
     (ckpt / "model.safetensors").unlink()
     bare = load_checkpoint(ckpt, weights=False)  # reads config.json only
     assert not bare.has_weights and bare.config.n_embd == 8
+
+
+def test_save_streams_a_lazy_model_with_tokenizer_files(tmp_path):
+    from dfx.compiler.frontend import preset_model
+    from dfx.host.tokenizer import load_tokenizer
+
+    lazy = preset_model("gpt2-tiny", seed=5, lazy=True)
+    d = save_checkpoint(lazy, tmp_path / "tiny", dtype="float16", tokenizer=True)
+    assert (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (d / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # not 0600
+    assert_same(load_checkpoint(d), lazy)
+    assert load_tokenizer(d).encode("Hello world") == [15496, 995]
 
 
 def test_save_options(tmp_path, model):

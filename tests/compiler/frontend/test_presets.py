@@ -166,5 +166,7 @@ def test_load_model_resolution(tmp_path, monkeypatch):
             f"'{hub_id}' is not a local directory; dfx never "
             "downloads: pass a local Hugging Face checkpoint"
         )
+    with pytest.raises(PresetError, match="empty model name"):
+        load_model("")
     with pytest.raises(CheckpointError, match=r"checkpoint directory '\./missing/ck' does not"):
         load_model("./missing/ck")

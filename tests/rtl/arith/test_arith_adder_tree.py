@@ -79,12 +79,12 @@ def _check(tree: AdderTree, r: np.ndarray) -> None:
 
 def test_tiny_core_lane_tree():
     core = load_core("tiny")  # d = 8, add_latency = 2
-    _check(AdderTree.from_core(core), rows(core.mpu.d, 480, seed=40))
+    _check(AdderTree.from_core(core), rows(core.mpu.d, 300, seed=40))
 
 
 @pytest.mark.parametrize(("n", "add_latency"), [(1, 0), (2, 1), (4, 0), (4, 3), (16, 1)])
 def test_other_shapes(n, add_latency):
-    _check(AdderTree(n, add_latency), rows(n, 120 if n < 16 else 60, seed=41 + n + add_latency))
+    _check(AdderTree(n, add_latency), rows(n, 72 if n < 16 else 24, seed=41 + n + add_latency))
 
 
 def test_order_is_pairwise_adjacent():
