@@ -38,6 +38,14 @@ def _power_of_two(v: int) -> str | None:
     return None if v > 0 and v & (v - 1) == 0 else "must be a power of two"
 
 
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _fraction(v: float) -> str | None:
+    return None if 0 < v <= 1 else "must be in (0, 1]"
+
+
 @dataclass(frozen=True)
 class HbmConfig:
     pseudo_channels: int = field(metadata={"check": _positive})
@@ -46,6 +54,11 @@ class HbmConfig:
     axi_port_bits: int = field(metadata={"check": _power_of_two})
     axi_clock_mhz: float = field(metadata={"check": _positive})
     interleave_bytes: int = field(metadata={"check": _power_of_two})
+    # timing (docs/timing.md): sustained fraction of pc_bandwidth_gbs for streams, idle read
+    # latency, and the bus turnaround when a pseudo-channel switches between read and write
+    efficiency: float = field(metadata={"check": _fraction})
+    read_latency_ns: float = field(metadata={"check": _positive})
+    turnaround_ns: float = field(metadata={"check": _non_negative})
 
     @property
     def capacity_bytes(self) -> int:
@@ -61,6 +74,10 @@ class DdrConfig:
     channels: int = field(metadata={"check": _positive})
     channel_capacity_bytes: int = field(metadata={"check": _positive})
     channel_bandwidth_gbs: float = field(metadata={"check": _positive})
+    # timing (docs/timing.md): access granule, sustained fraction of the peak, read latency
+    burst_bytes: int = field(metadata={"check": _power_of_two})
+    efficiency: float = field(metadata={"check": _fraction})
+    read_latency_ns: float = field(metadata={"check": _positive})
 
     @property
     def capacity_bytes(self) -> int:
@@ -71,6 +88,12 @@ class DdrConfig:
 class QsfpConfig:
     ports: int = field(metadata={"check": _positive})
     line_rate_gbps: float = field(metadata={"check": _positive})
+    # timing (docs/timing.md): line code (payload bits per line block), the link layer's
+    # transmit-to-receive latency and the cable's propagation delay
+    encoding_payload_bits: int = field(metadata={"check": _positive})
+    encoding_line_bits: int = field(metadata={"check": _positive})
+    link_latency_ns: float = field(metadata={"check": _non_negative})
+    cable_delay_ns: float = field(metadata={"check": _non_negative})
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,7 @@ class VpuConfig:
     bypass_latency: int = field(metadata={"check": _positive})
     scalar_latency: int = field(metadata={"check": _positive})
     table_latency: int = field(metadata={"check": _positive})
+    compare_latency: int = field(metadata={"check": _positive})
 
 
 def _table_check(t: TableSpec) -> str | None:
@@ -193,6 +217,21 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class TimingConfig:
+    """Cycle-level parameters of the core that only the timing model and the RTL need
+    (docs/timing.md): instruction issue, unit queues, the DMA's memory ports, buffers and the
+    router's pipeline."""
+
+    issue_cycles: int = field(metadata={"check": _positive})
+    branch_penalty: int = field(metadata={"check": _non_negative})
+    int_latency: int = field(metadata={"check": _positive})
+    unit_queue: int = field(metadata={"check": _non_negative})
+    dma_port_bits: int = field(metadata={"check": _power_of_two})
+    wbuf_latency: int = field(metadata={"check": _positive})
+    router_latency: int = field(metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
 class CoreConfig:
     """A DFX compute core (``boards/cores/<name>.yaml``) and the board it sits on."""
 
@@ -206,6 +245,7 @@ class CoreConfig:
     tables: TablesConfig = None  # type: ignore[assignment]
     buffers: BufferConfig = None  # type: ignore[assignment]
     control: ControlConfig = None  # type: ignore[assignment]
+    timing: TimingConfig = None  # type: ignore[assignment]
     sources: dict[str, str] = field(default_factory=dict)
     board_config: BoardConfig | None = field(default=None, metadata={"internal": True})
 

@@ -195,6 +195,11 @@ def render(spec: Spec | None = None) -> str:
         "nothing).",
         "",
     ]
+    rules = spec.raw.get("execution") or []
+    if rules:
+        L += ["## Execution rules", ""]
+        L += [f"* {' '.join(str(r).split())}" for r in rules]
+        L.append("")
     # worked example
     ex = example(WORKED_EXAMPLE, spec)
     fields = ex.fields

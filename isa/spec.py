@@ -391,7 +391,7 @@ def parse_spec(data: Any, source: str = "spec.yaml") -> Spec:
     """Validate the parsed YAML of a spec and resolve it. Raises :class:`SpecError`."""
     c = _Checker(source)
     top = c.mapping(data, "top level")
-    c.keys(top, "top level", _TOP_KEYS)
+    c.keys(top, "top level", _TOP_KEYS, {"execution"})
     name = c.str_(top["name"], "name")
     version = c.str_(str(top["version"]), "version")
     word_bits = c.int_(top["word_bits"], "word_bits", lo=8)

@@ -26,8 +26,10 @@ class AdderTree(wiring.Component):
 
     Ports: ``inputs`` (array of n 32-bit patterns), ``valid_in``, ``en`` (clock enable, default
     1) in; ``result`` (32-bit pattern), ``valid_out`` out. ``depth`` = log2(n) levels of
-    :class:`Fp32Add` with ``add_latency`` registers each, so ``latency`` = depth * add_latency.
-    ``en`` low freezes every register. n = 1 is a wire (NaN still canonicalised), latency 0.
+    :class:`Fp32Add` with ``add_latency`` registers each (no registers between levels), so
+    ``latency`` = depth * add_latency. Same timing contract as :class:`Fp32Add`: one input set
+    per en-high cycle, ``en`` low freezes every register, add_latency 0 is combinational.
+    n = 1 is a wire (NaN still canonicalised), latency 0.
     """
 
     def __init__(self, n: int, add_latency: int = DEFAULT_ADD_LATENCY):

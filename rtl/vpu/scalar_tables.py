@@ -13,8 +13,6 @@ The range reduction and evaluation are the golden model's ``recip32`` / ``rsqrt3
   ``x < 0 -> NaN``, ``+inf -> +0``; NaN -> ``0x7FC00000``.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 
@@ -49,6 +47,13 @@ def _delay(m: Module, value: Value, n: int, en: Value, name: str, *, reset_less:
     return Value.cast(value)
 
 
+def _signed(m: Module, v: Value, name: str) -> Signal:
+    """An unsigned value zero-extended into a signed signal (for exponent arithmetic)."""
+    s = Signal(signed(len(v) + 2), name=name)
+    m.d.comb += s.eq(v)
+    return s
+
+
 def scale_pow2(m: Module, r: Value, k: Value, name: str) -> Value:
     """``RN32(r * 2^k)`` of a finite FP32 ``r`` (bit pattern) and a signed integer ``k``:
     gradual underflow with round-to-nearest-even, overflow to inf (combinational).
@@ -58,8 +63,8 @@ def scale_pow2(m: Module, r: Value, k: Value, name: str) -> Value:
     u = unpack(m, FP32, r, f"{name}_r")
     lz = lzc(m, u.sig, f"{name}_lz")  # 0 for normals, 24 for zero
     sig = _wire(m, (u.sig << lz)[:24], f"{name}_sig")  # leading one at bit 23
-    new_e = _wire(m, u.eff_exp.as_signed() - lz.as_signed() + k, f"{name}_e")  # biased
-    new_e = new_e.as_signed()
+    new_e = Signal(signed(12), name=f"{name}_e")  # biased exponent of the result
+    m.d.comb += new_e.eq(_signed(m, u.eff_exp, f"{name}_ee") - lz + k)
     # subnormal result: shift right by 1 - new_e >= 1 (kept bits below the exponent field)
     sh = _wire(m, Mux(new_e < -40, 41, 1 - new_e)[:6], f"{name}_sh")
     kept_g, sticky = shift_right_sticky(m, Cat(Const(0, 1), sig), sh, f"{name}_sub")
@@ -117,7 +122,7 @@ class ScalarTable(wiring.Component):
         return self._fn
 
     @property
-    def table(self) -> gtab.PwlTable:
+    def table(self) -> "gtab.PwlTable":
         """The golden table the ROM is built from."""
         return self._tab
 
@@ -143,7 +148,7 @@ class ScalarTable(wiring.Component):
         lz = lzc(m, u.sig, "x_lz")  # 0 for normals, 1..23 for subnormals
         sig = _wire(m, (u.sig << lz)[:24], "x_sig")  # m = sig * 2^-23 in [1, 2)
         e = Signal(signed(10), name="x_e")  # unbiased exponent of x = m 2^e
-        m.d.comb += e.eq(u.eff_exp.as_signed() - FP32.bias - lz.as_signed())
+        m.d.comb += e.eq(_signed(m, u.eff_exp, "x_ee") - FP32.bias - lz)
         if rsqrt:
             odd = e[0]
             mfix = _wire(m, (Cat(sig, Const(0, 1)) << odd)[:25], "mfix")  # m in [1, 4)
@@ -176,7 +181,9 @@ class ScalarTable(wiring.Component):
             sign = Const(0, 1)
         else:
             nan = u.is_nan
-            special = Mux(u.is_zero, Cat(Const(FP32.inf_bits(), 31), u.sign), Cat(Const(0, 31), u.sign))
+            special = Mux(
+                u.is_zero, Cat(Const(FP32.inf_bits(), 31), u.sign), Cat(Const(0, 31), u.sign)
+            )
             is_special = nan | u.is_zero | u.is_inf
             sign = u.sign
         s1 = {

@@ -246,7 +246,9 @@ class Appliance:
             unknown = [f for f in fields if f not in values]
             if unknown:
                 raise HostError(f"the binary's cfg block has unknown field {unknown[0]!r}")
-            csym, tsym = b.cards[c].symbols["cfg"], b.cards[c].symbols["tokens"]
+            csym, tsym = b.cards[c].symbols.get("cfg"), b.cards[c].symbols.get("tokens")
+            if csym is None or tsym is None:
+                raise HostError(f"card {c} of the binary has no 'cfg'/'tokens' symbol")
             self.write_u32(c, csym["space"], csym["addr"], [values[f] for f in fields])
             self.write_u32(c, tsym["space"], tsym["addr"], prompt)
         card0 = self.cards[0]

@@ -5,9 +5,10 @@ s0..s(srf_scalars-1) (FP32), the vector register file (``vrf_vectors`` d-wide FP
 with a valid bit: reading a never-written vector is an error), the pc, the hardware-loop stack,
 the card's HBM, DDR and DMA weight buffer (:mod:`.memory`) and its two ring FIFOs (:mod:`.ring`).
 
-Each instruction is executed with the golden arithmetic (:mod:`dfx.isa.golden`), so results are
-bit-identical to the definition. Semantics follow ``isa/spec.yaml``; the points the spec leaves
-open are fixed here (module ``SEMANTICS`` below and the docstrings of the handlers).
+Each instruction is executed with the golden arithmetic (:mod:`dfx.isa.golden`), bit for bit;
+matrix instructions use :mod:`.mpu`, a faster form of the golden ``matvec`` that tests prove
+bit-identical (``golden_matvec=True`` calls the golden function itself). Semantics follow
+``isa/spec.yaml``; the points it leaves open are fixed as listed in :data:`SEMANTICS`.
 """
 
 from __future__ import annotations
@@ -42,16 +43,27 @@ from .ring import Link
 __all__ = ["Card", "SEMANTICS", "decode_image"]
 
 SEMANTICS = """\
-Resolved details of the ISA semantics (the spec is silent on these):
-* counts (imm + r{reg}) that evaluate negative are illegal; a matrix instruction needs
-  kt >= 1 and nt >= 1; vmax/vargmax need n >= 1; other counts of 0 do nothing;
-* FP16 data addresses in HBM/DDR/weight buffer (DMA, weights, bias) and DMA strides must be even;
-  lw/sw need 4-byte alignment (spec);
-* loop: body >= 1 and the instruction at pc+body must be an endloop; an endloop must close the
-  innermost active loop; a taken branch may not leave the innermost active loop's body;
-* send/recv move vectors one at a time (a send blocks while the FIFO is full, keeping the
-  vectors already sent); a card that runs past the end of its program is an error;
-* the SRF starts as +0.0 (no valid bits); integer registers start at 0.
+Details of the ISA semantics that isa/spec.yaml leaves open, as this simulator fixes them:
+* A count (imm + r{reg}) that evaluates negative is illegal. Matrix instructions need kt >= 1
+  and nt >= 1, vmax and vargmax n >= 1; any other count of 0 does nothing.
+* FP16 data addresses in hbm/ddr/wbuf (DMA, weights, bias) and DMA strides must be even;
+  lw/sw addresses 4-byte aligned (spec). Any negative address or one past the memory is an error.
+* Every VRF vector read must have been written before, including whole vectors of which only a
+  part is used (the last vector of store/store_t/vargmax with n not a multiple of d).
+* Matrix instructions read all of x (and the weights) before writing y; vector instructions
+  compute y from the old a/b when they overlap. MaskedMM's row maximum is over the nt*l outputs
+  (the -65504 padding of the last vector is not included).
+* store with a stride writes chunk k (d elements, the last one partial) at dst + k*stride, in
+  order; store_t follows the spec's formula even with stride 0 (a later element wins); copy
+  reads all its source before writing (memmove).
+* loop: body >= 1 and the instruction at pc+body must be an endloop; nesting deeper than
+  core.control.loop_depth is an error; an endloop must close the innermost active loop; a taken
+  branch may not leave the innermost active loop's body, and must stay inside the program.
+* send/recv move vectors one at a time: a send pushes what fits and blocks (keeping what it has
+  sent) while the receive FIFO is full, a recv takes what has arrived and blocks until it has
+  all n. So n may exceed the FIFO depth. With one card, send/recv are illegal.
+* A card that runs past the end of its program (no halt) is an error. At power-on the integer
+  registers and the SRF are 0 / +0.0 (the SRF has no valid bits), every VRF vector is invalid.
 """
 
 _MASK64 = (1 << 64) - 1
@@ -386,9 +398,11 @@ class Card:
         raw = m.read_runs(addr, nt, kt * tb, kts * tb, what="weight read")
         tiles = raw.view(np.float16).reshape(nt, kt, self.l, self.d)
         prep = gops.prepare_tiles(tiles) if self.golden_matvec else mpu.prepare(tiles)
-        self.cache.offer(key, addr, addr + ((nt - 1) * kts + kt) * tb, prep,
+        hi = addr + ((nt - 1) * kts + kt) * tb
+        self.cache.offer(key, addr, hi, prep,
                          lambda: m.channel_split(addr + kts * tb * np.arange(nt, dtype=np.int64),
-                                                 kt * tb))
+                                                 kt * tb),
+                         now=not m.touched(addr, hi))
         return prep
 
     def _matrix(self, ins: Instruction, kind: str) -> None:

@@ -66,7 +66,7 @@ class Memory:
         self._partial_count: dict[int, int] = {}  # page -> number of written bytes
         self.listeners: list[Callable[[int, int], None]] = []
         # blocks of 2**dirty_bits bytes written since the last clear() (after the image load)
-        self.dirty_bits = min(12, self.page_bits)
+        self.dirty_bits = min(10, self.page_bits)
         self.dirty: set[int] = set()
         self.read_bytes = 0
         self.written_bytes = 0
@@ -360,6 +360,9 @@ class Memory:
         addrs = addrs.astype(np.int64, copy=False)
         lo, hi = int(addrs.min()), int(addrs.max()) + 2
         self.check_bounds(lo, hi - lo, what)
+        if (addrs & 1).any():
+            raise MemoryAccessError(f"{self.label} {what}: 16-bit element at odd address "
+                                    f"{int(addrs[np.argmax(addrs & 1)]):#x}")
         vals = np.ascontiguousarray(values).view(np.uint16).reshape(-1)
         # keep the last write to each address
         rev_u, rev_i = np.unique(addrs[::-1], return_index=True)

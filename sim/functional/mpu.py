@@ -19,10 +19,11 @@ golden order, and the epilogue (bias, scale, FP16 rounding, mask, GELU, NaN cano
 row maximum) calls the golden functions, so the result is identical bit for bit.
 
 :class:`TileCache` keeps prepared (FP32-widened, re-laid-out) weights keyed by
-``(space, address, kt, nt, kt_stride)``. An entry is only filled on the *second* use of a key
-without an overlapping write in between (weights are used once per token; the KV cache is
-rewritten between uses and would only waste memory), it is dropped by any write overlapping its
-bytes, and the cache is bounded (least recently used entries go first).
+``(space, address, kt, nt, kt_stride)``. Matrices in memory that no program or host has written
+since the image was loaded (the weights) are cached on first use; others only on the *second*
+use of a key without an overlapping write in between (the KV cache is rewritten between uses
+and would only waste memory). Any write overlapping an entry's bytes drops it, and the cache is
+bounded (least recently used entries go first).
 """
 
 from __future__ import annotations
@@ -189,17 +190,19 @@ class TileCache:
         return e
 
     def offer(self, key: tuple, lo: int, hi: int, prepared: object,
-              split: Callable[[], np.ndarray] | None = None) -> None:
+              split: Callable[[], np.ndarray] | None = None, now: bool = False) -> None:
         """Record a use of ``key`` (bytes ``[lo, hi)`` of its space): the first use is only
-        remembered, a second one (no overlapping write in between) stores ``prepared``."""
+        remembered (unless ``now``: memory no program has written, i.e. weights), a second
+        one (no overlapping write in between) stores ``prepared``."""
         e = self._entries.get(key)
         if e is None:
             pages = range(lo >> self.page_bits, ((hi - 1) >> self.page_bits) + 1)
             e = self._entries[key] = _Entry(key, lo, hi, pages)
             for p in pages:
                 self._index.setdefault((key[0], p), set()).add(key)
-            self._evict()
-            return
+            if not now:
+                self._evict()
+                return
         self._entries.move_to_end(key)
         if e.prepared is None:
             nbytes = int(getattr(prepared, "nbytes", 0) or prepared.w32.nbytes)

@@ -1,0 +1,316 @@
+"""``Vfu``: the Vector Function Unit of the VPU (DFX §2.5), element-wise on d-wide FP16 vectors.
+
+Operations (numerics: the golden ``dfx.isa.golden.fp`` / ``tables``, docs/numerics.md):
+
+* ``vadd, vsub`` = ``round16(round32(f32(a) ± f32(b)))``: FP16 -> FP32 widening (exact),
+  :class:`~dfx.rtl.arith.Fp32Add`, :class:`~dfx.rtl.arith.Fp32ToFp16`;
+* ``vadds, vsubs`` = ``round16(round32(f32(a) ± s))`` with the FP32 scalar ``s`` (same adders);
+* ``vmul`` = ``round16(a*b)``: :class:`~dfx.rtl.arith.Fp16Mul` (exact product), one rounding;
+* ``vmuls`` = ``round16(round32(f32(a) * s))``: :class:`~dfx.rtl.arith.fp32_mul.Fp32Mul`;
+* ``vexp, vgelu``: the piecewise-linear FP16 table units
+  (:class:`~dfx.rtl.arith.pwl_table.PwlTable`, d lanes each sharing the table ROMs);
+* ``vmov``: the bypass (load/store path), ``bypass_latency`` register stages;
+* ``vacc, vaccsq``: no vector result; the multiplier bank forms ``a*1`` (= ``f32(a)``) or the
+  exact squares ``a*a`` and hands them to SFU_V on the ``prod`` port.
+
+One d-vector per cycle. Every vector result leaves through one shared bank of FP32 -> FP16
+converters, so the per-op latencies are add: ``add_latency``, mul/muls: ``mul_latency`` (each
+``cvt_latency`` of them in the converter), exp/gelu: ``table_latency``, mov: ``bypass_latency``.
+Results of different ops must not meet at the output: the issuer (:class:`~.vpu.Vpu`) starts an
+op of latency L only ``L_prev - L + 1`` cycles after the last vector of an op of latency
+``L_prev``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from dfx.isa.golden import tables as gtab
+
+from ..arith.fp16_mul import Fp16Mul
+from ..arith.fp32_add import Fp32Add
+from ..arith.fp32_mul import Fp32Mul
+from ..arith.fp32_to_fp16 import Fp32ToFp16
+from ..arith.fpformat import check_latency, wire
+from ..arith.pwl_table import PwlTable, fp16_to_fp32
+from ..isa_layouts import Opcode
+
+__all__ = ["VFU_OPS", "Vfu", "VpuOp", "check_pow2", "delay", "widen16"]
+
+
+class VpuOp(enum.Enum, shape=8):
+    """VPU operations; the values are the ISA opcodes (``isa/spec.yaml``). ``NOP`` (and any
+    other value) does nothing."""
+
+    NOP = Opcode.NOP.value
+    VADD = Opcode.VADD.value
+    VSUB = Opcode.VSUB.value
+    VMUL = Opcode.VMUL.value
+    VADDS = Opcode.VADDS.value
+    VSUBS = Opcode.VSUBS.value
+    VMULS = Opcode.VMULS.value
+    VEXP = Opcode.VEXP.value
+    VGELU = Opcode.VGELU.value
+    VMOV = Opcode.VMOV.value
+    VACC = Opcode.VACC.value
+    VACCSQ = Opcode.VACCSQ.value
+    VMAX = Opcode.VMAX.value
+    VARGMAX = Opcode.VARGMAX.value
+    SADD = Opcode.SADD.value
+    SSUB = Opcode.SSUB.value
+    SMUL = Opcode.SMUL.value
+    SRECIP = Opcode.SRECIP.value
+    SRSQRT = Opcode.SRSQRT.value
+
+
+VFU_OPS = (
+    VpuOp.VADD,
+    VpuOp.VSUB,
+    VpuOp.VMUL,
+    VpuOp.VADDS,
+    VpuOp.VSUBS,
+    VpuOp.VMULS,
+    VpuOp.VEXP,
+    VpuOp.VGELU,
+    VpuOp.VMOV,
+)
+"""Operations with a vector result."""
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def check_pow2(value: object, name: str) -> int:
+    """Validate a power of two >= 1 (an ``int``, not ``bool``)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a power of two >= 1, not {value!r}")
+    if value < 1 or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two >= 1, not {value!r}")
+    return value
+
+
+def delay(m: Module, value: Value, n: int, en: Value, name: str, *, reset_less: bool = True):
+    """``value`` through ``n`` registers that load while ``en`` is high (valid chains: reset)."""
+    value = Value.cast(value)
+    for j in range(n):
+        r = Signal(value.shape(), name=f"{name}_d{j}", reset_less=reset_less)
+        with m.If(en):
+            m.d.sync += r.eq(value)
+        value = r
+    return value
+
+
+def widen16(m: Module, x: Value, name: str) -> Value:
+    """FP16 -> FP32 bit pattern, exact (golden ``widen16``; NaN -> ``0x7FC00000``)."""
+    return fp16_to_fp32(m, x, name)
+
+
+# ---------------------------------------------------------------------------------- VFU
+
+
+class Vfu(wiring.Component):
+    """The VFU datapath: ``d`` lanes, one operand set per ``en`` cycle (see module docstring).
+
+    Ports (all ``In`` unless noted): ``en`` (clock enable, default 1; low freezes every
+    register), ``valid_in``, ``op`` (:class:`VpuOp`), ``a``, ``b`` (d x FP16), ``s`` (FP32
+    scalar), ``acc_first``, ``acc_last`` (tags of vacc/vaccsq vectors, passed to ``prod_*``);
+    ``Out``: ``result`` (d x FP16), ``valid_out``, ``prod`` (d x FP32: ``f32(a)`` for vacc,
+    ``a*a`` for vaccsq), ``prod_valid``, ``prod_first``, ``prod_last`` (``prod_latency`` after
+    issue). ``op`` values that are not VFU ops (vmax, scalar ops) are ignored.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        *,
+        add_latency: int,
+        mul_latency: int,
+        table_latency: int,
+        bypass_latency: int,
+        cvt_latency: int = 1,
+        exp_table: Any = None,
+        gelu_table: Any = None,
+    ):
+        self._d = check_pow2(d, "d")
+        self._cvt = check_latency(cvt_latency, 0, "cvt_latency")
+        self._add = check_latency(add_latency, max(1, self._cvt), "add_latency")
+        self._mul = check_latency(mul_latency, max(1, self._cvt), "mul_latency")
+        self._table = check_latency(table_latency, 1, "table_latency")
+        self._bypass = check_latency(bypass_latency, 1, "bypass_latency")
+        self._exp_table = _table("exp", exp_table)
+        self._gelu_table = _table("gelu", gelu_table)
+        v16 = data.ArrayLayout(16, d)
+        super().__init__(
+            {
+                "en": In(1, init=1),
+                "valid_in": In(1),
+                "op": In(VpuOp),
+                "a": In(v16),
+                "b": In(v16),
+                "s": In(32),
+                "acc_first": In(1),
+                "acc_last": In(1),
+                "result": Out(v16),
+                "valid_out": Out(1),
+                "prod": Out(data.ArrayLayout(32, d)),
+                "prod_valid": Out(1),
+                "prod_first": Out(1),
+                "prod_last": Out(1),
+            }
+        )
+
+    @property
+    def d(self) -> int:
+        return self._d
+
+    @property
+    def cvt_latency(self) -> int:
+        return self._cvt
+
+    @property
+    def prod_latency(self) -> int:
+        """Cycles from issue to ``prod`` (the Fp16Mul stages: mul_latency - cvt_latency)."""
+        return self._mul - self._cvt
+
+    @property
+    def latencies(self) -> dict[VpuOp, int]:
+        """Cycles from issue to ``result`` for each vector-result op."""
+        return {
+            VpuOp.VADD: self._add,
+            VpuOp.VSUB: self._add,
+            VpuOp.VADDS: self._add,
+            VpuOp.VSUBS: self._add,
+            VpuOp.VMUL: self._mul,
+            VpuOp.VMULS: self._mul,
+            VpuOp.VEXP: self._table,
+            VpuOp.VGELU: self._table,
+            VpuOp.VMOV: self._bypass,
+        }
+
+    @property
+    def tables(self) -> dict[str, gtab.PwlTable]:
+        return {"exp": self._exp_table, "gelu": self._gelu_table}
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        en, op, v = self.en, self.op, self.valid_in
+        d = self._d
+
+        def is_op(*ops: VpuOp) -> Value:
+            return wire(
+                m, Cat(*(op == o for o in ops)).any(), "is_" + "_".join(o.name for o in ops)
+            )
+
+        add_v = wire(m, v & is_op(VpuOp.VADD, VpuOp.VSUB, VpuOp.VADDS, VpuOp.VSUBS), "add_v")
+        scalar_b = is_op(VpuOp.VADDS, VpuOp.VSUBS)
+        negate_b = is_op(VpuOp.VSUB, VpuOp.VSUBS)
+        mul_v = wire(m, v & is_op(VpuOp.VMUL, VpuOp.VACC, VpuOp.VACCSQ), "mul_v")
+        to_sfu = is_op(VpuOp.VACC, VpuOp.VACCSQ)
+        square = is_op(VpuOp.VACCSQ)
+        mul_b16 = is_op(VpuOp.VMUL)
+        muls_v = wire(m, v & is_op(VpuOp.VMULS), "muls_v")
+        exp_v = wire(m, v & is_op(VpuOp.VEXP), "exp_v")
+        gelu_v = wire(m, v & is_op(VpuOp.VGELU), "gelu_v")
+        mov_v = wire(m, v & is_op(VpuOp.VMOV), "mov_v")
+
+        lat_add = self._add - self._cvt
+        lat_mul = self._mul - self._cvt
+        # tags of the multiplier bank: vacc/vaccsq (to SFU_V) with first/last, else vmul
+        tag_sfu = delay(m, to_sfu, lat_mul, en, "tag_sfu")
+        tag_first = delay(m, self.acc_first, lat_mul, en, "tag_first")
+        tag_last = delay(m, self.acc_last, lat_mul, en, "tag_last")
+        mov_out = delay(m, Mux(mov_v, self.a.as_value(), 0), self._bypass, en, "mov")
+        mov_valid = delay(m, mov_v, self._bypass, en, "mov_valid", reset_less=False)
+
+        # the table units: d lanes each, sharing their ROMs
+        exp = PwlTable(self._exp_table, lanes=d, latency=self._table)
+        gelu = PwlTable(self._gelu_table, lanes=d, latency=self._table)
+        m.submodules.exp = exp
+        m.submodules.gelu = gelu
+        m.d.comb += [
+            exp.en.eq(en),
+            exp.valid_in.eq(exp_v),
+            gelu.en.eq(en),
+            gelu.valid_in.eq(gelu_v),
+        ]
+        tab_valid = wire(m, exp.valid_out | gelu.valid_out, "tab_valid")
+        cvt_valid = Signal(name="cvt_valid")
+        mul_valid_out = Signal(name="mul_valid_out")
+        cvt_out = []
+        tab_out = []
+        # operand isolation: a bank sees its operands only on the cycles it issues (saves
+        # switching power in hardware, and simulation time)
+        a_on = wire(m, add_v | mul_v | muls_v | exp_v | gelu_v | mov_v, "a_on")
+        b_on = wire(m, v & is_op(VpuOp.VADD, VpuOp.VSUB, VpuOp.VMUL), "b_on")
+        s_on = wire(m, v & is_op(VpuOp.VADDS, VpuOp.VSUBS, VpuOp.VMULS), "s_on")
+        s32 = wire(m, Mux(s_on, self.s, 0), "s_iso")
+        for i in range(d):
+            a16 = wire(m, Mux(a_on, self.a[i], 0), f"a{i}_iso")
+            b16 = wire(m, Mux(b_on, self.b[i], 0), f"b{i}_iso")
+            a32 = widen16(m, a16, f"a{i}")
+            b32 = widen16(m, b16, f"b{i}")
+
+            def gate(on: Value, x: Value, name: str, i: int = i) -> Value:
+                return wire(m, Mux(on, x, 0), f"{name}{i}")
+
+            add = Fp32Add(lat_add)
+            mul = Fp16Mul(lat_mul)
+            muls = Fp32Mul(lat_mul)
+            cvt = Fp32ToFp16(self._cvt)
+            for name, unit in (
+                ("add", add),
+                ("mul", mul),
+                ("muls", muls),
+                ("cvt", cvt),
+            ):
+                m.submodules[f"{name}{i}"] = unit
+                m.d.comb += unit.en.eq(en)
+
+            b_add = Mux(scalar_b, s32, b32)
+            mul_b = Mux(mul_b16, b16, Mux(square, a16, Const(0x3C00, 16)))
+            m.d.comb += [
+                add.a.eq(gate(add_v, a32, "add_a")),
+                add.b.eq(gate(add_v, Cat(b_add[:31], b_add[31] ^ negate_b), "add_b")),
+                add.valid_in.eq(add_v),
+                mul.a.eq(gate(mul_v, a16, "mul_a")),
+                mul.b.eq(gate(mul_v, mul_b, "mul_b")),
+                mul.valid_in.eq(mul_v),
+                muls.a.eq(gate(muls_v, a32, "muls_a")),
+                muls.b.eq(s32),
+                muls.valid_in.eq(muls_v),
+                exp.a[i].eq(gate(exp_v, a16, "exp_a")),
+                gelu.a[i].eq(gate(gelu_v, a16, "gelu_a")),
+                self.prod[i].eq(mul.result),
+            ]
+            # one converter per lane: at most one of the three banks delivers in a cycle
+            to_cvt_mul = mul.valid_out & ~tag_sfu
+            m.d.comb += [
+                cvt.a.eq(Mux(add.valid_out, add.result, Mux(to_cvt_mul, mul.result, muls.result))),
+                cvt.valid_in.eq(add.valid_out | to_cvt_mul | muls.valid_out),
+            ]
+            cvt_out.append(cvt.result)
+            tab_out.append(Mux(exp.valid_out, exp.result[i], gelu.result[i]))
+            if i == 0:
+                m.d.comb += [cvt_valid.eq(cvt.valid_out), mul_valid_out.eq(mul.valid_out)]
+
+        m.d.comb += [
+            self.prod_valid.eq(mul_valid_out & tag_sfu),
+            self.prod_first.eq(tag_first),
+            self.prod_last.eq(tag_last),
+            self.valid_out.eq(cvt_valid | tab_valid | mov_valid),
+        ]
+        for i in range(d):
+            m.d.comb += self.result[i].eq(
+                Mux(
+                    cvt_valid, cvt_out[i], Mux(tab_valid, tab_out[i], mov_out[16 * i : 16 * i + 16])
+                )
+            )
+        return m
+
+
+def _table(fn: str, spec: Any) -> gtab.PwlTable:
+    return gtab.default_table(fn) if spec is None else gtab.table_from_spec(fn, spec)
