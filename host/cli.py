@@ -16,6 +16,7 @@ from typing import Any
 
 from dfx.host.commands import asm, disasm
 from dfx.host.commands import compile as compile_cmd
+from dfx.host.commands import perf as perf_cmd
 from dfx.host.commands import inspect as inspect_cmd
 from dfx.host.commands import regress as regress_cmd
 from dfx.host.commands import rtl as rtl_cmd
@@ -24,7 +25,7 @@ from dfx.isa.container import tool_version
 from dfx.isa.errors import DfxError
 
 #: The sub-commands, in the order ``dfx --help`` lists them.
-COMMANDS = (compile_cmd, run_cmd, rtl_cmd, regress_cmd, asm, disasm, inspect_cmd)
+COMMANDS = (compile_cmd, run_cmd, perf_cmd, rtl_cmd, regress_cmd, asm, disasm, inspect_cmd)
 
 DESCRIPTION = """\
 dfx: open hardware design and simulation toolkit for DFX, the multi-FPGA GPT-2

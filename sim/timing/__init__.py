@@ -78,7 +78,7 @@ def simulate(binary: Binary | str | os.PathLike[str], prompt_len: int | None = N
 
 
 def perf(binary: Binary | str | os.PathLike[str], prompt_len: int, gen_len: int,
-         trace: str | os.PathLike[str] | None = None, *, trace_tokens: int = 2,
+         trace: str | os.PathLike[str] | None = None, *, trace_tokens: int = 1,
          memo: bool = True) -> PerfReport:
     """The modelled latency of one request (``dfx perf``). ``trace``: also write a
     Chrome/Perfetto trace of the first ``trace_tokens`` tokens to that file."""

@@ -70,7 +70,8 @@ def _s64(v: int) -> int:
 class Meta:
     """Static facts about one instruction of the program (precomputed once)."""
 
-    __slots__ = ("ins", "op", "run", "rregs", "wreg", "sreads", "swrites", "cls", "attention")
+    __slots__ = ("ins", "op", "run", "rregs", "wreg", "sreads", "swrites", "sall", "cls",
+                 "attention")
 
     def __init__(self, ins: Instruction, run: Callable[[Instruction, Meta], int], cls: int
                  ) -> None:
@@ -108,6 +109,7 @@ class Meta:
             if op in ("sadd", "ssub", "smul"):
                 sreads.append(ops["sb"])
         self.sreads, self.swrites = tuple(sreads), tuple(swrites)
+        self.sall = self.sreads + self.swrites
         self.attention = op == "maskedmm" or (op == "mm" and bool(ops["kt"].reg or ops["nt"].reg))
 
 
@@ -154,6 +156,7 @@ class CardSim:
         self.lw_latency = {"hbm": p.hbm.latency + p.int_latency,
                            "ddr": p.ddr.latency + p.int_latency}
         self.trace: list[tuple] | None = None
+        self._sched: dict[tuple[int, ...], tuple[int, list[int], list[int]]] = {}
         self.reset()
 
     # -- state --------------------------------------------------------------------------------
@@ -236,11 +239,10 @@ class CardSim:
                 t, c = av[r], self.int_cat[r]
         if m.wreg and av[m.wreg] > t:
             t, c = av[m.wreg], self.int_cat[m.wreg]
-        if m.sreads or m.swrites:
+        if m.sall:
             sav, n = self.s_av, self.p.srf
-            for s in m.sreads + m.swrites:
-                if s >= n:
-                    raise self.error(f"s{s} is beyond the {n} scalar registers")
+            if max(m.sall) >= n:
+                raise self.error(f"s{max(m.sall)} is beyond the {n} scalar registers")
             for s in m.sreads:
                 if sav[s] > t:
                     t, c = sav[s], self.s_cat[s]
@@ -270,7 +272,7 @@ class CardSim:
 
     def _issue(self, t: int, c: int) -> int:
         """Issue at ``t`` (>= now): blame the stall on ``c``, advance the issue slot."""
-        if len(self.occ) > 16:
+        if len(self.occ) > 32:
             self.finalize(t)
         st = self.stats
         st[S_CRIT + c] += t - self.now
@@ -403,26 +405,41 @@ class CardSim:
             self.trace.append((unit, m.op, start, end, self.pc))
 
     def finalize(self, upto: int) -> None:
-        """Count cycles [front, upto) by the highest-priority class active in each; no unit
-        activity can start before the issue cycle, so cycles before it are final."""
+        """Count cycles [front, upto) by the highest-priority class active in each (a sweep
+        over the pending activity intervals); no unit activity can start before the issue
+        cycle, so cycles before it are final."""
         f0 = self.front
         if upto <= f0:
             return
-        occ = self.occ
-        pts = {f0, upto}
-        for s, e, _ in occ:
+        evs = []
+        keep = []
+        for iv in self.occ:
+            s, e, k = iv
+            if e > upto:
+                keep.append(iv)
             if e > f0 and s < upto:
-                pts.add(s if s > f0 else f0)
-                pts.add(e if e < upto else upto)
-        pts_l = sorted(pts)
+                evs.append((s if s > f0 else f0, k, 1))
+                evs.append((e if e < upto else upto, k, -1))
         st = self.stats
-        for a, b in zip(pts_l, pts_l[1:], strict=False):
-            best = O_IDLE
-            for s, e, k in occ:
-                if s <= a and e >= b and k < best:
-                    best = k
-            st[S_OCC + best] += b - a
-        self.occ = [iv for iv in occ if iv[1] > upto]
+        if not evs:
+            st[S_OCC + O_IDLE] += upto - f0
+        else:
+            evs.sort()
+            active = [0] * 6
+            t = f0
+            for x, k, d in evs:
+                if x > t:
+                    best = O_IDLE
+                    for j in range(6):
+                        if active[j]:
+                            best = j
+                            break
+                    st[S_OCC + best] += x - t
+                    t = x
+                active[k] += d
+            if upto > t:
+                st[S_OCC + O_IDLE] += upto - t
+        self.occ = keep
         self.front = upto
 
     # -- control ------------------------------------------------------------------------------
@@ -591,43 +608,26 @@ class CardSim:
             q = max(q, self._wbuf_wait(wlo, whi, False))
         d0, dur = self.ports[wspace].read(wcounts, q)
         first = -(-dur // tiles)
-        tau = max(batch * tiles, dur)  # cycles per tile = tau / tiles
-        per = tau // tiles if tau % tiles == 0 else 0  # whole cycles per tile, if so
+        # cycles per tile slot = cn / tiles: batch rows, or the weight stream if slower
+        cn = max(batch * tiles, dur)
+        skey = (kt, nt, batch, cn, tiles)
+        sched = self._sched.get(skey)
+        if sched is None:
+            sched = self._sched[skey] = self._mpu_schedule(kt, nt, batch, cn, tiles)
+        stream, out_off, x_off = sched
         start_min = max(issue, self._ready(U_MPU))
         t0 = max(start_min, d0 + first)
-        g0 = min(p.group, nt)
         xneed = start_min
         if av_x is not None:
-            # x row b, vector k is first read at step k * g0 (cycle offset below) + b
-            if per and batch == 1:
-                step = g0 * per
-                xneed = max(xneed, max([a - k * step for k, a in enumerate(av_x)]))
-            else:
-                for b in range(batch):
-                    for k in range(kt):
-                        need = av_x[b * kt + k] - (-(-k * g0 * tau // tiles) + b)
-                        if need > xneed:
-                            xneed = need
+            xneed = max(xneed, max([a - o for a, o in zip(av_x, x_off, strict=True)]))
         t0 = max(t0, xneed)
         d0e = max(d0, t0 - first)
-        stream = tau
         end_stream = t0 + stream
         self._commit(wspace, wcounts, d0e + stream, False)
         if wspace == "wbuf":
             self.wbuf_busy.append([wlo, whi, 0, end_stream])
-        # outputs
-        fill = p.fill
-        grp, vpt = p.group, p.vectors_per_tile
-        full = nt // grp if vpt == 1 else 0  # output vectors of whole tile groups
-        if per and batch == 1 and full:
-            # vector j completes with tile step (j + 1) * grp * kt - 1
-            span = grp * kt * per
-            out = list(range(t0 + span - per + fill, t0 + full * span + fill, span))
-            if full < yv:
-                s_last = tiles - 1
-                out.append(t0 + s_last * per + fill)
-        else:
-            out = self._mpu_outputs(t0, kt, nt, yv, batch, tau, tiles)
+        base = t0 + p.fill
+        out = [base + o for o in out_off]
         if m.op == "conv1d":
             bspace, baddr = self._space(ins.b, "b", ("hbm", "ddr", "wbuf"))
             bcounts = run_counts(self.chan[bspace], baddr, 2 * nt * p.l)
@@ -650,7 +650,7 @@ class CardSim:
         self._unit_done(U_MPU, end_stream, cat)
         st = self.stats
         st[S_BUSY + U_MPU] += stream
-        st[S_WSTALL] += max(0, t0 - max(start_min, xneed)) + (stream - batch * tiles)
+        st[S_WSTALL] += max(0, t0 - max(start_min, xneed)) + max(0, dur - batch * tiles)
         st[S_TILES] += tiles
         st[S_MACS] += batch * tiles * p.d * p.l
         st[S_BYTES + (7 if m.attention else 6)] += tiles * tb
@@ -660,24 +660,45 @@ class CardSim:
         self._event(U_MPU, t0, max(out), m)
         return RUN
 
-    def _mpu_outputs(self, t0: int, kt: int, nt: int, yv: int, batch: int, tau: int,
-                     tiles: int) -> list[int]:
-        """Availability of every output vector (general case): output vector j of batch row b
-        completes with its last tile step s (zig-zag order, docs/timing.md) at
-        ``t0 + ceil(s * tau / tiles) + b + fill``."""
+    def _mpu_schedule(self, kt: int, nt: int, batch: int, cn: int, cd: int
+                      ) -> tuple[int, list[int], list[int]]:
+        """The MPU's tile order and its timing, relative to the first tile (docs/timing.md,
+        "MPU"): output tiles in zig-zag groups of ``p.zigzag`` (whole output vectors covering
+        the accumulator latency); within a group, reduction step k feeds the group's tiles
+        back to back, one tile slot (``cn / cd`` cycles) each, and step k + 1 waits until the
+        accumulator can take it (``mpu.add_latency`` after step k began, docs/numerics.md: each
+        column accumulates over k in order). Returns (stream cycles, per output vector (row
+        b-major) the cycle its last partial sum enters the pipeline, per x vector (row
+        b-major) the cycle it is first read)."""
         p = self.p
+        zig, grp, vpt = p.zigzag, p.group, p.vectors_per_tile
+        yv = -(-nt * p.l // p.d)
+        add = p.accumulate * cd  # everything below is in 1/cd cycles
         out = [0] * (batch * yv)
-        grp, vpt = p.group, p.vectors_per_tile
-        for j in range(yv):
+        x_off: list[int] = []
+        g0 = 0
+        q0 = 0
+        while q0 < nt:
+            zq = min(zig, nt - q0)
+            step = max(zq * cn, add)
+            if q0 == 0:
+                x_off = [-(-(k * step + b * cd) // cd) for b in range(batch) for k in range(kt)]
+            last_k = g0 + (kt - 1) * step
             if vpt > 1:
-                s_last = (j // vpt) * kt + kt - 1
+                for n in range(q0, q0 + zq):
+                    t = -(-(last_k + (n - q0) * cn) // cd)
+                    for j in range(n * vpt, min((n + 1) * vpt, yv)):
+                        for b in range(batch):
+                            out[b * yv + j] = t + b
             else:
-                gq = min(grp, nt - j * grp)
-                s_last = j * grp * kt + kt * gq - 1
-            base = t0 + (-(-s_last * tau // tiles)) + p.fill
-            for b in range(batch):
-                out[b * yv + j] = base + b
-        return out
+                for j in range(q0 // grp, -(-(q0 + zq) // grp)):
+                    r_last = min((j + 1) * grp, nt) - 1 - q0
+                    t = -(-(last_k + r_last * cn) // cd)
+                    for b in range(batch):
+                        out[b * yv + j] = t + b
+            g0 = last_k + zq * cn
+            q0 += zq
+        return -(-g0 // cd), out, x_off
 
     # -- vector -------------------------------------------------------------------------------
     def _op_vector(self, ins: Instruction, m: Meta) -> int:
@@ -763,6 +784,7 @@ class CardSim:
             self._set(ins.rd, 0, res, VECTOR)
             self.token_times.append(res)
             if len(self.token_times) == self.snap_at:
+                self.finalize(issue)  # count the timeline up to this instruction's issue
                 self.snap = list(self.stats)
         else:
             self.s_av[ins.sd] = res
@@ -955,7 +977,7 @@ class CardSim:
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
         start = max(issue, self._ready(U_TX))
-        st = {"i": 0, "ready": start - 1, "first": None, "last": start}
+        st = {"i": 0, "ready": start - 1}  # progress kept while blocked on credits
         self.pending = lambda: self._send_run(ins, m, v, n, av, start, st)
         return self.pending()
 

@@ -51,6 +51,7 @@ def _interleaved(ch: Channels, addr: int, length: int, count: int, stride: int) 
     return tuple(out)
 
 
+@lru_cache(maxsize=65536)
 def _linear(ch: Channels, addr: int, length: int, count: int, stride: int) -> Counts:
     g, cb = ch.granule, ch.channel_bytes
     out = [0] * ch.n

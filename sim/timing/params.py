@@ -27,7 +27,7 @@ def ns_to_cycles(ns: float, clock_mhz: float) -> int:
     return math.ceil(_frac(ns) * _frac(clock_mhz) / 1000)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a cache key in memory.py
 class Channels:
     """A memory with ``n`` independent channels (HBM pseudo-channels, DDR channels, the weight
     buffer) as the DMA sees it.
@@ -80,6 +80,7 @@ class Params:
     tile_bytes: int
     vector_bytes: int
     group: int  # output tiles per output vector (d // l, at least 1)
+    zigzag: int  # output tiles per zig-zag group (whole vectors covering the add latency)
     vectors_per_tile: int  # output vectors per output tile (l // d, at least 1)
     # MPU
     fill: int  # first tile in -> its output vector available
@@ -163,6 +164,7 @@ def derive(core: CoreConfig) -> Params:
         tile_bytes=core.tile_bytes,
         vector_bytes=core.vector_bytes,
         group=max(1, core.d // core.l),
+        zigzag=max(1, core.d // core.l) * -(-mpu.add_latency // max(1, core.d // core.l)),
         vectors_per_tile=max(1, core.l // core.d),
         fill=mpu.mul_latency + depth * mpu.add_latency + mpu.add_latency + mpu.sfu_latency,
         max_tail=(int(math.log2(mpu.l)) + 1) * vpu.compare_latency,

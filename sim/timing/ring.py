@@ -30,6 +30,7 @@ class Link:
         self.pop_base = 0
         self.free_q = 0  # serialiser free, in 1/ser_den cycles
 
+    # send/recv (card.py) append to ``arr``/``pops`` and advance ``sent``/``popped`` directly
     def arrival(self, s: int) -> int | None:
         i = s - self.arr_base
         return self.arr[i] if i < len(self.arr) else None
@@ -40,16 +41,6 @@ class Link:
             return -(1 << 62)
         i = s - self.pop_base
         return self.pops[i] if i < len(self.pops) else None
-
-    def push_arrival(self, t: int) -> None:
-        self.arr.append(t)
-        self.sent += 1
-
-    def push_pop(self, t: int) -> None:
-        self.pops.append(t)
-        self.popped += 1
-        if len(self.pops) > _TRIM:
-            self._trim()
 
     def maybe_trim(self) -> None:
         if len(self.pops) > _TRIM or len(self.arr) > _TRIM:
