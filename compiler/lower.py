@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dfx.compiler.memplan import CFG_FIELDS, CardMemory
-from dfx.compiler.partition import Partition
+from dfx.compiler.partition import Partition, PartitionError
 from dfx.compiler.program import Label, MRef, Program, VRef
 from dfx.isa.config import CoreConfig
 from dfx.isa.encoding import Count
@@ -25,7 +25,9 @@ R_LW, R_KV, R_LP, R_KADDR, R_VADDR = 20, 21, 22, 23, 24
 
 # Scalar register conventions.
 S_INV_E, S_EPS, S_SCALE = 0, 1, 2
-S_SUM, S_MEAN, S_SQ, S_VAR, S_RSTD, S_MAX, S_RSUM = 3, 4, 5, 6, 7, 8, 9
+S_SUM, S_MEAN, S_SQ, S_VAR, S_RSTD = 3, 4, 5, 6, 7
+S_MAX = 16  # s16.. : row max of each local head
+S_RSUM = S_MAX + 24  # s40.. : 1 / softmax sum of each local head
 
 
 def _f32(x: float) -> float:
@@ -44,6 +46,11 @@ class Lowering:
         self.p, self.mem, self.core, self.card, self.eps = p, mem, core, card, eps
         self.s = p.slices[card]
         self.prog = Program(card)
+        if self.s.heads[1] > S_RSUM - S_MAX or S_RSUM + self.s.heads[1] > core.buffers.srf_scalars:
+            raise PartitionError(
+                f"{self.s.heads[1]} heads per card need scalar registers s{S_MAX}..s"
+                f"{S_RSUM + self.s.heads[1] - 1}; core {core.name} has {core.buffers.srf_scalars}"
+                f" (at most {S_RSUM - S_MAX} heads per card): use more cards")
         self.fifo = core.buffers.router_fifo_vectors
         e_vec = p.vec(p.n_embd)
         b = self.prog.buffer
@@ -51,7 +58,7 @@ class Lowering:
         self.G, self.B = b("gamma", e_vec), b("beta", e_vec)
         loc = p.vec(p.local_attn_width)
         self.Q, self.K, self.V = b("q", loc), b("k", loc), b("v", loc)
-        self.S = b("scores", p.vec(p.ctx_pad))
+        self.S = [b(f"scores{hh}", p.vec(p.ctx_pad)) for hh in range(self.s.heads[1])]
         self.A = b("attn", p.vec(p.attn_width))
         self.O = b("proj", e_vec)
         self.F = b("ffn", p.vec(4 * p.n_embd))
@@ -90,9 +97,12 @@ class Lowering:
 
     def layernorm(self, out: str, g: MRef, b: MRef) -> None:
         """LayerNorm of x as DFX composes it (§III): accum, mul, sub, square-accum, rsqrt,
-        mul, then γ and β loaded from memory."""
+        mul, γ and β (loaded from memory up front)."""
         prog, p = self.prog, self.p
         e, nv = p.n_embd, Count(p.vec(p.n_embd))
+        # γ and β first: their DDR reads overlap the reductions instead of following them.
+        prog("load", dst=VRef(self.G), src=g, n=Count(e))
+        prog("load", dst=VRef(self.B), src=b, n=Count(e))
         prog("vacc", sd=S_SUM, a=VRef(self.X), n=nv)
         prog("smul", sd=S_MEAN, sa=S_SUM, sb=S_INV_E)
         prog("vsubs", y=VRef(self.T), a=VRef(self.X), s=S_MEAN, n=nv)
@@ -101,9 +111,7 @@ class Lowering:
         prog("sadd", sd=S_VAR, sa=S_VAR, sb=S_EPS)
         prog("srsqrt", sd=S_RSTD, sa=S_VAR)
         prog("vmuls", y=VRef(self.T), a=VRef(self.T), s=S_RSTD, n=nv)
-        prog("load", dst=VRef(self.G), src=g, n=Count(e))
         prog("vmul", y=VRef(self.T), a=VRef(self.T), b=VRef(self.G), n=nv)
-        prog("load", dst=VRef(self.B), src=b, n=Count(e))
         prog("vadd", y=VRef(out), a=VRef(self.T), b=VRef(self.B), n=nv)
 
     def conv1d(self, y: VRef, x: str, w: MRef, b: MRef, k: int, n: int, gelu: bool = False
@@ -202,19 +210,25 @@ class Lowering:
                  n=Count(p.head_pad), stride=v_stride)
             prog("store", dst=MRef("hbm", f"k{hh}", reg=R_KADDR), src=VRef(self.K, hh * hv),
                  n=Count(p.head_pad), stride=self.core.tile_bytes if hv > 1 else 0)
+        # Every head has its own score buffer and scalars, so the MPU runs all heads' Q·K^T
+        # back to back while the VPU works through the softmaxes, and each S·V follows its
+        # softmax (in-order issue with chaining overlaps them).
+        nv = Count(0, reg=R_NV)
+        for hh in range(s.heads[1]):
+            prog.note(f"layer / attention head {s.heads[0] + hh} q·k")
+            prog("maskedmm", y=VRef(self.S[hh]), x=VRef(self.Q, hh * hv),
+                 w=MRef("hbm", f"k{hh}", reg=R_KV), kt=Count(hv), nt=Count(0, reg=R_NT),
+                 limit=R_T, scale=S_SCALE, max=S_MAX + hh)
         for hh in range(s.heads[1]):
             h = s.heads[0] + hh
-            prog.note(f"layer / attention head {h}")
-            prog("maskedmm", y=VRef(self.S), x=VRef(self.Q, hh * hv),
-                 w=MRef("hbm", f"k{hh}", reg=R_KV), kt=Count(hv), nt=Count(0, reg=R_NT),
-                 limit=R_T, scale=S_SCALE, max=S_MAX)
-            nv = Count(0, reg=R_NV)
-            prog("vsubs", y=VRef(self.S), a=VRef(self.S), s=S_MAX, n=nv)
-            prog("vexp", y=VRef(self.S), a=VRef(self.S), n=nv)
-            prog("vacc", sd=S_RSUM, a=VRef(self.S), n=nv)
-            prog("srecip", sd=S_RSUM, sa=S_RSUM)
-            prog("vmuls", y=VRef(self.S), a=VRef(self.S), s=S_RSUM, n=nv)
-            prog("mm", y=VRef(self.A, h * hv), x=VRef(self.S), w=MRef("hbm", f"v{hh}", reg=R_KV),
+            sc, mx, rs = self.S[hh], S_MAX + hh, S_RSUM + hh
+            prog.note(f"layer / attention head {h} softmax·v")
+            prog("vsubs", y=VRef(sc), a=VRef(sc), s=mx, n=nv)
+            prog("vexp", y=VRef(sc), a=VRef(sc), n=nv)
+            prog("vacc", sd=rs, a=VRef(sc), n=nv)
+            prog("srecip", sd=rs, sa=rs)
+            prog("vmuls", y=VRef(sc), a=VRef(sc), s=rs, n=nv)
+            prog("mm", y=VRef(self.A, h * hv), x=VRef(sc), w=MRef("hbm", f"v{hh}", reg=R_KV),
                  kt=Count(0, reg=R_NV), nt=Count(p.head_pad // p.l),
                  kt_stride=p.vec(p.ctx_pad))
         heads = [(sl.heads[0] * hv, sl.heads[1] * hv) for sl in p.slices]

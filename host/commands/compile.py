@@ -67,12 +67,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output is None and args.emit is None:
         raise DfxError("give -o OUT.dfx (or --emit ir|asm to only print)")
-    if args.output is not None and Path(args.output).is_dir():
-        raise DfxError(f"{args.output}: is a directory; -o takes a file name such as model.dfx")
+    if args.output is not None:
+        out = Path(args.output)
+        if out.is_dir():
+            raise DfxError(f"{out}: is a directory; -o takes a file name such as model.dfx")
+        if not out.parent.is_dir():
+            raise DfxError(f"-o {out}: directory {out.parent} does not exist")
     t0 = time.perf_counter()
+    # Progress goes to an interactive terminal only, so that a failing run prints one line.
+    show = not args.quiet and sys.stderr.isatty()
 
     def progress(stage: str) -> None:
-        if not args.quiet:
+        if show:
             print(f"dfx compile: {stage} done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
 
     comp = compile_model(

@@ -68,7 +68,7 @@ class Reference:
 
 
 def load_hf(checkpoint: str | Path):  # -> transformers.GPT2LMHeadModel
-    import torch  # noqa: F401  (the caller has importorskip'ed it)
+    import torch
     from transformers import GPT2LMHeadModel
 
     model = GPT2LMHeadModel.from_pretrained(str(checkpoint), dtype=torch.float32,

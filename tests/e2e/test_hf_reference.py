@@ -65,8 +65,12 @@ FAST = [
     Shape(2, 64, 4, 64, 1000, (1, 2, 4)),
     # head dim 16, 12 heads: 1/2/3/4 cards (a three-card ring), one layer
     Shape(1, 192, 12, 64, 2000, (1, 2, 3, 4), scale=6.0, seed=2),
+    # head dim 32, odd vocabulary size
+    Shape(2, 128, 4, 64, 1500, (1, 2, 4), scale=6.0, seed=9),
     # head dim 64, 2 heads; the request fills the whole 32-token context
     Shape(2, 128, 2, 32, 1000, (1, 2), prompt=8, new=24, seed=3),
+    # 67 positions: past the first 64-wide score vector of dfx-u280
+    Shape(1, 64, 4, 96, 1000, (1, 4), prompt=62, new=6, seed=10),
     # the tiny core (d x l = 8 x 4, coarser tables) on the tiny board
     Shape(2, 32, 2, 32, 1000, (1, 2), core="tiny", seed=4),
     Shape(1, 64, 2, 48, 4000, (1, 2), core="tiny", seed=5),  # head dim 32
@@ -140,7 +144,8 @@ def check_against_hf(run: Run) -> None:
     checked = hfref.top1_checked(ref, tol)
     print(f"\n{shape.id} cards {shape.cards}: K = {k:.1f}, score rms {ref.score_rms:.2f}, "
           f"max |err| {err.max():.3g} (logits up to {np.abs(ref.logits).max():.3g}), "
-          f"max err/tol {ratio:.3f}, top-1 checked on {int(checked.sum())}/{steps} steps")
+          f"max err/tol {ratio:.3f}, top-1 checked on {int(checked.sum())}/{steps} steps, "
+          f"arg-max equal on {int((res.logits.argmax(1) == ref.argmax).sum())}/{steps}")
     worst = np.unravel_index(np.argmax(err / tol), err.shape)
     assert ratio <= 1.0, (
         f"logit error exceeds the tolerance: step {worst[0]}, token {worst[1]}: "
