@@ -16,8 +16,8 @@ from typing import Any
 
 from dfx.host.commands import asm, disasm
 from dfx.host.commands import compile as compile_cmd
-from dfx.host.commands import perf as perf_cmd
 from dfx.host.commands import inspect as inspect_cmd
+from dfx.host.commands import perf as perf_cmd
 from dfx.host.commands import regress as regress_cmd
 from dfx.host.commands import rtl as rtl_cmd
 from dfx.host.commands import run as run_cmd
