@@ -63,11 +63,14 @@ def binary_tokenizer(binary: Binary, override: str | Path | None = None) -> Toke
 def generate(binary: str | Path | Binary, *, prompt: str | None = None,
              tokens: Sequence[int] | None = None, max_new_tokens: int = 16,
              logits: bool = False, tokenizer: str | Path | None = None,
-             progress: Callable[[int, int], None] | None = None) -> GenerationResult:
+             progress: Callable[[int, int], None] | None = None,
+             modelled: bool = True) -> GenerationResult:
     """Run one request on the simulated cards of ``binary``: greedy generation.
 
     Give exactly one of ``prompt`` (text, encoded with the binary's GPT-2 tokenizer) or
-    ``tokens`` (ids). ``progress(done, total)`` is called as tokens are processed.
+    ``tokens`` (ids). ``progress(done, total)`` is called as tokens are processed. With
+    ``modelled``, ``stats["modelled"]`` holds the timing model's latency of the same request
+    on the binary's cards (:func:`dfx.sim.timing.perf`).
     """
     from dfx.sim.functional import generate as sim_generate
 
@@ -104,5 +107,15 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
     text = prompt_text = None
     if tok is not None and all(t < 50257 for t in all_ids):
         text, prompt_text = tok.decode(new), tok.decode(ids)
-    return GenerationResult(ids, new, text, prompt_text,
-                            None if lg is None else np.asarray(lg, dtype=np.float32))
+    result = GenerationResult(ids, new, text, prompt_text,
+                              None if lg is None else np.asarray(lg, dtype=np.float32))
+    if modelled:
+        from dfx.sim.timing import perf
+
+        rep = perf(b, len(ids), max_new_tokens)
+        result.stats["modelled"] = {
+            "cards": rep.cards, "core": rep.core, "board": rep.board,
+            "clock_mhz": rep.clock_mhz, "total_ms": rep.total_ms, "ttft_ms": rep.ttft_ms,
+            "gen_ms_per_token": rep.gen_ms_per_token, "tokens_per_s": rep.tokens_per_s,
+        }
+    return result

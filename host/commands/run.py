@@ -107,17 +107,26 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     if args.logits is not None and res.logits is not None:
         _save_npy(args.logits, res.logits)
+    mod = res.stats.get("modelled")
     if args.json:
         print(json.dumps({
             "prompt_ids": res.prompt_ids, "generated_ids": res.new_ids,
             "prompt": res.prompt_text, "text": res.text,
-            "simulation_seconds": round(wall, 3),
+            "simulation_seconds": round(wall, 3), "modelled": mod,
         }))
     else:
         if res.text is not None:
             print(f"{res.prompt_text}{res.text}")
         else:
             print(",".join(map(str, res.prompt_ids + res.new_ids)))
+        if mod:
+            per = mod["gen_ms_per_token"]
+            print(f"modelled latency on {mod['cards']} x {mod['core']} ({mod['board']}, "
+                  f"{mod['clock_mhz']:g} MHz): {mod['total_ms']:.3f} ms total, "
+                  f"{mod['ttft_ms']:.3f} ms to first token"
+                  + (f", {per:.3f} ms per generated token" if per else "")
+                  + " (dfx perf for the breakdown)")
+        sys.stdout.flush()
         if not args.quiet:
             n = len(res.prompt_ids) + len(res.new_ids) - 1
             print(f"dfx run: {len(res.new_ids)} new tokens; functional simulation "
