@@ -112,7 +112,18 @@ def _tokenizer_info(src: str) -> dict[str, Any]:
 
 
 def _weights(model: Any) -> Callable[[str], np.ndarray]:
+    """Tensor by name; the embedding (read twice: DDR rows and the tied LM head) is kept."""
+    kept: dict[str, np.ndarray] = {}
+
     def get(name: str) -> np.ndarray:
-        return model.lm_head_weight() if name == "lm_head.weight" else model[name]
+        if name == "lm_head.weight" and model.tied_lm_head:
+            name = "wte.weight"
+        if name == "lm_head.weight":
+            return model.lm_head_weight()
+        if name == "wte.weight":
+            if name not in kept:
+                kept[name] = model[name]
+            return kept[name]
+        return model[name]
 
     return get

@@ -26,8 +26,7 @@ R_LW, R_KV, R_LP, R_KADDR, R_VADDR = 20, 21, 22, 23, 24
 # Scalar register conventions.
 S_INV_E, S_EPS, S_SCALE = 0, 1, 2
 S_SUM, S_MEAN, S_SQ, S_VAR, S_RSTD = 3, 4, 5, 6, 7
-S_MAX = 16  # s16.. : row max of each local head
-S_RSUM = S_MAX + 24  # s40.. : 1 / softmax sum of each local head
+S_MAX = 16  # s16 .. s(16+hc-1): row max of each local head; then 1 / softmax sum of each
 
 
 def _f32(x: float) -> float:
@@ -46,11 +45,12 @@ class Lowering:
         self.p, self.mem, self.core, self.card, self.eps = p, mem, core, card, eps
         self.s = p.slices[card]
         self.prog = Program(card)
-        if self.s.heads[1] > S_RSUM - S_MAX or S_RSUM + self.s.heads[1] > core.buffers.srf_scalars:
+        hc = self.s.heads[1]
+        self.s_rsum = S_MAX + hc  # 1 / softmax sum of each local head
+        if self.s_rsum + hc > core.buffers.srf_scalars:
             raise PartitionError(
-                f"{self.s.heads[1]} heads per card need scalar registers s{S_MAX}..s"
-                f"{S_RSUM + self.s.heads[1] - 1}; core {core.name} has {core.buffers.srf_scalars}"
-                f" (at most {S_RSUM - S_MAX} heads per card): use more cards")
+                f"{hc} heads per card need scalar registers s{S_MAX}..s{self.s_rsum + hc - 1}; "
+                f"core {core.name} has {core.buffers.srf_scalars}: use more cards")
         self.fifo = core.buffers.router_fifo_vectors
         e_vec = p.vec(p.n_embd)
         b = self.prog.buffer
@@ -221,7 +221,7 @@ class Lowering:
                  limit=R_T, scale=S_SCALE, max=S_MAX + hh)
         for hh in range(s.heads[1]):
             h = s.heads[0] + hh
-            sc, mx, rs = self.S[hh], S_MAX + hh, S_RSUM + hh
+            sc, mx, rs = self.S[hh], S_MAX + hh, self.s_rsum + hh
             prog.note(f"layer / attention head {h} softmax·v")
             prog("vsubs", y=VRef(sc), a=VRef(sc), s=mx, n=nv)
             prog("vexp", y=VRef(sc), a=VRef(sc), n=nv)

@@ -123,3 +123,18 @@ def test_stage_errors_are_one_line(kwargs: dict, error: type, needle: str) -> No
         compile_model(**kwargs)
     assert needle in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def suggested_card_counts(name: str) -> list[int]:
+    """The card counts the partition error suggests for ``name`` (asked with a bad count)."""
+    with pytest.raises(PartitionError) as e:
+        compile_model(name, cards=4, weights=False)
+    return [int(n) for n in str(e.value).rsplit("card counts that work: ", 1)[1].split(", ")]
+
+
+@pytest.mark.parametrize("cards", [1, 5, 25])
+def test_every_suggested_card_count_compiles(cards: int) -> None:
+    """gpt2-xl (25 heads) on 4 cards is refused with a list of counts that work; each does."""
+    assert suggested_card_counts("gpt2-xl") == [1, 5, 25]
+    comp = compile_model("gpt2-xl", cards=cards, weights=False)
+    assert comp.partition.cards == cards

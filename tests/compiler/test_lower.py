@@ -10,7 +10,7 @@ import pytest
 
 from dfx.compiler.driver import compile_model
 from dfx.compiler.lower import R_NT, R_NV, R_T
-from dfx.compiler.program import Label, VRef
+from dfx.compiler.program import Label
 from dfx.isa.encoding import Count
 
 CASES = [("gpt2-tiny", 1), ("gpt2-tiny", 2), ("gpt2-tiny", 4), ("gpt2-mini", 4), ("gpt2", 3),
@@ -61,12 +61,16 @@ def test_program_shape(comps, name: str, cards: int) -> None:
         gelu = [it for it in prog.items[body[0]:body[1] + 1]
                 if it.op == "conv1d" and it.operands.get("gelu")]
         assert len(gelu) == (1 if s.fc_cols[1] else 0)
-        # causal attention bound to the position register
+        # causal attention bound to the position register; each local head has its own
+        # score buffer and row-max register, and its softmax covers positions 0..t only
+        masked = [it for it in prog.items if it.op == "maskedmm"]
+        for it in masked:
+            assert it.operands["limit"] == R_T
+            assert it.operands["nt"] == Count(0, reg=R_NT)
+        assert len({it.operands["y"].buf for it in masked}) == heads
+        assert len({it.operands["max"] for it in masked}) == heads
         for it in prog.items:
-            if it.op == "maskedmm":
-                assert it.operands["limit"] == R_T
-                assert it.operands["nt"] == Count(0, reg=R_NT)
-            if it.op in ("vexp", "vsubs") and it.operands["y"] == VRef("scores"):
+            if it.op in ("vexp", "vsubs", "vmuls") and it.operands["y"].buf.startswith("scores"):
                 assert it.operands["n"] == Count(0, reg=R_NV)
 
 
