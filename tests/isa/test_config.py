@@ -1,0 +1,82 @@
+"""Core and board configurations: the built-ins load, and bad files give precise errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dfx.isa.config import (
+    ConfigError,
+    available_boards,
+    available_cores,
+    boards_dir,
+    core_from_dict,
+    load_board,
+    load_core,
+    to_dict,
+)
+
+
+def test_builtins_load_with_their_sources() -> None:
+    assert {"u280", "tiny"} <= set(available_boards())
+    assert {"dfx-u280", "tiny"} <= set(available_cores())
+    core = load_core("dfx-u280")
+    assert (core.d, core.l, core.clock_mhz, core.b.name) == (64, 16, 200.0, "u280")
+    assert core.b.hbm.pseudo_channels == 32 and core.b.hbm.pc_capacity_bytes == 256 << 20
+    assert core.b.hbm.bandwidth_gbs == pytest.approx(460.0)
+    assert core.tile_bytes == 2 * 64 * 16
+    assert core.tables.gelu.points == 2048 and core.tables.gelu.lo == -8.0
+    assert "hbm.pc_bandwidth_gbs" in core.b.sources
+
+
+def test_round_trip_through_plain_data() -> None:
+    core = load_core("tiny")
+    assert core_from_dict(to_dict(core), to_dict(core.b), "embedded") == core
+
+
+def _write(tmp_path: Path, base: str, edit) -> Path:  # noqa: ANN001
+    data = yaml.safe_load((boards_dir() / "cores" / f"{base}.yaml").read_text())
+    edit(data)
+    path = tmp_path / "core.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["mpu"].__setitem__("d", 12), "mpu.d: must be a power of two, got 12"),
+    (lambda d: d["mpu"].__setitem__("l", "16"), "mpu.l: expected an integer, got '16'"),
+    (lambda d: d.__setitem__("dtype", "bf16"), "dtype: must be one of fp16, got 'bf16'"),
+    (lambda d: d["mpu"].pop("add_latency"), "mpu.add_latency: missing required field"),
+    (lambda d: d["mpu"].__setitem__("lanes", 3), "mpu.lanes: unknown field (allowed: d, l,"),
+    (lambda d: d["tables"]["gelu"].__setitem__("points", 1000), "tables.gelu: step"),
+    (lambda d: d.__setitem__("clock_mhz", -1), "clock_mhz: must be > 0, got -1"),
+])
+def test_bad_field_names_file_field_and_allowed_values(tmp_path: Path, edit, message: str
+                                                       ) -> None:  # noqa: ANN001
+    path = _write(tmp_path, "tiny", edit)
+    with pytest.raises(ConfigError) as e:
+        load_core(path)
+    text = str(e.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_missing_source_is_an_error(tmp_path: Path) -> None:
+    def edit(d: dict) -> None:
+        del d["sources"]["mpu.d"]
+
+    path = _write(tmp_path, "dfx-u280", edit)
+    with pytest.raises(ConfigError, match="no source given for field mpu.d"):
+        load_core(path, board="tiny")
+
+
+def test_unknown_names_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown core 'nope' \(available: .*dfx-u280"):
+        load_core("nope")
+    with pytest.raises(ConfigError, match=r"unknown board 'nope' \(available: .*u280"):
+        load_board("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mpu: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML \(line"):
+        load_core(bad)
