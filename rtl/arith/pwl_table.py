@@ -18,6 +18,7 @@ Outside: ``x < lo -> +0``; ``x >= hi -> x`` (gelu) or ``+inf`` (exp); NaN -> ``0
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -93,13 +94,25 @@ class PwlTable(wiring.Component):
     ``result`` (``lanes`` FP16 patterns), ``valid_out`` out. All lanes share the three ROMs
     (one read port per lane and ROM).
 
+    ``leaf(m, name, block)`` (optional) adds each arithmetic block and returns the object to
+    connect (default: a plain submodule; the MPU passes a black-box instantiator for fast
+    Verilog generation).
+
     Timing: like the other arithmetic blocks, one input set per en-high cycle, results
     ``latency`` en-high cycles later, ``en`` low freezes everything. ``latency`` >= 1: the first
     register is the ROM read; the remaining ``latency - 1`` are spread over the subtract,
     multiply, add and FP16 rounding (4 -> 1 + 0/1/1/1), see :attr:`stage_latencies`.
     """
 
-    def __init__(self, table: Any, *, lanes: int = 1, latency: int = DEFAULT_TABLE_LATENCY):
+    def __init__(
+        self,
+        table: Any,
+        *,
+        lanes: int = 1,
+        latency: int = DEFAULT_TABLE_LATENCY,
+        leaf: Callable[[Module, str, Any], Any] | None = None,
+    ):
+        self._leaf = leaf
         self._table = _resolve_table(table)
         self._lanes = check_latency(lanes, 1, name="lanes")
         self._latency = check_latency(latency, 1)
@@ -164,6 +177,12 @@ class PwlTable(wiring.Component):
 
         rom_x, rom_y, rom_m = rom("x", tab.x), rom("y", tab.y), rom("m", tab.m)
 
+        def leaf(name: str, block: Any) -> Any:
+            if self._leaf is not None:
+                return self._leaf(m, name, block)
+            m.submodules[name] = block
+            return block
+
         for lane in range(self._lanes):
             a = self.a[lane]
             nm = f"l{lane}"
@@ -186,23 +205,20 @@ class PwlTable(wiring.Component):
             above_r = delay(m, ~u.is_nan & ~below & ~inside, 1, en, f"{nm}_above")
 
             # t = x - x_i
-            sub = Fp32Add(st["sub"])
-            m.submodules[f"{nm}_sub"] = sub
+            sub = leaf(f"{nm}_sub", Fp32Add(st["sub"]))
             m.d.comb += [sub.a.eq(x32_r), sub.b.eq(rx.data ^ (1 << 31)), sub.en.eq(en)]
 
             # m_i * t: the m ROM is read one register before the multiplier's input
             rm = rom_m.read_port(domain="sync")
             m.d.comb += [rm.addr.eq(delay(m, idx, st["sub"], en, f"{nm}_idx_m")), rm.en.eq(en)]
-            mul = Fp32Mul(st["mul"])
-            m.submodules[f"{nm}_mul"] = mul
+            mul = leaf(f"{nm}_mul", Fp32Mul(st["mul"]))
             m.d.comb += [mul.a.eq(rm.data), mul.b.eq(sub.result), mul.en.eq(en)]
 
             # y_i + m_i * t
             ry = rom_y.read_port(domain="sync")
             idx_y = delay(m, idx, st["sub"] + st["mul"], en, f"{nm}_idx_y")
             m.d.comb += [ry.addr.eq(idx_y), ry.en.eq(en)]
-            add = Fp32Add(st["add"])
-            m.submodules[f"{nm}_add"] = add
+            add = leaf(f"{nm}_add", Fp32Add(st["add"]))
             m.d.comb += [add.a.eq(ry.data), add.b.eq(mul.result), add.en.eq(en)]
 
             # out-of-range and NaN rules, applied in FP32 (round16 maps each exactly)
@@ -220,8 +236,7 @@ class PwlTable(wiring.Component):
                     Mux(delay(m, above_r, d, en, f"{nm}_above2"), high, add.result),
                 ),
             )
-            cvt = Fp32ToFp16(st["cvt"])
-            m.submodules[f"{nm}_cvt"] = cvt
+            cvt = leaf(f"{nm}_cvt", Fp32ToFp16(st["cvt"]))
             m.d.comb += [cvt.a.eq(y32), cvt.en.eq(en), self.result[lane].eq(cvt.result)]
 
         valid = delay(m, self.valid_in, self._latency, en, "valid", reset_less=False)

@@ -149,16 +149,19 @@ def test_bad_tables():
         PwlTable(TINY.tables.gelu)
     with pytest.raises(ValueError, match="not 'rsqrt'"):
         PwlTable(table_of(TINY, "rsqrt"))
+    h = 2.0**-25  # a legal golden table would need 2^26 points: build the object directly
+    z = np.zeros(5, dtype=np.float32)
+    fine = gt.PwlTable(fn="gelu", lo=0.0, hi=4 * h, points=4, h=h, x=z, y=z, m=z[:4])
     with pytest.raises(ValueError, match="below 2\\^-24"):
-        PwlTable(gt.table("gelu", -1.0, 1.0, 1 << 26))
+        PwlTable(fine)
 
 
 # ------------------------------------------------------------------------------- widening
 
 
 class _Widen(wiring.Component):
-    a: In(16).array(16)
-    r: Out(32).array(16)
+    def __init__(self):
+        super().__init__({"a": In(16).array(16), "r": Out(32).array(16)})
 
     def elaborate(self, platform):
         m = Module()
@@ -167,16 +170,22 @@ class _Widen(wiring.Component):
         return m
 
 
-def test_fp16_to_fp32_exhaustive():
+def test_fp16_to_fp32():
+    """Every zero, subnormal, inf and NaN pattern (both signs), 1024 random normals."""
     dut = _Widen()
-    allx = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    special = np.arange(1 << 16, dtype=np.uint32)
+    special = special[np.isin((special >> 10) & 0x1F, [0, 31])]
+    normal = np.random.default_rng(86).integers(0x0400, 0x7C00, 1024) | 0x8000 * (
+        np.arange(1024) & 1
+    )
+    allx = np.concatenate([special, normal]).astype(np.uint16)
     want = np.asarray(gfp.f32_bits(gfp.widen16(allx.view(np.float16))))
-    got = np.zeros(1 << 16, dtype=np.uint32)
+    got = np.zeros(len(allx), dtype=np.uint32)
 
     async def tb(ctx):
-        for base in range(0, 1 << 16, 16):
+        for base in range(0, len(allx), 16):
             for i in range(16):
-                ctx.set(dut.a[i], base + i)
+                ctx.set(dut.a[i], int(allx[base + i]))
             await ctx.delay(1e-9)
             for i in range(16):
                 got[base + i] = ctx.get(dut.r[i])
@@ -194,13 +203,13 @@ def test_fp16_to_fp32_exhaustive():
 @pytest.mark.parametrize("fn", ["gelu", "exp"])
 def test_tiny_tables(fn):
     tab = table_of(TINY, fn)
-    check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 600, seed=80))
+    check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 300, seed=80))
 
 
 @pytest.mark.parametrize("fn", ["gelu", "exp"])
 def test_u280_tables(fn):
     tab = table_of(U280, fn)
-    check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 600, seed=81, every=7))
+    check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 300, seed=81, every=9))
 
 
 @pytest.mark.parametrize("latency", [1, 2, 4, 6])
@@ -214,7 +223,7 @@ def test_other_ranges():
     """Tables on other ranges: steps 1/2 and 2 (h > 1), lo not symmetric, lo > 0."""
     for spec, fn in [((-3.0, 5.0, 16), "gelu"), ((-8.0, 24.0, 16), "exp"), ((0.5, 4.5, 8), "exp")]:
         tab = gt.table(fn, *spec)
-        check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 120, seed=83))
+        check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 80, seed=83))
 
 
 def test_vectors_cover_the_rules():
@@ -259,6 +268,6 @@ def test_verilog_keeps_the_roms_as_memories():
     text = verilog.convert(PwlTable(tab, lanes=2), name="top")
     assert "module top(" in text
     # one array per ROM, initialised word by word (no per-lane copies, no case-statement ROM)
-    assert text.count("reg [31:0] rom_y [") == 1
-    assert text.count("rom_y[11'h7ff] = 32'h") == 1
-    assert "case" not in text.split("rom_x")[0] or "casez" not in text
+    assert text.count("reg [31:0] rom_y [2047:0];") == 1
+    assert text.count("rom_y[2047] = 32'd") == 1
+    assert "case" not in text
