@@ -38,6 +38,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("fp32_add", "fp32_add", "dfx.rtl.tb.arith", {"DFX_UNIT": "fp32_add"}),
     Bench("fp32_mul", "fp32_mul", "dfx.rtl.tb.arith", {"DFX_UNIT": "fp32_mul"}),
     Bench("fp32_to_fp16", "fp32_to_fp16", "dfx.rtl.tb.arith", {"DFX_UNIT": "fp32_to_fp16"}),
+    Bench("mpu", "mpu", "dfx.rtl.tb.mpu", {"MPU_SEED": "7"}),
 )
 BENCH_NAMES = tuple(b.name for b in BENCHES)
 

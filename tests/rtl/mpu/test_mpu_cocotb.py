@@ -1,7 +1,7 @@
-"""The MPU's Verilog under Verilator + cocotb (``mpu_tb.py``), and lint of the full-size unit.
+"""The MPU's Verilog under Verilator + cocotb (``dfx.rtl.tb.mpu``), and lint of the full-size unit.
 
 * tiny core (d = 8, l = 4) and a variant (interleave 3, other latencies, a 2-deep command
-  queue), each built in its own directory: every scenario of ``mpu_tb`` (operand families x
+  queue), each built in its own directory: every scenario of ``dfx.rtl.tb.mpu`` (operand families x
   options x idle/back-pressure, shapes around the interleave width, a 1000+ tile stream at one
   tile per cycle) with every output bit compared to the golden ``matvec``;
 * the flat Amaranth conversion of the tiny unit lints clean (slow);
@@ -58,9 +58,8 @@ def test_mpu_cocotb(variant, tmp_path_factory):
     results = vt.run_cocotb(
         [source],
         toplevel="mpu",
-        test_module="mpu_tb",
+        test_module="dfx.rtl.tb.mpu",
         build_dir=tmp_path_factory.mktemp(f"mpu_{variant}"),
-        python_path=[HERE],
         extra_env={**env, "MPU_SEED": "7"},
         timeout_s=900,
     )

@@ -292,7 +292,7 @@ class TB:
         from dfx.isa.config import load_core
 
         self.dut = dut
-        core = load_core(os.environ.get("MPU_CORE", "tiny"))
+        core = load_core(os.environ.get("MPU_CORE", os.environ.get("DFX_CORE", "tiny")))
         self.geo = Geometry.from_core(core, _env_int("MPU_INTERLEAVE", core.mpu.add_latency))
         self.rng = np.random.default_rng(_env_int("MPU_SEED", 1))
         self.out: list[int] = []
