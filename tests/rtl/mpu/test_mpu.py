@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from amaranth.hdl import Shape
 from amaranth.lib import stream
-from mpu_tb import CMD_FIELDS
-from mpu_tb import tile_order as tb_tile_order
 
 from dfx.isa.config import load_core
 from dfx.isa.golden import tables as gt
 from dfx.rtl.mpu import Mfu, Mpu, SfuM, command_layout, output_layout, tile_layout, tile_order
+from dfx.rtl.tb.mpu import CMD_FIELDS
+from dfx.rtl.tb.mpu import tile_order as tb_tile_order
 
 # construction-only tests build components they never elaborate
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
-from mpu_tb import (
+
+from dfx.isa.config import load_core
+from dfx.rtl.mpu import Mpu
+from dfx.rtl.tb.mpu import (
     KINDS,
     Geometry,
     Problem,
@@ -20,9 +23,6 @@ from mpu_tb import (
     problem_mix,
     random_problem,
 )
-
-from dfx.isa.config import load_core
-from dfx.rtl.mpu import Mpu
 
 TINY = load_core("tiny")
 
