@@ -47,12 +47,16 @@ class Vpu(wiring.Component):
     * ``result`` (out, 32 bits): FP32 result of vacc/vaccsq/vmax/sadd/ssub/smul/srecip/srsqrt,
       or the unsigned argmax index of vargmax.
 
-    Timing: a command is taken when the previous one has issued its last vector (back to back:
-    one idle issue cycle between commands); then one vector per cycle (vacc/vaccsq: one per
-    :attr:`acc_interval` cycles). Element-wise results appear :attr:`latencies` cycles after
-    issue. Back-pressure: ``y`` not ready while valid freezes the whole pipeline (``en``);
-    ``result`` is a held register, and the next scalar-result command waits until it is taken.
-    ``n = 0``: element-wise ops do nothing, reductions give +0 (index 0).
+    Timing: the next command is taken in the cycle the current one issues its last vector, so
+    vectors stream back to back, one per cycle (vacc/vaccsq: one per :attr:`acc_interval`
+    cycles; a scalar op takes one issue cycle). Element-wise results appear :attr:`latencies`
+    cycles after issue; an op with a shorter latency than its predecessor waits for the
+    difference, so results never collide. Back-pressure: ``y`` valid and not ready freezes the
+    whole pipeline (one clock enable); ``result`` is a held register, and the next
+    scalar-result command waits until it is taken. ``n = 0``: element-wise ops do nothing,
+    reductions give +0 (index 0). Parameters: ``vpu.*`` latencies of the core configuration;
+    ``cvt_latency`` of each element-wise latency is the FP32 -> FP16 rounding; the squares of
+    vaccsq use the multiplier bank (``vpu.square_latency`` is not used).
     """
 
     def __init__(

@@ -177,9 +177,136 @@ def make_cmd(rng, op: VpuOp, n: int, d: int, tables: dict, a=None, b=None, s=Non
     s = f32() if s is None else s
     t = f32() if t is None else t
     a = np.asarray(a, np.uint16).reshape(-1, d)
+    assert len(a) == nvec, f"{op.name} n={n}: {len(a)} operand vectors, {nvec} needed"
     if b is not None:
         b = np.asarray(b, np.uint16).reshape(-1, d)
     return expect(Cmd(op, n, a, b, s, t), d, tables)
+
+
+# ------------------------------------------------------------------------ programs
+
+# corner operands for pairwise tests, a subset of F16_CORNERS: every class once
+PAIR_CORNERS = [0x0000, 0x8000, 0x0001, 0x83FF, 0x0400, 0x7BFF, 0xFBFF, 0x3C00, 0xBC01,
+                0x1400, 0x6000, 0x7C00, 0xFC00, 0x7E01, 0xFD00, 0x3555]  # fmt: skip
+TARGETED = {
+    # (a, b) pairs with a known rounding story
+    VpuOp.VADD: [
+        (0x3C00, 0x1000),  # 1 + 2^-11: tie, to even (down) in FP16
+        (0x3C01, 0x1000),  # tie, to even (up)
+        (0x7BFF, 0x4C00),  # 65504 + 16 = 65520: rounds to inf
+        (0x7BFF, 0x4BFF),  # 65504 + 15.99: stays finite
+        (0x0001, 0x8002),  # subnormal result
+        (0x3C00, 0xBC00),  # x + (-x) = +0
+        (0x8000, 0x8000),  # -0 + -0 = -0
+        (0x7C00, 0xFC00),  # inf - inf = NaN
+    ],
+    VpuOp.VSUB: [(0x3C00, 0x3C00), (0x8000, 0x0000), (0x0000, 0x0000), (0x7C00, 0x7C00),
+                 (0x0400, 0x03FF), (0xFBFF, 0x4C00), (0x3C00, 0x9000), (0x0001, 0x0001)],
+    VpuOp.VMUL: [(0x3C01, 0x3C01), (0x0001, 0x3800), (0x0001, 0x3C00), (0x7BFF, 0x4000),
+                 (0x5BFF, 0x5BFF), (0x1400, 0x1400), (0x0000, 0x7C00), (0x8000, 0x3C00)],
+}  # fmt: skip
+SCALARS = [0x00000000, 0x80000000, 0x00000001, 0x3F800000, 0xBF800000, 0x33000000,
+           0x33000001, 0x387FC000, 0x477FF000, 0x477FF001, 0x7F7FFFFF, 0x7F800000,
+           0xFF800000, 0xFFC00001]  # fmt: skip
+"""FP32 scalars for vadds/vsubs/vmuls: zeros, FP16 rounding ties and boundaries, specials."""
+
+
+def _pairs(values):
+    a = [x for x in values for _ in values]
+    b = [y for _ in values for y in values]
+    return a, b
+
+
+def elementwise_program(rng, tables: dict, d: int, full: bool = False) -> list:
+    """Every element-wise op on corner operands (pairs of corners, corner x scalar, table
+    edges) and random vectors; ``full``: all of F16_CORNERS x F16_CORNERS, all F32_CORNERS."""
+    prog = []
+    for op in BINARY:
+        a, b = _pairs(F16_CORNERS if full else PAIR_CORNERS)
+        ta, tb = zip(*TARGETED[op], strict=True)
+        a, b = list(ta) + a, list(tb) + b
+        n = -(-len(a) // d)
+        pad = n * d - len(a)
+        a += [0x3C00] * pad
+        b += [0x3C00] * pad
+        prog.append(make_cmd(rng, op, n, d, tables, a=a, b=b))
+        prog.append(make_cmd(rng, op, 3, d, tables))  # random operands
+    for op in (VpuOp.VADDS, VpuOp.VSUBS, VpuOp.VMULS):
+        for s in F32_CORNERS if full else SCALARS:
+            a = vectors_with(rng, 1, d, list(rng.permutation(F16_CORNERS)[:d]))
+            prog.append(make_cmd(rng, op, 1, d, tables, a=a, s=s))
+        prog.append(make_cmd(rng, op, 3, d, tables))
+    for op, fn in ((VpuOp.VEXP, "exp"), (VpuOp.VGELU, "gelu")):
+        edges = table_edges16(tables[fn]) + F16_CORNERS
+        n = -(-len(edges) // d) + 2
+        prog.append(make_cmd(rng, op, n, d, tables, a=vectors_with(rng, n, d, edges)))
+    corners = F16_CORNERS
+    n = -(-len(corners) // d)
+    prog.append(make_cmd(rng, VpuOp.VMOV, n, d, tables, a=vectors_with(rng, n, d, corners)))
+    return prog
+
+
+def reduction_program(rng, tables: dict, d: int) -> list:
+    """vacc/vaccsq/vmax/vargmax over n = 0.. vectors with signed zeros, infinities, NaNs,
+    subnormals, ties and elements beyond n."""
+    prog = []
+
+    def normal(n):
+        return vectors_with(rng, n, d, [], "normal")
+
+    for op in (VpuOp.VACC, VpuOp.VACCSQ):
+        for n in (0, 1, 2, 5):
+            prog.append(make_cmd(rng, op, n, d, tables, a=normal(n)))
+        big = np.full((2, d), 0x7BFF, np.uint16)  # FP32 sums of 65504s: finite, no overflow
+        prog.append(make_cmd(rng, op, 2, d, tables, a=big))
+        odd = normal(3)
+        odd[1, 3 % d] = 0x7C00  # +inf
+        odd[2, 5 % d] = 0xFC00  # -inf: inf - inf = NaN
+        prog.append(make_cmd(rng, op, 3, d, tables, a=odd))
+        sub = np.resize([0x0001, 0x8001, 0x03FF, 0x8000, 0x0000, 0x8000, 0x0002, 0x8003], (2, d))
+        prog.append(make_cmd(rng, op, 2, d, tables, a=sub.astype(np.uint16)))
+        prog.append(make_cmd(rng, op, 1, d, tables, a=np.full((1, d), 0x8000, np.uint16)))
+    for op in (VpuOp.VMAX, VpuOp.VARGMAX):
+        unit = d if op == VpuOp.VARGMAX else 1
+        cases = [
+            np.full((1, d), 0x8000),  # all -0
+            np.array([[0x8000, 0x0000] * (d // 2)]),  # max(-0, +0) = +0, first +0
+            np.full((2, d), 0xFC00),  # all -inf
+            np.array([[0xFBFF] * d, [0xFBFF] * (d - 1) + [0x7E01]]),  # NaN last
+            np.array([[0x3C00, 0x7D00] + [0x4000] * (d - 2), [0x7E00] * d]),  # first NaN
+            np.array([[0x4000] * d, [0x4000] * d]),  # ties: the first index
+            np.array([[0x0001] + [0x8001] * (d - 1)]),  # subnormals
+        ]
+        for a in cases:
+            prog.append(make_cmd(rng, op, len(a) * unit, d, tables, a=a.astype(np.uint16)))
+        for n in (1, 3, 9, d * 2 - 1):
+            nv = -(-n // d) if op == VpuOp.VARGMAX else n
+            a = normal(nv)
+            if op == VpuOp.VARGMAX:
+                a.reshape(-1)[n:] = 0x7C00  # beyond n: ignored, even when larger
+            prog.append(make_cmd(rng, op, n, d, tables, a=a))
+        prog.append(make_cmd(rng, op, 0, d, tables, a=normal(0)))
+    return prog
+
+
+def scalar_program(rng, tables: dict, d: int) -> list:
+    """sadd/ssub/smul on corner pairs; srecip/srsqrt on F32_CORNERS and random values."""
+    prog = []
+    pairs = [
+        (0x3F800000, 0x33800000), (0x3F800001, 0x33800000), (0x7F7FFFFF, 0x73000000),
+        (0x7F800000, 0xFF800000), (0x00000001, 0x80000002), (0x3F800000, 0xBF800000),
+        (0x80000000, 0x80000000), (0x40490FDB, 0xFFC12345), (0x007FFFFF, 0x00000001),
+        (0x0DA24260, 0x7149F2CA), (0x00800000, 0x3F000000), (0x7F800000, 0x00000000),
+    ]  # fmt: skip
+    for op in (VpuOp.SADD, VpuOp.SSUB, VpuOp.SMUL):
+        for s, t in pairs:
+            prog.append(make_cmd(rng, op, 0, d, tables, s=s, t=t))
+    for op in (VpuOp.SRECIP, VpuOp.SRSQRT):
+        for s in F32_CORNERS:
+            prog.append(make_cmd(rng, op, 0, d, tables, s=s))
+        for s in gfp.f32_bits(rng.standard_normal(6).astype(np.float32) * 100):
+            prog.append(make_cmd(rng, op, 0, d, tables, s=int(s)))
+    return prog
 
 
 # ------------------------------------------------------------------------------ packing
