@@ -39,6 +39,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("fp32_mul", "fp32_mul", "dfx.rtl.tb.arith", {"DFX_UNIT": "fp32_mul"}),
     Bench("fp32_to_fp16", "fp32_to_fp16", "dfx.rtl.tb.arith", {"DFX_UNIT": "fp32_to_fp16"}),
     Bench("mpu", "mpu", "dfx.rtl.tb.mpu", {"MPU_SEED": "7"}),
+    Bench("vpu", "vpu", "dfx.rtl.tb.vpu"),
 )
 BENCH_NAMES = tuple(b.name for b in BENCHES)
 
@@ -108,6 +109,10 @@ def run_bench(b: Bench, core: CoreConfig, build_root: Path, *, waves: bool = Fal
     top = f"dfx_{b.unit}"
     src = cached_source(convert(comp, top), f"{top}.v")
     env = {**b.env, "DFX_CORE": core.name, "DFX_LATENCY": str(getattr(comp, "latency", 0))}
+    if b.unit == "vpu":  # the VPU testbench takes the unit's geometry and tables as JSON
+        from dfx.rtl.tb.vpu_harness import config_json
+
+        env["VPU_CONFIG"] = config_json(comp)
     error = ""
     try:
         xml = run_cocotb([src], top, b.tb, build, waves=waves, timeout_s=timeout_s,

@@ -1,9 +1,8 @@
-"""The Vpu as Verilog under Verilator + cocotb (``vpu_tb.py``): every scenario crossed with
+"""The Vpu as Verilog under Verilator + cocotb (``dfx.rtl.tb.vpu``): every scenario crossed with
 every back-pressure mode, all outputs bit-exact against the golden model; and the full
 dfx-u280 VPU (d = 64) generated and linted with the project's waivers (``slow``).
 """
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from amaranth.back import verilog
 
 from dfx.isa.config import load_core
+from dfx.rtl.tb.vpu_harness import config_json
 from dfx.rtl.toolchain import verilator as vt
 from dfx.rtl.vpu import Vpu
 
@@ -35,12 +35,6 @@ CONFIGS = {
 }
 
 
-def config_json(vpu: Vpu) -> str:
-    tables = {fn: [t.lo, t.hi, t.points] for fn, t in vpu.tables.items()}
-    latencies = {op.name: lat for op, lat in vpu.latencies.items()}
-    return json.dumps({"d": vpu.d, "tables": tables, "latencies": latencies})
-
-
 @pytest.mark.verilator
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_vpu_verilator(config, tmp_path_factory):
@@ -53,9 +47,8 @@ def test_vpu_verilator(config, tmp_path_factory):
     results = vt.run_cocotb(
         [src],
         toplevel=TOP,
-        test_module="vpu_tb",
+        test_module="dfx.rtl.tb.vpu",
         build_dir=build,
-        python_path=[HERE],
         extra_env={"VPU_CONFIG": config_json(vpu)},
         timeout_s=3600,
     )

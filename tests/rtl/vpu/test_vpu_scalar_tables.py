@@ -6,11 +6,11 @@ the dfx-u280 tables; a random clock enable (stall) keeps results in order and ex
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from vpu_harness import F32_CORNERS
 
 from dfx.isa.config import load_core
 from dfx.isa.golden import fp as gfp
 from dfx.isa.golden import tables as gtab
+from dfx.rtl.tb.vpu_harness import F32_CORNERS
 from dfx.rtl.vpu import ScalarTable
 
 GOLDEN = {"recip": gtab.recip32, "rsqrt": gtab.rsqrt32}

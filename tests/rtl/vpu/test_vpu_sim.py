@@ -10,7 +10,9 @@ all its phases in one simulation (module-scoped fixtures) and the tests inspect 
 
 import numpy as np
 import pytest
-from vpu_harness import (
+
+from dfx.isa.config import load_core
+from dfx.rtl.tb.vpu_harness import (
     SCALAR,
     VEC_OPS,
     Phase,
@@ -22,8 +24,6 @@ from vpu_harness import (
     run_amaranth,
     scalar_program,
 )
-
-from dfx.isa.config import load_core
 from dfx.rtl.vpu import Vpu, VpuOp
 
 D = 8

@@ -2,8 +2,8 @@
 vectors), the golden expectation of a program, operand generators with corner cases, and an
 Amaranth-simulator driver with random back-pressure.
 
-No cocotb or simulator imports at module level: the cocotb testbench (``vpu_tb``) uses the same
-programs and expectations, so both simulators check against one definition.
+No cocotb or simulator imports at module level: the cocotb testbench (``dfx.rtl.tb.vpu``) uses
+the same programs and expectations, so both simulators check against one definition.
 """
 
 from __future__ import annotations
@@ -479,3 +479,12 @@ def mismatches(rows, d: int) -> list[str]:
                 f"{c.op.name} n={c.n} s={c.s:#010x} t={c.t:#010x}: got {got} want {c.result:#x}"
             )
     return bad
+
+
+def config_json(vpu: object) -> str:
+    """The ``VPU_CONFIG`` environment value the cocotb testbench reads (dfx.rtl.tb.vpu)."""
+    import json
+
+    tables = {fn: [t.lo, t.hi, t.points] for fn, t in vpu.tables.items()}  # type: ignore[attr-defined]
+    latencies = {op.name: lat for op, lat in vpu.latencies.items()}  # type: ignore[attr-defined]
+    return json.dumps({"d": vpu.d, "tables": tables, "latencies": latencies})  # type: ignore[attr-defined]

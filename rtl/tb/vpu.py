@@ -16,7 +16,9 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-from vpu_harness import (
+
+from dfx.isa.golden import tables as gtab
+from dfx.rtl.tb.vpu_harness import (
     ALL_OPS,
     VEC_OPS,
     Cmd,
@@ -28,8 +30,6 @@ from vpu_harness import (
     streams,
     unpack16,
 )
-
-from dfx.isa.golden import tables as gtab
 from dfx.rtl.vpu import VpuOp
 
 CONFIG = json.loads(os.environ.get("VPU_CONFIG", "{}"))
