@@ -187,13 +187,15 @@ def _local_lane(core: Any) -> Any:
 
 def build(name: str, core: Any) -> tuple[Any, str]:
     """(component, source note) of unit ``name``; raises ImportError/AttributeError when the
-    unit's module or class does not exist (yet)."""
+    unit's module or class does not exist (yet), LookupError when it is no Amaranth component."""
     from dfx.rtl.generate import UNITS
 
     if name == "lane":
         return build_lane(core)
     for u in UNITS:
         if u.name == name:
+            if not u.factory:  # e.g. "datapath": a Verilog top over mpu.v and vpu.v
+                raise LookupError(f"no Amaranth component ({u.doc}); add up its parts' rows")
             return u.build(core), u.factory
     raise KeyError(name)
 
@@ -470,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                     comp, source = build(name, core)
                     top = f"dfx_{name}"
                     verilog = convert(comp, top)
-                except (ImportError, AttributeError) as e:
+                except (ImportError, AttributeError, LookupError) as e:
                     r["skipped"] = f"not available ({type(e).__name__}: {e})"
                     report(r)
                     continue
