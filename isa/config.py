@@ -231,6 +231,51 @@ class TimingConfig:
     router_latency: int = field(metadata={"check": _positive})
 
 
+def _lut_check(c: LutGemmConfig) -> str | None:
+    if c.mu > 8:
+        return "mu (key bits per table read) must be at most 8"
+    if c.slice % 8:
+        return f"mu * keys = {c.slice} inputs per lane word must be a multiple of 8 (whole bytes)"
+    if c.max_rows % c.lanes:
+        return "max_rows must be a multiple of lanes"
+    if c.max_group % c.slice or c.max_group > 8192:
+        return "max_group must be a multiple of mu * keys and at most 8192 (exact sums)"
+    return None
+
+
+@dataclass(frozen=True)
+class LutGemmConfig:
+    """The LUT-GEMM unit beside the MPU (Park et al., ICLR 2024; docs/lutgemm.md).
+
+    Each cycle every one of ``lanes`` row lanes reads one packed word of ``slice = mu * keys``
+    sign bits (one row, one bit-plane) and does ``keys`` table look-ups with ``mu``-bit keys.
+    """
+
+    mu: int = field(metadata={"check": _power_of_two})
+    keys: int = field(metadata={"check": _power_of_two})
+    lanes: int = field(metadata={"check": _power_of_two})
+    max_q: int = field(metadata={"check": _positive})
+    max_rows: int = field(metadata={"check": _positive})
+    max_group: int = field(metadata={"check": _positive})
+    symmetric: bool
+    scalers: int = field(metadata={"check": _positive})
+    build_latency: int = field(metadata={"check": _positive})
+    lookup_latency: int = field(metadata={"check": _positive})
+    convert_latency: int = field(metadata={"check": _positive})
+    mul_latency: int = field(metadata={"check": _positive})
+    add_latency: int = field(metadata={"check": _positive})
+
+    @property
+    def slice(self) -> int:
+        """Inputs covered by one lane word (the packed layout's slice, docs/lutgemm.md)."""
+        return self.mu * self.keys
+
+    @property
+    def table_entries(self) -> int:
+        """Stored entries per table: 2^mu, or 2^(mu-1) with the symmetric form."""
+        return 1 << (self.mu - 1 if self.symmetric else self.mu)
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """A DFX compute core (``boards/cores/<name>.yaml``) and the board it sits on."""
@@ -246,6 +291,7 @@ class CoreConfig:
     buffers: BufferConfig = None  # type: ignore[assignment]
     control: ControlConfig = None  # type: ignore[assignment]
     timing: TimingConfig = None  # type: ignore[assignment]
+    lutgemm: LutGemmConfig = field(default=None, metadata={"check": _lut_check})  # type: ignore[assignment]
     sources: dict[str, str] = field(default_factory=dict)
     board_config: BoardConfig | None = field(default=None, metadata={"internal": True})
 

@@ -4,7 +4,8 @@ match it bit for bit.
 
 * :mod:`.fp`: FP16/FP32 primitives, element-wise vector ops, scalar ops, the adder tree;
 * :mod:`.tables`: piecewise-linear tables (gelu, exp, recip, rsqrt);
-* :mod:`.ops`: matrix-vector (MPU), accumulate, reduce-max, argmax, tile layout.
+* :mod:`.ops`: matrix-vector (MPU), accumulate, reduce-max, argmax, tile layout;
+* :mod:`.lutgemm`: LUT-GEMM (``lutmv``): the packed BCQ stream and its arithmetic.
 """
 
 from .fp import (

@@ -6,7 +6,7 @@
 * :func:`tile_matrix`, :func:`untile`: the weight-tile layout (§2.3).
 
 Element-wise VFU ops and scalar SFU_V ops are in :mod:`.fp`, table functions in :mod:`.tables`.
-LUT-GEMM (quantised weights) will get its own ``lutgemm_matvec`` here.
+LUT-GEMM (quantised weights) is in :mod:`.lutgemm` and shares :func:`epilogue16`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "PreparedTiles",
     "prepare_tiles",
     "matvec",
+    "epilogue16",
     "accum",
     "reduce_max16",
     "argmax16",
@@ -191,6 +192,35 @@ def accum(x16: npt.ArrayLike, n: int, d: int, mode: Literal["sum", "sumsq"] = "s
 
 
 @quiet
+def epilogue16(
+    acc: np.ndarray,
+    *,
+    bias: npt.ArrayLike | None = None,
+    scale: float | np.float32 | None = None,
+    mask_limit: int | None = None,
+    gelu_table: Any = None,
+) -> np.ndarray:
+    """SFU_M epilogue (DFX §2.4) of FP32 accumulators ``acc[B, N]`` -> ``float16[B, N]``:
+    steps 2-6 of :func:`matvec` (bias, scale, round16, causal mask, GELU), NaN canonical.
+    ``lutmv`` (:mod:`.lutgemm`) shares it."""
+    b_n, n_out = acc.shape
+    if bias is not None:
+        bv = _as16(bias)
+        if bv.ndim != 1 or bv.shape[0] < n_out:
+            raise ValueError(f"bias: expected float16[>= {n_out}], got shape {bv.shape}")
+        acc = acc + bv[:n_out].astype(np.float32)
+    if scale is not None:
+        acc = acc * _as32(scale)
+    h = np.asarray(round16(acc))
+    if mask_limit is not None:
+        lim = int(mask_limit) + np.arange(b_n)[:, None]
+        h = np.where(np.arange(n_out)[None, :] > lim, NEG_MAX16, h)
+    if gelu_table is not None and gelu_table is not False:
+        h = np.asarray(gelu16(h, None if gelu_table is True else gelu_table))
+    return np.asarray(canon16(h))
+
+
+@quiet
 def matvec(
     w_tiles: npt.ArrayLike | PreparedTiles,
     x: npt.ArrayLike,
@@ -263,21 +293,8 @@ def matvec(
                 acc[b0 : b0 + bc] = p[0]
             else:
                 acc[b0 : b0 + bc] += p[0]
-    acc = acc[:, :n_out]
-    if bias is not None:
-        bv = _as16(bias)
-        if bv.ndim != 1 or bv.shape[0] < n_out:
-            raise ValueError(f"bias: expected float16[>= {n_out}], got shape {bv.shape}")
-        acc = acc + bv[:n_out].astype(np.float32)
-    if scale is not None:
-        acc = acc * _as32(scale)
-    h = np.asarray(round16(acc))
-    if mask_limit is not None:
-        lim = int(mask_limit) + np.arange(b_n)[:, None]
-        h = np.where(np.arange(n_out)[None, :] > lim, NEG_MAX16, h)
-    if gelu_table is not None and gelu_table is not False:
-        h = np.asarray(gelu16(h, None if gelu_table is True else gelu_table))
-    h = np.asarray(canon16(h))
+    h = epilogue16(acc[:, :n_out], bias=bias, scale=scale, mask_limit=mask_limit,
+                   gelu_table=gelu_table)
     rmax = np.asarray(reduce_max16(h))
     if one:
         return h[0], rmax[0]
