@@ -24,6 +24,7 @@ from dfx.isa.container import CardImage
 from dfx.isa.encoding import Instruction, decode_program
 from dfx.isa.errors import IsaError
 from dfx.isa.golden import fp as gfp
+from dfx.isa.golden import lutgemm as glut
 from dfx.isa.golden import ops as gops
 from dfx.isa.golden import tables as gtab
 from dfx.isa.spec import load_spec
@@ -452,6 +453,39 @@ class Card:
 
     def _op_mm(self, ins: Instruction) -> None:
         self._matrix(ins, "mm")
+
+    # -- LUT-GEMM -----------------------------------------------------------------------------
+    def _op_lutmv(self, ins: Instruction) -> None:
+        """``lutmv`` (docs/lutgemm.md): the golden arithmetic on the unpacked stream."""
+        lc, d = self.core.lutgemm, self.d
+        n = self._count(ins.n, "n")
+        ng = self._count(ins.ng, "ng")
+        gs, q = ins.gs, ins.q
+        if not 1 <= q <= lc.max_q:
+            raise IllegalInstructionError(f"lutmv q = {q} is outside 1..{lc.max_q} "
+                                          f"(core {self.core.name})")
+        if ng < 1 or gs < 1 or gs * lc.slice > lc.max_group:
+            raise IllegalInstructionError(
+                f"lutmv needs ng >= 1 and 1 <= gs <= {lc.max_group // lc.slice}, got ng={ng}, "
+                f"gs={gs}")
+        if not 1 <= n <= lc.max_rows:
+            raise IllegalInstructionError(f"lutmv n = {n} is outside 1..{lc.max_rows}")
+        k = ng * gs * lc.slice
+        kv, yv, batch = -(-k // d), -(-n // d), ins.batch or 1
+        xb, yb = self._vaddr(ins.x), self._vaddr(ins.y)
+        x = self.vread(xb, batch * kv).reshape(batch, kv * d)[:, :k]
+        self._vcheck(yb, batch * yv, "write")
+        m, addr = self._mem(ins.w, "w", _ELEM_SPACES, align=glut.SECTION_ALIGN)
+        size = glut.stream_bytes(n, ng, gs, q, lc.slice)
+        w = glut.unpack(m.read(addr, size, what="lutmv weight read"), n, ng, gs, q, lc.slice)
+        bias = None
+        if ins.bias:
+            mb, baddr = self._mem(ins.b, "b", _ELEM_SPACES)
+            bias = mb.read(baddr, 2 * n, what="bias read").view(np.float16)
+        h = glut.lutmv(w, x, bias=bias, gelu_table=self.tables["gelu"] if ins.gelu else None)
+        out = np.zeros((batch, yv * d), dtype=np.float16)
+        out[:, :n] = h
+        self.vwrite(yb, out.reshape(batch * yv, d))
 
     # -- vector -------------------------------------------------------------------------------
     def _vv(self, ins: Instruction, fn: Callable[[np.ndarray, np.ndarray], Any]) -> None:
