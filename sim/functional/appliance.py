@@ -42,8 +42,9 @@ _HOST_SPACES = ("hbm", "ddr")
 class Appliance:
     """N simulated cards running ``binary`` (a :class:`Binary` or a ``.dfx`` path).
 
-    ``golden_matvec``: compute matrix instructions with :func:`dfx.isa.golden.ops.matvec`
-    itself instead of the bit-identical fast form (slower; for cross-checks).
+    ``golden_matvec``: compute matrix instructions with :func:`dfx.isa.golden.ops.matvec` and
+    ``lutmv`` with :func:`dfx.isa.golden.lutgemm.lutmv` (on the unpacked stream, every time)
+    instead of the bit-identical fast forms (slower; for cross-checks).
     ``tile_cache_bytes``: bound of the prepared-weight cache.
     ``slice_instructions``: instructions a card runs before the scheduler moves on.
     """

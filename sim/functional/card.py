@@ -6,8 +6,9 @@ with a valid bit: reading a never-written vector is an error), the pc, the hardw
 the card's HBM, DDR and DMA weight buffer (:mod:`.memory`) and its two ring FIFOs (:mod:`.ring`).
 
 Each instruction is executed with the golden arithmetic (:mod:`dfx.isa.golden`), bit for bit;
-matrix instructions use :mod:`.mpu`, a faster form of the golden ``matvec`` that tests prove
-bit-identical (``golden_matvec=True`` calls the golden function itself). Semantics follow
+matrix instructions use :mod:`.mpu`, a faster form of the golden ``matvec``, and ``lutmv`` uses
+:mod:`.lut`, a faster form of the golden ``lutmv``; tests prove both bit-identical
+(``golden_matvec=True`` calls the golden functions themselves). Semantics follow
 ``isa/spec.yaml``; the points it leaves open are fixed as listed in :data:`SEMANTICS`.
 """
 
@@ -29,7 +30,7 @@ from dfx.isa.golden import ops as gops
 from dfx.isa.golden import tables as gtab
 from dfx.isa.spec import load_spec
 
-from . import mpu
+from . import lut, mpu
 from .errors import (
     IllegalInstructionError,
     LoopError,
@@ -140,6 +141,8 @@ class Card:
         self.op_counts = [0] * 256
         self.tiles = 0
         self.macs = 0
+        self.lut_weights = 0  # sign bits consumed by lutmv (weights x planes x batch)
+        self.lut_bytes = 0  # packed lutmv stream bytes
         self.vectors_sent = 0
         self.vectors_received = 0
         self.mem = memories if memories is not None else self.initial_memories()
@@ -455,8 +458,30 @@ class Card:
         self._matrix(ins, "mm")
 
     # -- LUT-GEMM -----------------------------------------------------------------------------
+    def _lut_weights(self, ins: Instruction, n: int, ng: int, gs: int, q: int) -> Any:
+        """The prepared weights of a ``lutmv`` stream (cached like the MPU's tiles: streams
+        no program or host has written are cached on first use)."""
+        lc = self.core.lutgemm
+        m, addr = self._mem(ins.w, "w", _ELEM_SPACES, align=glut.SECTION_ALIGN)
+        size = glut.stream_bytes(n, ng, gs, q, lc.slice)
+        if self.golden_matvec:  # the reference: unpack and use the golden every time
+            return glut.unpack(m.read(addr, size, what="lutmv weight read"), n, ng, gs, q,
+                               lc.slice)
+        key = ((self.index, ins.w.space), addr, "lut", n, ng, gs, q)
+        e = self.cache.get(key)
+        if e is not None:
+            m.check_bounds(addr, size, "lutmv weight read")
+            m.account_read(addr, size, e.split)
+            return e.prepared
+        prep = lut.prepare_stream(m.read(addr, size, what="lutmv weight read"), n, ng, gs, q,
+                                  lc.slice)
+        self.cache.offer(key, addr, addr + size, prep, lambda: m.channel_split(addr, size),
+                         now=not m.touched(addr, addr + size))
+        return prep
+
     def _op_lutmv(self, ins: Instruction) -> None:
-        """``lutmv`` (docs/lutgemm.md): the golden arithmetic on the unpacked stream."""
+        """``lutmv`` (docs/lutgemm.md): :mod:`.lut`'s bit-identical form of the golden
+        arithmetic (``golden_matvec``: the golden function on the unpacked stream)."""
         lc, d = self.core.lutgemm, self.d
         n = self._count(ins.n, "n")
         ng = self._count(ins.ng, "ng")
@@ -475,17 +500,21 @@ class Card:
         xb, yb = self._vaddr(ins.x), self._vaddr(ins.y)
         x = self.vread(xb, batch * kv).reshape(batch, kv * d)[:, :k]
         self._vcheck(yb, batch * yv, "write")
-        m, addr = self._mem(ins.w, "w", _ELEM_SPACES, align=glut.SECTION_ALIGN)
-        size = glut.stream_bytes(n, ng, gs, q, lc.slice)
-        w = glut.unpack(m.read(addr, size, what="lutmv weight read"), n, ng, gs, q, lc.slice)
+        w = self._lut_weights(ins, n, ng, gs, q)
         bias = None
         if ins.bias:
             mb, baddr = self._mem(ins.b, "b", _ELEM_SPACES)
             bias = mb.read(baddr, 2 * n, what="bias read").view(np.float16)
-        h = glut.lutmv(w, x, bias=bias, gelu_table=self.tables["gelu"] if ins.gelu else None)
+        gelu = self.tables["gelu"] if ins.gelu else None
+        if self.golden_matvec:
+            h = glut.lutmv(w, x, bias=bias, gelu_table=gelu)
+        else:
+            h = lut.lutmv(w, np.ascontiguousarray(x), bias=bias, gelu_table=gelu)
         out = np.zeros((batch, yv * d), dtype=np.float16)
         out[:, :n] = h
         self.vwrite(yb, out.reshape(batch * yv, d))
+        self.lut_weights += batch * n * k * q
+        self.lut_bytes += glut.stream_bytes(n, ng, gs, q, lc.slice)
 
     # -- vector -------------------------------------------------------------------------------
     def _vv(self, ins: Instruction, fn: Callable[[np.ndarray, np.ndarray], Any]) -> None:
@@ -730,6 +759,7 @@ class Card:
             "by_op": by_op,
             "memory": {space: m.stats() for space, m in self.mem.items()},
             "matrix": {"tiles": self.tiles, "macs": self.macs},
+            "lutgemm": {"sign_bits": self.lut_weights, "stream_bytes": self.lut_bytes},
             "router": {"sent": self.vectors_sent, "received": self.vectors_received},
             "halted": self.halted,
             "pc": self.pc,

@@ -1,0 +1,185 @@
+"""The simulator's fast LUT-GEMM path (:mod:`dfx.sim.functional.lut`) is bit-identical to the
+golden ``lutmv`` (docs/lutgemm.md), alone and as the ``lutmv`` instruction; its weights are
+cached like the MPU's tiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfx.isa.golden import lutgemm as glut
+from dfx.isa.golden import tables as gtab
+from dfx.sim.functional import Appliance, lut
+
+GELU = gtab.default_table("gelu")
+
+
+def _bcq(rng: np.random.Generator, q: int, k: int, n: int, g: int, scale: float = 1.0
+         ) -> glut.Bcq:
+    signs = rng.random((q, k, n)) < 0.5
+    ng = k // g
+    a = (np.abs(rng.standard_normal((ng, q, n))) * scale).astype(np.float16)
+    z = (rng.standard_normal((ng, n)) * scale).astype(np.float16)
+    return glut.Bcq(signs, a, z, g)
+
+
+def _x(rng: np.random.Generator, shape: tuple[int, ...], scale: float, specials: bool = False
+       ) -> np.ndarray:
+    x = (rng.standard_normal(shape) * scale).astype(np.float16)
+    if specials:
+        flat = x.reshape(-1)
+        sp = np.array([np.nan, np.inf, -np.inf, -0.0, 6e-8, -6e-8, 65504, -65504, 1e-5],
+                      np.float16)
+        idx = rng.choice(flat.size, size=min(flat.size, sp.size), replace=False)
+        flat[idx] = sp[:idx.size]
+    return x
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype == np.float16 and (a.view(np.uint16) == b.view(np.uint16)).all()
+
+
+def test_limb_bits() -> None:
+    assert lut.limb_bits(128) == 17
+    assert lut.limb_bits(8192) == 11
+    for g in (1, 8, 100, 128, 129, 4096, 8192):
+        assert g * (1 << lut.limb_bits(g)) <= 1 << 24
+
+
+@pytest.mark.parametrize("q, k, n, g, batch", [
+    (1, 8, 1, 8, 1), (3, 768, 192, 128, 1), (2, 256, 17, 32, 2), (4, 512, 33, 512, 3),
+    (3, 3072, 101, 64, 2), (7, 64, 9, 16, 1),
+])
+@pytest.mark.parametrize("scale", [1.0, 3000.0, 1e-4])
+def test_fast_lutmv_equals_golden(q, k, n, g, batch, scale) -> None:
+    rng = np.random.default_rng(q * 1000 + n)
+    w = _bcq(rng, q, k, n, g, scale=0.05)
+    x = _x(rng, (batch, k), scale)
+    bias = _x(rng, (n,), 1.0)
+    p = lut.prepare(w)
+    for kw in ({}, {"bias": bias}, {"gelu_table": GELU}, {"bias": bias, "gelu_table": GELU}):
+        assert _same(glut.lutmv(w, x, **kw), lut.lutmv(p, x, **kw)), kw
+    with np.errstate(all="ignore"):
+        acc = lut.lut_acc(p, x)
+    assert (glut.lut_acc(w, x).view(np.uint32) == acc.view(np.uint32)).all()
+
+
+def test_fast_lutmv_special_values() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(24):
+        q, g = 1 + trial % 4, (8, 16, 64)[trial % 3]
+        w = _bcq(rng, q, 4 * g, 7, g, scale=(0.01, 100.0)[trial % 2])
+        x = _x(rng, (3, 4 * g), (1.0, 1000.0, 1e-6)[trial % 3], specials=trial % 4 != 3)
+        p = lut.prepare(w)
+        for kw in ({}, {"bias": _x(rng, (7,), 10.0, specials=True)}, {"gelu_table": GELU}):
+            assert _same(glut.lutmv(w, x, **kw), lut.lutmv(p, x, **kw)), (trial, kw)
+
+
+def test_group_sums_exact_at_the_limits() -> None:
+    """The largest group (8192) of the largest FP16 values, mixed with the smallest: the
+    exact sums need all 53 bits of float64; the limbs must not lose one."""
+    rng = np.random.default_rng(11)
+    g = 8192
+    w = _bcq(rng, 2, g, 3, g)
+    x = np.full((2, g), 65504, np.float16)
+    x[0, ::3] = np.float16(6e-8)
+    x[1] = _x(rng, (g,), 1.0)
+    x[1, ::7] = np.float16(-65504)
+    p0, x0 = glut.group_sums(w, x)
+    p1, x1 = lut.group_sums(lut.prepare(w), x)
+    assert (p0 == p1).all() and (x0 == x1).all()
+    assert _same(glut.lutmv(w, x), lut.lutmv(lut.prepare(w), x))
+
+
+def test_zero_inputs_give_positive_zero() -> None:
+    rng = np.random.default_rng(2)
+    w = _bcq(rng, 3, 64, 5, 32)
+    x = np.full((1, 64), -0.0, np.float16)
+    w0 = glut.Bcq(w.signs, np.zeros_like(w.alpha), np.zeros_like(w.z), 32)
+    assert _same(glut.lutmv(w0, x), lut.lutmv(lut.prepare(w0), x))
+    assert _same(glut.lutmv(w, x), lut.lutmv(lut.prepare(w), x))
+
+
+# -- the instruction -------------------------------------------------------------------------
+
+
+def _lut_program(sim, rng, *, n: int, ng: int, gs: int, q: int, batch: int, bias: bool,
+                 gelu: bool, x_specials: bool = False):
+    s = sim.core.lutgemm.slice
+    k = ng * gs * s
+    d = sim.d
+    kv = -(-k // d)
+    w = _bcq(rng, q, k, n, gs * s, scale=0.1)
+    stream = glut.pack(w, s)
+    x = np.zeros((batch, kv * d), np.float16)
+    x[:, :k] = _x(rng, (batch, k), 2.0, specials=x_specials)
+    b = _x(rng, (n,), 1.0)
+    flags = (", bias" if bias else "") + (", gelu" if gelu else "")
+    text = f"""
+        load dst=vrf[r0+0], src=hbm[r0+0x40000], n={batch * kv * d}
+        li rd=r7, imm={ng}
+        lutmv y=v[r0+200], x=v[r0+0], w=hbm[r0+0x1000], b=ddr[r0+64], n={n}, ng=r7, \
+gs={gs}, q={q}, batch={batch}{flags}
+        halt"""
+    segs = [("hbm", 0x1000, stream), ("hbm", 0x40000, x), ("ddr", 64, b)]
+    want = glut.lutmv(w.to_fp16(), x[:, :k], bias=b if bias else None,
+                      gelu_table=gtab.table_from_spec("gelu", sim.core.tables.gelu) if gelu
+                      else None)
+    return text, segs, want
+
+
+@pytest.mark.parametrize("n, ng, gs, q, batch, bias, gelu", [
+    (12, 2, 1, 3, 1, True, False), (5, 3, 2, 1, 2, False, True), (17, 1, 4, 4, 3, True, True),
+    (8, 4, 1, 2, 1, False, False),
+])
+def test_lutmv_instruction(sim, rng, n, ng, gs, q, batch, bias, gelu) -> None:
+    text, segs, want = _lut_program(sim, rng, n=n, ng=ng, gs=gs, q=q, batch=batch, bias=bias,
+                                    gelu=gelu, x_specials=n == 17)
+    yv = -(-n // sim.d)
+    for golden in (False, True):
+        app = Appliance(sim.binary(text, segs), golden_matvec=golden)
+        app.run(max_instructions=100)
+        y = app.cards[0].vrf[200:200 + batch * yv].reshape(batch, yv * sim.d)
+        assert _same(y[:, :n], want), golden
+        assert (sim.bits16(y[:, n:]) == 0).all()  # +0 past n
+        st = app.stats()["cards"][0]
+        assert st["lutgemm"]["stream_bytes"] == glut.stream_bytes(n, ng, gs, q,
+                                                                  sim.core.lutgemm.slice)
+
+
+def test_lutmv_weights_are_cached(sim, rng) -> None:
+    text, segs, want = _lut_program(sim, rng, n=12, ng=2, gs=1, q=3, batch=1, bias=True,
+                                    gelu=False)
+    app = Appliance(sim.binary(text, segs))
+    app.run(max_instructions=100)
+    assert len(app.cache) == 1 and app.cache.misses == 1
+    hbm_read = app.stats()["cards"][0]["memory"]["hbm"]
+    app.reset()
+    app.run(max_instructions=100)
+    assert app.cache.hits == 1  # the stream was never written: kept across requests
+    assert app.stats()["cards"][0]["memory"]["hbm"] == hbm_read  # reads still counted
+    y = app.cards[0].vrf[200:202].reshape(1, 2 * sim.d)
+    assert _same(y[:, :12], want)
+
+
+def test_lutmv_weights_rewritten_by_the_program_are_not_stale(sim, rng) -> None:
+    text, segs, want = _lut_program(sim, rng, n=8, ng=1, gs=1, q=1, batch=1, bias=False,
+                                    gelu=False)
+    # run lutmv, then overwrite the first 16 sign bytes with zeros (all -1), run it again
+    text2 = text.replace("halt", """
+        load dst=vrf[r0+300], src=hbm[r0+0x40000], n=8
+        vsub y=v[r0+300], a=v[r0+300], b=v[r0+300], n=1
+        store dst=hbm[r0+0x1000], src=vrf[r0+300], n=8
+        lutmv y=v[r0+210], x=v[r0+0], w=hbm[r0+0x1000], b=ddr[r0+64], n=8, ng=r7, gs=1, q=1
+        halt""")
+    for golden in (False, True):
+        app = Appliance(sim.binary(text2, segs), golden_matvec=golden)
+        app.run(max_instructions=100)
+        y0 = app.cards[0].vrf[200:201]
+        y1 = app.cards[0].vrf[210:211]
+        stream = app.read(0, "hbm", 0x1000, glut.stream_bytes(8, 1, 1, 1, 8))
+        w1 = glut.unpack(np.frombuffer(stream, np.uint8), 8, 1, 1, 1, 8)
+        x = app.cards[0].vrf[0:1]
+        assert _same(y0[:, :8], want)
+        assert _same(y1[:, :8], glut.lutmv(w1, x))
+        assert not _same(y1[:, :8], want)
