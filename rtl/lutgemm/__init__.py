@@ -1,1 +1,24 @@
-"""The LUT-GEMM unit in Amaranth (docs/lutgemm.md; Park et al., ICLR 2024)."""
+"""The LUT-GEMM unit in Amaranth (docs/lutgemm.md; Park et al., ICLR 2024).
+
+* :class:`LutGemm` (:mod:`.top`): the unit with its stream ports, built from ``core.lutgemm``;
+* :class:`TableBuilder` (:mod:`.builder`): the ``keys`` look-up tables of one input slice;
+* :class:`LutLane` (:mod:`.lane`): one row lane (keyed reads, exact group sums);
+* :class:`LutScaler` (:mod:`.scaler`): one FP32 scale unit (convert, x alpha, + accumulator);
+* :mod:`.fixed`: FP16 -> fixed point, sum widths, :class:`IntToFp32`.
+"""
+
+from .builder import TableBuilder
+from .fixed import IntToFp32
+from .lane import LutLane
+from .scaler import LutScaler
+from .top import LutGemm, command_layout, output_layout
+
+__all__ = [
+    "IntToFp32",
+    "LutGemm",
+    "LutLane",
+    "LutScaler",
+    "TableBuilder",
+    "command_layout",
+    "output_layout",
+]

@@ -1,0 +1,564 @@
+"""``LutGemm``: the LUT-GEMM unit (``lutmv`` up to the FP32 accumulator) behind Amaranth streams.
+
+One command is one ``lut_acc`` of one input row (``dfx.isa.golden.lutgemm``; docs/lutgemm.md):
+``n`` output rows, ``ng`` groups of ``gs`` slices of ``S = mu * keys`` inputs, ``q`` bit-planes.
+A batch is a sequence of commands (one per input row). The result is every row's FP32
+accumulator, bit-exact with the golden model (the MPU's SFU_M epilogue does bias, FP16 rounding
+and GELU). All sizes come from ``core.lutgemm`` (:meth:`LutGemm.from_core`); L = ``lanes``,
+Sc = ``scalers``.
+
+Streams (``amaranth.lib.stream``; payload bit 0 = element 0's bit 0):
+
+* ``cmd`` (:func:`command_layout`): ``n`` (1..max_rows), ``ng`` (1..65535), ``gs``
+  (1..max_group/S), ``q`` (1..max_q). Up to ``queue_depth`` commands are in flight.
+* ``x``: S FP16 per beat, the inputs ``x[j*S .. j*S + S - 1]`` of slice j, slices in order
+  (``ng * gs`` beats per command): the VRF read of the input vector cut into S-element pieces.
+* ``signs``: L lane words of S bits per beat: word i (bits ``i*S ..``) = the signs of row
+  ``rb*L + i`` for one (slice, plane), bit p <-> input p of the slice, 1 = +1. Beat order per
+  command: ``for G: for s in 0..gs-1: for b in 0..q-1: for rb in 0..ceil(n/L)-1``. DMA mapping:
+  the packed stream's sign part of group G is ``gs * q`` blocks of ``n * S/8`` bytes (rows
+  0..n-1, S/8 bytes each); each block is cut into ``ceil(n/L)`` beats of ``L * S/8`` bytes taken
+  little-endian (byte 0 -> payload bits 0..7), the last beat padded (its words for rows >= n are
+  don't-care).
+* ``scales``: ``Sc * (max_q + 1)`` FP16 per beat, of which the first ``Sc * (q + 1)`` are used:
+  the scale part of group G (per row m: alpha[G, 0..q-1, m], z[G, m]) cut into
+  ``ceil(n/Sc)`` beats of ``Sc * (q + 1) * 2`` bytes, little-endian, the last one padded. Beat c
+  of a group holds rows ``c*Sc .. c*Sc + Sc - 1``: element ``j*(q+1) + b`` is scale b of row
+  ``c*Sc + j`` (b = q: the offset z). The 32-byte alignment padding of a section is skipped.
+* ``out`` (:func:`output_layout`): per command ``ceil(n/Sc)`` beats of Sc FP32 accumulators
+  (rows ``c*Sc + j``; rows >= n are +0), ``last`` on the command's final beat. Canonical NaN
+  ``0x7FC00000`` for every row when an input of a group was inf or NaN.
+
+Architecture (module docs of :mod:`.builder`, :mod:`.lane`, :mod:`.scaler`):
+
+1. **Table builder** (:class:`.TableBuilder`, ``build_latency``): one x beat -> ``keys`` tables
+   of 2^mu (2^(mu-1) symmetric) exact entries, the slice sum and the inf/NaN flag, into one of
+   **two table buffers** (registers): the next slice builds while the lanes read the current
+   one. The slice sums are accumulated into the group input sum ``X[G]`` (a 4-entry queue to
+   the scale stage).
+2. **Row lanes** (L x :class:`.LutLane`, ``lookup_latency``): each cycle each lane takes one
+   lane word of the current ``signs`` beat, does ``keys`` keyed reads and accumulates the group
+   sum ``P[G, b, row]`` in its memory at (bank = G mod 2, rb, b); the beat is taken when a table
+   is ready and the bank is free. The lanes take one beat per cycle as long as the scale stage
+   keeps up (below).
+3. **Scale stage** (Sc x :class:`.LutScaler`, ``convert_latency + mul_latency + add_latency``):
+   while the lanes fill one bank, it reads the finished group of the other bank. Scaler j owns
+   rows ``c*Sc + j`` (chunk c; the lane ``(c mod L/Sc)*Sc + j``); per group it runs windows of
+   W = ``add_latency + 1`` chunks: for b in 0..q (b = q: the offset X[G] * z) one round of W
+   cycles, one op per chunk (a short last window idles the rest of its rounds), so the FP32 sums
+   of a row follow the golden order with add_latency + 1 cycles between dependent ops. Scale
+   beats go into 2W slots per scaler (a window loads while the previous one runs). Per group it
+   needs ``(q + 1) * W * ceil(ceil(n/Sc) / W)`` cycles against the lanes'
+   ``gs * q * ceil(n/L)``: for ``gs * q * Sc >= (q + 1) * L`` (and n >= W * Sc) the lanes are
+   never held, below that the stage is scaler-bound (docs/lutgemm.md, Timing).
+
+Back-pressure: the scale stage has one clock enable (``en``), low while the 2-entry output
+buffer is full; the lanes and the builder stall through their stream handshakes only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth.hdl import (
+    Array,
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    unsigned,
+)
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..arith.fpformat import check_latency
+from ..arith.pwl_table import delay
+from ..mpu.mfu import check_pow2
+from ..mpu.mpu import _Fifo2
+from .builder import TableBuilder
+from .fixed import sum_bits
+from .lane import LutLane
+from .scaler import LutScaler
+
+__all__ = ["LutGemm", "command_layout", "output_layout"]
+
+XQ_DEPTH = 4
+"""Group input sums queued between the builder and the scale stage."""
+
+
+def _bits(n: int) -> int:
+    """Bits of a counter 0..n-1 (at least 1)."""
+    return max((n - 1).bit_length(), 1)
+
+
+def command_layout(max_rows: int, max_gs: int, max_q: int) -> data.StructLayout:
+    """Payload of the command stream: ``n``, ``ng``, ``gs``, ``q`` (module doc)."""
+    return data.StructLayout(
+        {
+            "n": unsigned(max_rows.bit_length()),
+            "ng": unsigned(16),
+            "gs": unsigned(max_gs.bit_length()),
+            "q": unsigned(max_q.bit_length()),
+        }
+    )
+
+
+def output_layout(scalers: int) -> data.StructLayout:
+    """Payload of the output stream: ``data`` (``scalers`` FP32), ``last``."""
+    return data.StructLayout({"data": data.ArrayLayout(32, scalers), "last": unsigned(1)})
+
+
+def _add_leaf(m: Module, name: str, comp: Any) -> Any:
+    m.submodules[name] = comp
+    return comp
+
+
+class _BlackboxLeaves:
+    """Instantiates every lane and scaler as one Verilog module each (``<prefix>_lane``,
+    ``<prefix>_scaler``), converted once: the dfx-u280 unit has 512 lanes and 256 scalers."""
+
+    def __init__(self, prefix: str):
+        self._prefix = prefix
+        self._kinds: dict[str, Any] = {}
+
+    def __call__(self, m: Module, name: str, comp: Any) -> Any:
+        from amaranth.hdl import Value
+
+        kind = f"{self._prefix}_{type(comp).__name__.lower()}"
+        self._kinds.setdefault(kind, comp)
+        ports: dict[str, Any] = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for path, member, value in comp.signature.flatten(comp):
+            pname = "__".join(map(str, path))
+            ports[("i_" if member.flow == In else "o_") + pname] = Value.cast(value)
+        m.submodules[name] = Instance(kind, **ports)
+        return comp
+
+    def verilog(self) -> str:
+        from amaranth.back import verilog
+
+        return "".join(verilog.convert(comp, name=kind, emit_src=False)
+                       for kind, comp in sorted(self._kinds.items()))
+
+
+class LutGemm(wiring.Component):
+    """The LUT-GEMM unit: table builder, L row lanes, Sc scalers, five streams (module doc).
+
+    Parameters (``core.lutgemm``, :meth:`from_core`): ``mu``, ``keys``, ``lanes``, ``scalers``
+    (powers of two, scalers <= lanes), ``max_q`` (1..7), ``max_rows`` (a multiple of lanes and
+    of scalers), ``max_group`` (a multiple of mu * keys), ``symmetric``, ``build_latency``,
+    ``lookup_latency``, ``convert_latency`` (>= 1), ``mul_latency``, ``add_latency`` (>= 1);
+    ``queue_depth`` (commands in flight, a power of two, default 4). ``leaf`` is how lanes and
+    scalers are added (:meth:`verilog` passes black boxes); leave it alone.
+    """
+
+    def __init__(self, *, mu: int, keys: int, lanes: int, scalers: int, max_q: int,
+                 max_rows: int, max_group: int, symmetric: bool, build_latency: int,
+                 lookup_latency: int, convert_latency: int, mul_latency: int,
+                 add_latency: int, queue_depth: int = 4, leaf: Any = _add_leaf):
+        self._params = {k: v for k, v in locals().items()
+                        if k not in ("self", "leaf", "__class__")}
+        check_pow2(mu, "mu")
+        check_pow2(keys, "keys")
+        self._lanes = check_pow2(lanes, "lanes")
+        self._scalers = check_pow2(scalers, "scalers")
+        if scalers > lanes:
+            raise ValueError(f"scalers ({scalers}) must be at most lanes ({lanes})")
+        if mu > 8:
+            raise ValueError(f"mu must be at most 8, not {mu}")
+        self._slice = mu * keys
+        if self._slice % 8:
+            raise ValueError(f"mu * keys = {self._slice} must be a multiple of 8")
+        if not isinstance(max_q, int) or not 1 <= max_q <= 7:
+            raise ValueError(f"max_q must be an integer in 1..7, not {max_q!r}")
+        if not isinstance(max_rows, int) or max_rows < lanes or max_rows % lanes:
+            raise ValueError(f"max_rows must be a positive multiple of lanes, not {max_rows!r}")
+        if (not isinstance(max_group, int) or max_group < self._slice
+                or max_group % self._slice or max_group > 8192):
+            raise ValueError(f"max_group must be a multiple of mu * keys up to 8192, "
+                             f"not {max_group!r}")
+        self._lat = {
+            "build": check_latency(build_latency, 1, name="build_latency"),
+            "lookup": check_latency(lookup_latency, 1, name="lookup_latency"),
+            "convert": check_latency(convert_latency, 1, name="convert_latency"),
+            "mul": check_latency(mul_latency, name="mul_latency"),
+            "add": check_latency(add_latency, 1, name="add_latency"),
+        }
+        self._queue_depth = check_pow2(queue_depth, "queue_depth")
+        self._mu, self._keys, self._symmetric = mu, keys, bool(symmetric)
+        self._max_q, self._max_rows, self._max_group = max_q, max_rows, max_group
+        self._leaf = leaf
+        self._window = self._lat["add"] + 1
+        super().__init__(
+            {
+                "cmd": In(stream.Signature(self.command_layout)),
+                "x": In(stream.Signature(data.ArrayLayout(16, self._slice))),
+                "signs": In(stream.Signature(data.ArrayLayout(self._slice, lanes))),
+                "scales": In(stream.Signature(data.ArrayLayout(16, scalers * (max_q + 1)))),
+                "out": Out(stream.Signature(output_layout(scalers))),
+            }
+        )
+
+    @classmethod
+    def from_core(cls, core: Any, **overrides: Any) -> LutGemm:
+        """The unit of a :class:`dfx.isa.config.CoreConfig` (``core.lutgemm``); keyword
+        arguments override any parameter."""
+        c = core.lutgemm
+        params: dict[str, Any] = {
+            "mu": c.mu, "keys": c.keys, "lanes": c.lanes, "scalers": c.scalers,
+            "max_q": c.max_q, "max_rows": c.max_rows, "max_group": c.max_group,
+            "symmetric": c.symmetric, "build_latency": c.build_latency,
+            "lookup_latency": c.lookup_latency, "convert_latency": c.convert_latency,
+            "mul_latency": c.mul_latency, "add_latency": c.add_latency,
+        }  # fmt: skip
+        params.update(overrides)
+        return cls(**params)
+
+    # ------------------------------------------------------------------------- properties
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def slice(self) -> int:
+        return self._slice
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def scalers(self) -> int:
+        return self._scalers
+
+    @property
+    def max_q(self) -> int:
+        return self._max_q
+
+    @property
+    def window(self) -> int:
+        """Row chunks per scale-stage window (add_latency + 1)."""
+        return self._window
+
+    @property
+    def command_layout(self) -> data.StructLayout:
+        return command_layout(self._max_rows, self._max_group // self._slice, self._max_q)
+
+    @property
+    def sum_bits(self) -> int:
+        """Width of the exact group sums (``max_group`` FP16 terms)."""
+        return sum_bits(self._max_group)
+
+    @property
+    def scaler_latency(self) -> int:
+        """En-cycles from a scale op's issue to its FP32 accumulator."""
+        return 1 + self._lat["convert"] + self._lat["mul"] + self._lat["add"]
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a command's last sign beat (accepted) to its last output beat (valid)
+        when nothing stalls and the scale stage is idle: lookup, bank hand-over, the last
+        window's q + 1 rounds (at most (max_q + 1) * W), scaler pipeline, output buffer. An
+        upper bound for q = max_q."""
+        return (self._lat["lookup"] + 1 + self._max_q * self._window + self.scaler_latency
+                + 1)
+
+    def lane_cycles(self, n: int, ng: int, gs: int, q: int) -> int:
+        """Sign beats of a command: one per cycle when nothing stalls."""
+        return ng * gs * q * -(-n // self._lanes)
+
+    def scaler_cycles(self, n: int, q: int) -> int:
+        """Scale-stage cycles per group."""
+        chunks = -(-n // self._scalers)
+        return (q + 1) * self._window * -(-chunks // self._window)
+
+    def verilog(self, name: str = "lutgemm", *, flat: bool = False) -> str:
+        """Verilog of this unit as module ``name``; the lanes and scalers are emitted once as
+        modules ``<name>_lutlane`` and ``<name>_lutscaler`` and instantiated (``flat=True``
+        converts the whole design in one piece, slow at dfx-u280 size)."""
+        from amaranth.back import verilog
+
+        if flat:
+            return verilog.convert(self, name=name, emit_src=False)
+        self._MustUse__used = True  # the twin below stands in for this instance
+        leaves = _BlackboxLeaves(name)
+        twin = LutGemm(**self._params, leaf=leaves)
+        return verilog.convert(twin, name=name, emit_src=False) + leaves.verilog()
+
+    # ------------------------------------------------------------------------- hardware
+
+    def elaborate(self, platform: Any) -> Module:  # noqa: C901 - one sequencer per stage
+        m = Module()
+        L, Sc, S, W = self._lanes, self._scalers, self._slice, self._window  # noqa: N806
+        F = L // Sc  # lanes per scaler  # noqa: N806
+        lat = self._lat
+        max_q = self._max_q
+        lb_l, lb_s = L.bit_length() - 1, Sc.bit_length() - 1
+        qbits = (max_q - 1).bit_length()
+        rbits = (self._max_rows // L - 1).bit_length()
+        lane_depth = 2 << (qbits + rbits)
+        chunks_max = self._max_rows // Sc
+        acc_depth = 1 << max((chunks_max - 1).bit_length(), 1)
+        wg = self.sum_bits
+        leaf = self._leaf
+
+        # ---- command queue: written from cmd; read by the builder (bp), the lanes (lp), the
+        # scale loader (kp) and the scale stage (sp), in that order of progress
+        layout = self.command_layout
+        Q = self._queue_depth  # noqa: N806
+        queue = Array(Signal(layout.size, name=f"cmdq{i}") for i in range(Q))
+        wp, bp, lp, kp, sp = (Signal(range(2 * Q), name=n) for n in ("wp", "bp", "lp", "kp", "sp"))
+
+        def idx(p):
+            return p[: Q.bit_length() - 1] if Q > 1 else Const(0, 1)
+
+        def cmd_at(p):
+            return data.View(layout, queue[idx(p)])
+
+        m.d.comb += self.cmd.ready.eq((wp - sp)[: Q.bit_length()] != Q)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [queue[idx(wp)].eq(self.cmd.payload.as_value()), wp.eq(wp + 1)]
+
+        # ================================================================ table builder
+        m.submodules.builder = bld = TableBuilder(
+            self._mu, self._keys, symmetric=self._symmetric, latency=lat["build"])
+        bcur = cmd_at(bp)
+        b_have = bp != wp
+        bs = Signal(self.command_layout["gs"].shape, name="b_slice")
+        bg = Signal(16, name="b_group")
+        en_b = Signal(name="en_b")
+        m.d.comb += [self.x.ready.eq(en_b & b_have), bld.en.eq(en_b)]
+        x_take = self.x.valid & self.x.ready
+        m.d.comb += [bld.x[k].eq(self.x.payload[k]) for k in range(S)]
+        m.d.comb += bld.valid_in.eq(x_take)
+        b_glast = bs == bcur.gs - 1
+        with m.If(x_take):
+            m.d.sync += bs.eq(Mux(b_glast, 0, bs + 1))
+            with m.If(b_glast):
+                m.d.sync += bg.eq(Mux(bg == bcur.ng - 1, 0, bg + 1))
+                with m.If(bg == bcur.ng - 1):
+                    m.d.sync += bp.eq(bp + 1)
+        o_first = delay(m, bs == 0, lat["build"], en_b, "b_first")
+        o_glast = delay(m, b_glast, lat["build"], en_b, "b_glast")
+
+        # two table buffers (registers) and the group input sum queue
+        entries = bld.entries
+        eshape = bld.tables[0][0].shape()
+        tabs = [[[Signal(eshape, name=f"tab{s}_{t}_{i}") for i in range(entries)]
+                 for t in range(self._keys)] for s in range(2)]
+        t_wr, t_rd = Signal(name="tab_wr"), Signal(name="tab_rd")
+        t_count = Signal(range(3), name="tab_count")
+        xq = Array(Signal(wg + 1, name=f"xq{i}") for i in range(XQ_DEPTH))  # {bad, X}
+        xq_w, xq_r = (Signal(range(2 * XQ_DEPTH), name=n) for n in ("xq_w", "xq_r"))
+        xq_room = (xq_w - xq_r)[: XQ_DEPTH.bit_length()] != XQ_DEPTH
+        xacc = Signal(wg + 1, name="xacc")
+        can_write = (t_count < 2) & (~o_glast | xq_room)
+        m.d.comb += en_b.eq(~bld.valid_out | can_write)
+        t_push = bld.valid_out & can_write
+        t_pop = Signal(name="tab_pop")
+        m.d.sync += t_count.eq(t_count + t_push - t_pop)
+        x_new = Signal(wg + 1, name="x_new")
+        m.d.comb += [
+            x_new[:wg].eq(Mux(o_first, 0, xacc[:wg].as_signed()) + bld.xsum),
+            x_new[wg].eq(Mux(o_first, 0, xacc[wg]) | bld.bad),
+        ]
+        with m.If(t_push):
+            m.d.sync += [t_wr.eq(~t_wr), xacc.eq(x_new)]
+            for s in range(2):
+                with m.If(t_wr == s):
+                    for t in range(self._keys):
+                        for i in range(entries):
+                            m.d.sync += tabs[s][t][i].eq(bld.tables[t][i])
+            with m.If(o_glast):
+                m.d.sync += [xq[xq_w[: XQ_DEPTH.bit_length() - 1]].eq(x_new), xq_w.eq(xq_w + 1)]
+
+        # ================================================================ row lanes
+        lcur = cmd_at(lp)
+        l_have = lp != wp
+        rb = Signal(rbits + 1 if rbits else 1, name="l_rb")
+        lb = Signal(range(max_q), name="l_plane")
+        ls = Signal(self.command_layout["gs"].shape, name="l_slice")
+        lgi = Signal(16, name="l_group")
+        lg = Signal(3, name="l_gcount")  # global group counters (mod 8)
+        ldone = Signal(3, name="l_done")
+        sdone = Signal(3, name="s_done")
+        rows_l = (lcur.n + (L - 1)) >> lb_l
+        m.d.comb += self.signs.ready.eq(l_have & (t_count != 0) & ((lg - sdone)[:3] <= 1))
+        l_take = self.signs.valid & self.signs.ready
+        rb_last = rb == rows_l - 1
+        b_last = lb == lcur.q - 1
+        s_last = ls == lcur.gs - 1
+        g_last = lgi == lcur.ng - 1
+        with m.If(l_take):
+            m.d.sync += rb.eq(Mux(rb_last, 0, rb + 1))
+            with m.If(rb_last):
+                m.d.sync += lb.eq(Mux(b_last, 0, lb + 1))
+                with m.If(b_last):
+                    m.d.sync += [ls.eq(Mux(s_last, 0, ls + 1)), t_rd.eq(~t_rd)]
+                    with m.If(s_last):
+                        m.d.sync += [lgi.eq(Mux(g_last, 0, lgi + 1)), lg.eq(lg + 1)]
+                        with m.If(g_last):
+                            m.d.sync += lp.eq(lp + 1)
+        m.d.comb += t_pop.eq(l_take & rb_last & b_last)
+        l_gend = l_take & rb_last & b_last & s_last
+        with m.If(delay(m, l_gend, lat["lookup"], Const(1), "l_gend", reset_less=False)):
+            m.d.sync += ldone.eq(ldone + 1)
+        l_addr = Signal(1 + rbits + qbits, name="l_addr")
+        m.d.comb += l_addr.eq(_cat_addr(lb, rb, lg[0], qbits, rbits))
+
+        # current table buffer, broadcast to every lane
+        cur_tab = [[Mux(t_rd, tabs[1][t][i], tabs[0][t][i]) for i in range(entries)]
+                   for t in range(self._keys)]
+        en = Signal(name="en")  # the scale stage's clock enable
+        s_paddr = Signal(1 + rbits + qbits, name="s_paddr")
+        lanes = []
+        for i in range(L):
+            lane = leaf(m, f"lane{i}", LutLane(
+                self._mu, self._keys, symmetric=self._symmetric, depth=lane_depth,
+                max_group=self._max_group, lookup_latency=lat["lookup"]))
+            m.d.comb += [
+                lane.word.eq(self.signs.payload[i]),
+                lane.valid.eq(l_take),
+                lane.first.eq(ls == 0),
+                lane.addr.eq(l_addr),
+                lane.rd_addr.eq(s_paddr),
+                lane.rd_en.eq(en),
+            ]
+            for t in range(self._keys):
+                m.d.comb += [lane.tables[t][e].eq(cur_tab[t][e]) for e in range(entries)]
+            lanes.append(lane)
+
+        # ================================================================ scale loader
+        kcur = cmd_at(kp)
+        k_have = kp != wp
+        kc = Signal(range(chunks_max + 1), name="k_chunk")
+        kg = Signal(16, name="k_group")
+        chunks_k = (kcur.n + (Sc - 1)) >> lb_s
+        avail = Signal(range(2 * W + 1), name="sc_avail")
+        swr = Signal(range(2 * W), name="sc_wr")
+        m.d.comb += self.scales.ready.eq(k_have & (avail < 2 * W))
+        k_take = self.scales.valid & self.scales.ready
+        kc_last = kc == chunks_k - 1
+        with m.If(k_take):
+            m.d.sync += [kc.eq(Mux(kc_last, 0, kc + 1)), swr.eq(Mux(swr == 2 * W - 1, 0, swr + 1))]
+            with m.If(kc_last):
+                m.d.sync += kg.eq(Mux(kg == kcur.ng - 1, 0, kg + 1))
+                with m.If(kg == kcur.ng - 1):
+                    m.d.sync += kp.eq(kp + 1)
+        raw = self.scales.payload
+
+        # ================================================================ scale stage
+        scur = cmd_at(sp)
+        s_have = sp != wp
+        chunks = (scur.n + (Sc - 1)) >> lb_s
+        sgi = Signal(16, name="s_group")
+        c0 = Signal(range(chunks_max + W + 1), name="s_c0")
+        sb = Signal(range(max_q + 1), name="s_round")
+        pos = Signal(range(W), name="s_pos")
+        sbase = Signal(range(2 * W), name="sc_base")
+        rem = chunks - c0
+        k_win = Mux(rem >= W, W, rem)
+        start = (sb == 0) & (pos == 0)
+        ready_s = s_have & (ldone != sdone) & (~start | (avail >= k_win))
+        go = en & ready_s
+        issue = go & (pos < k_win)
+        round_end = pos == W - 1
+        win_end = round_end & (sb == scur.q)
+        grp_end = win_end & (c0 + W >= chunks)
+        retire = go & win_end
+        m.d.sync += avail.eq(avail + k_take - Mux(retire, k_win, 0))
+        with m.If(go):
+            m.d.sync += pos.eq(Mux(round_end, 0, pos + 1))
+            with m.If(round_end):
+                m.d.sync += sb.eq(Mux(sb == scur.q, 0, sb + 1))
+            with m.If(win_end):
+                s = sbase + k_win
+                m.d.sync += [sbase.eq(Mux(s >= 2 * W, s - 2 * W, s)),
+                             c0.eq(Mux(grp_end, 0, c0 + W))]
+            with m.If(grp_end):
+                m.d.sync += [sdone.eq(sdone + 1), xq_r.eq(xq_r + 1),
+                             sgi.eq(Mux(sgi == scur.ng - 1, 0, sgi + 1))]
+                with m.If(sgi == scur.ng - 1):
+                    m.d.sync += sp.eq(sp + 1)
+
+        c = Signal(range(chunks_max + W + 1), name="s_chunk")
+        slot = Signal(range(2 * W), name="s_slot")
+        m.d.comb += [c.eq(c0 + pos), slot.eq(Mux(sbase + pos >= 2 * W, sbase + pos - 2 * W,
+                                                 sbase + pos))]
+        offset = sb == scur.q
+        final = (sgi == scur.ng - 1) & offset
+        m.d.comb += s_paddr.eq(_cat_addr(sb, c >> (F.bit_length() - 1), sdone[0], qbits, rbits))
+        head = xq[xq_r[: XQ_DEPTH.bit_length() - 1]]
+        x1 = delay(m, head, 1, en, "x1")
+        off1 = delay(m, offset, 1, en, "off1")
+        f1 = delay(m, c[: F.bit_length() - 1] if F > 1 else Const(0, 1), 1, en, "f1")
+        tags = {
+            "final": final,
+            "last": final & (c == chunks - 1),
+            "rows": Const(0, Sc),
+        }
+        row_ok = Signal(Sc, name="row_ok")
+        for j in range(Sc):
+            m.d.comb += row_ok[j].eq(((c << lb_s) + j) < scur.n)
+        tags["rows"] = row_ok
+        scalers = []
+        for j in range(Sc):
+            sc = leaf(m, f"scaler{j}", LutScaler(
+                width=wg, max_q=max_q, slots=2 * W, acc_depth=acc_depth,
+                convert_latency=lat["convert"], mul_latency=lat["mul"], add_latency=lat["add"]))
+            cands = [lanes[f * Sc + j].rd_data for f in range(F)]
+            p_lane = Array(cands)[f1] if F > 1 else cands[0]
+            m.d.comb += [
+                sc.en.eq(en),
+                sc.valid.eq(issue),
+                sc.slot.eq(slot),
+                sc.b.eq(sb),
+                sc.addr.eq(c),
+                sc.init.eq((sgi == 0) & (sb == 0)),
+                sc.p.eq(Mux(off1, x1[:wg].as_signed(), p_lane)),
+                sc.nan.eq(x1[wg]),
+                sc.sc_we.eq(k_take),
+                sc.sc_waddr.eq(swr),
+            ]
+            # un-shuffle the raw beat: scale b of row j is element j * (q + 1) + b
+            for b in range(max_q + 1):
+                val = Const(0, 16)
+                for q in range(max(b, 1), max_q + 1):
+                    val = Mux(kcur.q == q, raw[j * (q + 1) + b], val)
+                m.d.comb += sc.sc_wdata[b].eq(val)
+            scalers.append(sc)
+
+        # ---- results out
+        m.submodules.out_buf = out_buf = _Fifo2(output_layout(Sc))
+        lat_s = self.scaler_latency
+        v_o = delay(m, issue, lat_s, en, "v_o", reset_less=False)
+        final_o = delay(m, tags["final"], lat_s, en, "final_o")
+        last_o = delay(m, tags["last"], lat_s, en, "last_o")
+        rows_o = delay(m, tags["rows"], lat_s, en, "rows_o")
+        wv = out_buf.w_data
+        m.d.comb += [wv.data[j].eq(Mux(rows_o[j], scalers[j].result, 0)) for j in range(Sc)]
+        m.d.comb += [
+            wv.last.eq(last_o),
+            out_buf.w_en.eq(en & v_o & final_o),
+            self.out.valid.eq(out_buf.r_rdy),
+            self.out.payload.eq(out_buf.r_data),
+            out_buf.r_en.eq(self.out.ready),
+            en.eq(out_buf.w_rdy),
+        ]
+        return m
+
+
+def _cat_addr(b: Any, rb: Any, bank: Any, qbits: int, rbits: int) -> Any:
+    """Lane memory address {bank, rb, b} (b in the low ``qbits`` bits)."""
+    from amaranth.hdl import Cat
+
+    parts = []
+    if qbits:
+        parts.append(b[:qbits])
+    if rbits:
+        parts.append(rb[:rbits])
+    parts.append(bank)
+    return Cat(*parts)
