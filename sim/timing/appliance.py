@@ -24,7 +24,7 @@ from dfx.isa.encoding import decode_program
 from dfx.isa.errors import IsaError
 
 from . import memo
-from .card import HALTED, HEAD, RUN, S_INSTR, CardSim
+from .card import CLASSES, HALTED, HEAD, RUN, S_INSTR, CardSim
 from .errors import TimingError
 from .params import Params, derive
 from .ring import Link
@@ -200,7 +200,7 @@ class Appliance:
 
     def _progress(self, cd: CardSim) -> tuple[int, int, int, int]:
         tx, rx = cd.tx, cd.rx
-        return (cd.pc, sum(cd.stats[S_INSTR:S_INSTR + 7]), tx.sent if tx else 0,
+        return (cd.pc, sum(cd.stats[S_INSTR:S_INSTR + len(CLASSES)]), tx.sent if tx else 0,
                 rx.popped if rx else 0)
 
     # -- memoisation --------------------------------------------------------------------------

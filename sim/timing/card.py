@@ -21,6 +21,7 @@ from operator import add, sub
 from typing import Any
 
 from dfx.isa.encoding import Instruction
+from dfx.isa.golden.lutgemm import SECTION_ALIGN, stream_bytes
 
 from .errors import TimingError
 from .memory import Port, run_counts, store_t_counts, store_t_key
@@ -32,29 +33,35 @@ NEG = -(1 << 62)
 # Kinds of work (the critical-path breakdown) and units.
 MATRIX, ATTENTION, VECTOR, RING, DMA, CONTROL = range(6)
 CATEGORIES = ("matrix", "attention", "vector", "ring", "dma", "control")
-U_MPU, U_VPU, U_DMA, U_TX, U_RX = range(5)
-UNITS = ("mpu", "vpu", "dma", "router_tx", "router_rx")
-CLASSES = ("control", "integer", "matrix", "vector", "scalar", "dma", "router")
+U_MPU, U_VPU, U_DMA, U_TX, U_RX, U_LUT = range(6)
+UNITS = ("mpu", "vpu", "dma", "router_tx", "router_rx", "lut")
+CLASSES = ("control", "integer", "matrix", "vector", "scalar", "dma", "router", "lutgemm")
 # Occupancy classes in priority order: a cycle counts for the first class active in it.
 O_MATRIX, O_ATTENTION, O_VECTOR, O_RING, O_DMA, O_IDLE = range(6)
 OCCUPANCY = ("matrix", "attention", "vector", "ring_sync", "dma_stall", "idle")
-_UNIT_CLASS = (O_MATRIX, O_VECTOR, O_DMA, O_RING, O_RING)
+_UNIT_CLASS = (O_MATRIX, O_VECTOR, O_DMA, O_RING, O_RING, O_MATRIX)
 
 # Layout of the per-card statistics vector (all entries are additive counters).
 S_CRIT = 0  # 6: cycles of the card's timeline by what in-order issue waited for
-S_BUSY = 6  # 5: cycles each unit streamed
-S_WSTALL = 11  # MPU cycles lost waiting for weights (memory latency and bandwidth)
-S_TILES = 12
-S_MACS = 13
-S_SENT = 14
-S_RECV = 15
-S_INSTR = 16  # 7: instructions by class
-S_BYTES = 23  # 8: hbm read, hbm write, ddr read, ddr write, wbuf read, wbuf write,
-#                matrix weight tiles (conv1d, LM head), attention tiles (K, V)
-S_OCC = 31  # 6: cycles of the card's timeline by the busiest unit (OCCUPANCY order)
-N_STATS = 37
+S_BUSY = S_CRIT + len(CATEGORIES)  # 6: cycles each unit streamed (LUT: lane cycles)
+S_WSTALL = S_BUSY + len(UNITS)  # MPU cycles lost waiting for weights (memory latency, bandwidth)
+S_TILES = S_WSTALL + 1
+S_MACS = S_TILES + 1
+S_SENT = S_MACS + 1
+S_RECV = S_SENT + 1
+S_INSTR = S_RECV + 1  # 8: instructions by class
 BYTE_NAMES = ("hbm_read", "hbm_write", "ddr_read", "ddr_write", "wbuf_read", "wbuf_write",
-              "matrix_weights", "attention_kv")
+              "matrix_weights", "attention_kv", "lut_weights")
+S_BYTES = S_INSTR + len(CLASSES)  # 9: BYTE_NAMES: memory traffic, then matrix weight tiles
+#                                   (conv1d, LM head), attention tiles (K, V), lutmv streams
+S_OCC = S_BYTES + len(BYTE_NAMES)  # 6: cycles of the card's timeline by the busiest unit
+# LUT-GEMM unit (lutmv), summed over instructions: the three per-instruction stream times
+# (HBM, lanes, scalers), cycles the lanes stood still (data or bank), sign bits consumed, and
+# each instruction's span (first table build to last result) by the largest of the three.
+LUT_NAMES = ("hbm_cycles", "lane_cycles", "scaler_cycles", "stall_cycles", "sign_bits",
+             "hbm_bound_cycles", "lane_bound_cycles", "scaler_bound_cycles")
+S_LUT = S_OCC + len(OCCUPANCY)
+N_STATS = S_LUT + len(LUT_NAMES)
 _SPACE_BYTES = {"hbm": S_BYTES, "ddr": S_BYTES + 2, "wbuf": S_BYTES + 4}
 
 RUN, BLOCKED, HEAD, HALTED = range(4)
@@ -137,6 +144,7 @@ class CardSim:
             "vargmax": self._op_reduce,
             "load": self._op_load, "store": self._op_store, "store_t": self._op_store,
             "copy": self._op_copy, "send": self._op_send, "recv": self._op_recv,
+            "lutmv": self._op_lutmv,
         }
         self.meta = []
         for ins in program:
@@ -157,6 +165,7 @@ class CardSim:
                            "ddr": p.ddr.latency + p.int_latency}
         self.trace: list[tuple] | None = None
         self._sched: dict[tuple[int, ...], tuple[int, list[int], list[int]]] = {}
+        self._lut_off: dict[tuple[int, ...], list[int]] = {}
         self.reset()
 
     # -- state --------------------------------------------------------------------------------
@@ -170,6 +179,7 @@ class CardSim:
         self.now = 0  # earliest cycle the next instruction can issue
         self.ends: list[list[list[int]]] = [[] for _ in UNITS]  # [stream end, category]
         self.acc = [NEG, VECTOR]  # VPU accumulator free
+        self.lut_s = [NEG, NEG]  # LUT scalers: end of the second-to-last and last group round
         self.vw: list[list[Any]] = []  # VRF writers [lo, hi, avail list, category, last]
         self.vr: list[list[int]] = []  # VRF readers [lo, hi, last read, category]
         self.int_av = [NEG] * 32
@@ -700,6 +710,118 @@ class CardSim:
             q0 += zq
         return -(-g0 // cd), out, x_off
 
+    # -- LUT-GEMM -----------------------------------------------------------------------------
+    def _op_lutmv(self, ins: Instruction, m: Meta) -> int:
+        """``lutmv`` on the LUT-GEMM unit (docs/timing.md, "LUT-GEMM unit"): the packed stream
+        flows group by group through the row lanes (one lane word per lane per cycle) into one
+        of two partial-sum banks; each finished group's q + 1 ops per row go through the
+        scalers while the lanes fill the other bank."""
+        p, lp = self.p, self.p.lut
+        if lp is None:
+            raise self.error("this core has no LUT-GEMM unit (no lutgemm section in its "
+                             "configuration)")
+        n, ng = self._count(ins.n, "n"), self._count(ins.ng, "ng")
+        gs, q = ins.gs, ins.q
+        if not 1 <= q <= lp.max_q:
+            raise self.error(f"lutmv q = {q} is outside 1..{lp.max_q} (core.lutgemm.max_q)")
+        if ng < 1 or gs < 1 or gs * lp.slice > lp.max_group:
+            raise self.error(f"lutmv needs ng >= 1 and 1 <= gs <= {lp.max_group // lp.slice}, "
+                             f"got ng={ng}, gs={gs}")
+        if not 1 <= n <= lp.max_rows:
+            raise self.error(f"lutmv n = {n} is outside 1..{lp.max_rows} (core.lutgemm."
+                             "max_rows)")
+        batch = ins.batch or 1
+        kv, yv = -(-ng * gs * lp.slice // p.d), -(-n // p.d)
+        xb, yb = self._va(ins.x), self._va(ins.y)
+        t, c = self._pre(m)
+        av_x, tx, cx = self._src(xb, batch * kv)
+        if tx > t:
+            t, c = tx, cx
+        tw, cw = self._dst(yb, batch * yv)
+        if tw > t:
+            t, c = tw, cw
+        tu, cu = self._unit(U_LUT)
+        if tu > t:
+            t, c = tu, cu
+        wspace, waddr = self._space(ins.w, "w", ("hbm", "ddr", "wbuf"))
+        if waddr % SECTION_ALIGN:
+            raise self.error(f"lutmv w = {waddr:#x} is not {SECTION_ALIGN}-byte aligned")
+        sb = stream_bytes(n, ng, gs, q, lp.slice)
+        # every batch row streams the whole matrix again (the tables hold one token's x)
+        wcounts = run_counts(self.chan[wspace], waddr, sb, batch, 0)
+        issue = self._issue(t, c)
+        self.stats[S_INSTR + m.cls] += 1
+        rq = issue
+        if wspace == "wbuf":
+            rq = max(rq, self._wbuf_wait(waddr, waddr + sb, False))
+        d0, dur = self.ports[wspace].read(wcounts, rq)
+        start_min = max(issue, self._ready(U_LUT))
+        tstart = start_min  # the builder's first read of x
+        if av_x is not None:
+            okey = (n, ng, gs, q, batch, kv)
+            x_off = self._lut_off.get(okey)
+            if x_off is None:
+                # x vector k of batch row b is first needed for the slice holding its first
+                # input, `off` lane cycles after the first slice at the earliest
+                per_slice = q * -(-n // lp.lanes)
+                x_off = self._lut_off[okey] = [
+                    (b * ng * gs + k * p.d // lp.slice) * per_slice
+                    for b in range(batch) for k in range(kv)]
+            tstart = max(tstart, max([a - o for a, o in zip(av_x, x_off, strict=True)]))
+        hs = max(d0, tstart)  # just in time: the stream starts with the first table build
+        lane_g = lp.lane_cycles(n, gs, q)
+        sc_g = lp.scaler_cycles(n, q)
+        ngrp = batch * ng
+        s2, s1 = self.lut_s
+        lane_end = tstart + lp.build
+        out: list[int] = []
+        tail = lp.scale + p.sfu_m - lp.last_op(n)  # group end -> the last row's result
+        for g in range(ngrp):
+            arr = hs + -(-(g + 1) * dur // ngrp)  # the group's section is in
+            ls = lane_end if lane_end > s2 else s2  # its bank is free
+            le = ls + lane_g
+            lane_end = le if le > arr else arr
+            ss = lane_end + lp.lookup
+            if s1 > ss:
+                ss = s1
+            s2, s1 = s1, ss + sc_g
+            if g % ng == ng - 1:  # batch row done: its last op round, then the epilogue
+                out.extend([s1 + tail] * yv)
+        self.lut_s = [s2, s1]
+        if ins.bias:
+            bspace, baddr = self._space(ins.b, "b", ("hbm", "ddr", "wbuf"))
+            bcounts = run_counts(self.chan[bspace], baddr, 2 * n)
+            bq = issue
+            if bspace == "wbuf":
+                bq = max(bq, self._wbuf_wait(baddr, baddr + 2 * n, False))
+            db, durb = self.ports[bspace].read(bcounts, bq)
+            self._commit(bspace, bcounts, db + durb, False)
+            floor = db + durb + p.sfu_m
+            out = [x if x >= floor else floor for x in out]
+        self._commit(wspace, wcounts, max(hs + dur, lane_end), False)
+        if wspace == "wbuf":
+            self.wbuf_busy.append([waddr, waddr + sb, 0, lane_end])
+        self._write(yb, out, MATRIX)
+        self._read(xb, batch * kv, lane_end - 1, MATRIX)
+        self._unit_done(U_LUT, lane_end, MATRIX)
+        st = self.stats
+        busy = ngrp * lane_g
+        st[S_BUSY + U_LUT] += busy
+        st[S_BYTES + 8] += batch * sb
+        times = (dur, busy, ngrp * sc_g)
+        st[S_LUT] += dur
+        st[S_LUT + 1] += busy
+        st[S_LUT + 2] += ngrp * sc_g
+        st[S_LUT + 3] += lane_end - (tstart + lp.build) - busy
+        st[S_LUT + 4] += batch * n * ng * gs * lp.slice * q
+        st[S_LUT + 5 + times.index(max(times))] += max(out) - tstart
+        ev = tstart
+        if hs > tstart:  # the unit is ready but its first weights are not there
+            self.occ.append((tstart, hs, O_DMA))
+            ev = hs
+        self._event(U_LUT, ev, max(out), m)
+        return RUN
+
     # -- vector -------------------------------------------------------------------------------
     def _op_vector(self, ins: Instruction, m: Meta) -> int:
         n = self._count(ins.n, "n")
@@ -1122,7 +1244,7 @@ class CardSim:
                       else (lp[0], lp[1], lp[3], lp[2], lp[4])
                       for k, lp in enumerate(self.loops))
         return (self.pc, now - ref, ends, (f(self.acc[0]), self.acc[1] if self.acc[0] > now
-                                          else -1),
+                                          else -1), tuple(f(x) for x in self.lut_s),
                 vw, vr, ints, sav, slr, tuple(mem), wb, (f(h[0]), h[1] if h[0] > now else -1),
                 loops, occ, f(self.front))
 
@@ -1153,6 +1275,7 @@ class CardSim:
             for e in u:
                 e[0] = sh(e[0])
         self.acc[0] = sh(self.acc[0])
+        self.lut_s = [sh(x) for x in self.lut_s]
         for w in self.vw:
             w[2] = [sh(x) for x in w[2]]
             w[4] = sh(w[4])

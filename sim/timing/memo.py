@@ -20,6 +20,8 @@ one channel, or as a MaskedMM ``limit`` (data only). Counts, VRF addresses, bran
 
 from __future__ import annotations
 
+from dfx.isa.golden.lutgemm import stream_bytes
+
 from .card import CardSim, Meta
 from .params import Params
 
@@ -70,6 +72,12 @@ def _operands(m: Meta, vals: list[int], p: Params) -> list[tuple[str, int, int, 
         for a in (ins.dst, ins.src):
             if a.space != "vrf":
                 out.append((a.space, a.base, a.off, span))
+    elif op == "lutmv" and p.lut is not None:  # executed before, so its operands are valid
+        n = cnt(ins.n)
+        out.append((ins.w.space, ins.w.base, ins.w.off,
+                    stream_bytes(n, cnt(ins.ng), ins.gs, ins.q, p.lut.slice)))
+        if ins.bias:
+            out.append((ins.b.space, ins.b.base, ins.b.off, 2 * n))
     elif op == "lw":
         out.append((ins.mem.space, ins.mem.base, ins.mem.off, 4))
     return out

@@ -64,6 +64,38 @@ class Channels:
 
 
 @dataclass(frozen=True)
+class LutParams:
+    """The LUT-GEMM unit (``core.lutgemm``, docs/timing.md "LUT-GEMM unit"), in cycles."""
+
+    lanes: int  # row lanes; each takes one lane word (slice sign bits) per cycle
+    slice: int  # inputs per lane word (mu * keys)
+    scalers: int  # shared FP32 scale units (one op per cycle each)
+    build: int  # table builder latency (charged once, before the first look-up)
+    lookup: int  # lane word -> partial group sum written
+    gap: int  # scaler window: cycles between two ops on one row's accumulator (add + 1)
+    scale: int  # scaler op issue -> accumulator result (1 + convert + mul + add)
+    max_q: int
+    max_rows: int
+    max_group: int
+
+    def lane_cycles(self, n: int, gs: int, q: int) -> int:
+        """Lane cycles of one group: gs slices x q planes x ceil(n / lanes) row batches."""
+        return gs * q * -(-n // self.lanes)
+
+    def scaler_cycles(self, n: int, q: int) -> int:
+        """Scale-stage cycles of one group. Scaler j owns the row chunks ``c * scalers + j``
+        (``ceil(n / scalers)`` chunks); two ops on one row's FP32 accumulator must be ``gap``
+        cycles apart, so the stage runs windows of ``gap`` chunks, each q + 1 rounds (alpha_0
+        .. alpha_{q-1}, then the offset) of ``gap`` cycles, one op per chunk per round."""
+        chunks = -(-n // self.scalers)
+        return (q + 1) * self.gap * -(-chunks // self.gap)
+
+    def last_op(self, n: int) -> int:
+        """Cycles from a group's last scale op to the end of its scale rounds."""
+        return self.gap - (-(-n // self.scalers) - 1) % self.gap
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything the timing model needs, in cycles (see the module docstring)."""
 
@@ -110,6 +142,7 @@ class Params:
     wire: int  # link layer + cable, cycles
     srf: int
     vrf: int
+    lut: LutParams | None = None  # the LUT-GEMM unit (None: the core has none)
 
     @property
     def hop(self) -> int:
@@ -190,4 +223,16 @@ def derive(core: CoreConfig) -> Params:
         wire=ns_to_cycles(q.link_latency_ns + q.cable_delay_ns, core.clock_mhz),
         srf=core.buffers.srf_scalars,
         vrf=core.buffers.vrf_vectors,
+        lut=_lut(core),
     )
+
+
+def _lut(core: CoreConfig) -> LutParams | None:
+    c = core.lutgemm
+    if c is None:
+        return None
+    return LutParams(
+        lanes=c.lanes, slice=c.slice, scalers=c.scalers, build=c.build_latency,
+        lookup=c.lookup_latency, gap=c.add_latency + 1,
+        scale=1 + c.convert_latency + c.mul_latency + c.add_latency,
+        max_q=c.max_q, max_rows=c.max_rows, max_group=c.max_group)

@@ -11,11 +11,14 @@ from .appliance import SimResult
 from .card import (
     BYTE_NAMES,
     CATEGORIES,
+    CLASSES,
+    LUT_NAMES,
     OCCUPANCY,
     S_BUSY,
     S_BYTES,
     S_CRIT,
     S_INSTR,
+    S_LUT,
     S_MACS,
     S_OCC,
     S_RECV,
@@ -98,9 +101,21 @@ class PerfReport:
         lines += _table(self.issue_waits)
         lines += ["", "  units (busy %; MPU weight stall = cycles the MPU waited for weights):"]
         for u in self.units:
-            busy = "  ".join(f"{k} {100 * v:5.1f}%" for k, v in u["busy"].items())
+            busy = "  ".join(f"{k} {100 * v:5.1f}%" for k, v in u["busy"].items()
+                             if k != "lut" or u["lut"]["instructions"])
             lines.append(f"    card {u['card']}: {busy}  weight stall "
                          f"{u['mpu_weight_stall_ms']:.3f} ms")
+        if any(u["lut"]["instructions"] for u in self.units):
+            lines += ["", "  LUT-GEMM unit (lutmv; ms summed over instructions: HBM stream, lane",
+                      "  and scaler times; each instruction's span by the largest of the three):"]
+            for u in self.units:
+                lu = u["lut"]
+                lines.append(
+                    f"    card {u['card']}: {lu['instructions']:,} lutmv, lanes busy "
+                    f"{100 * lu['lane_utilisation']:5.1f}%, {lu['stream_bytes'] / 1e9:.3f} GB; "
+                    f"HBM {lu['hbm_ms']:.3f}, lanes {lu['lane_ms']:.3f}, scalers "
+                    f"{lu['scaler_ms']:.3f}; bound by HBM {lu['hbm_bound_ms']:.3f}, lanes "
+                    f"{lu['lane_bound_ms']:.3f}, scalers {lu['scaler_bound_ms']:.3f}")
         lines += ["", "  HBM per card:"]
         for h in self.hbm:
             lines.append(
@@ -180,9 +195,9 @@ def build(result: SimResult, binary: Any, prompt_len: int | None, gen_len: int |
             "macs": st[S_MACS],
             "vectors_sent": st[S_SENT],
             "vectors_received": st[S_RECV],
-            "instructions": {k: st[S_INSTR + i] for i, k in enumerate(
-                ("control", "integer", "matrix", "vector", "scalar", "dma", "router"))},
+            "instructions": {k: st[S_INSTR + i] for i, k in enumerate(CLASSES)},
             "bytes": {k: st[S_BYTES + i] for i, k in enumerate(BYTE_NAMES)},
+            "lut": _lut_unit(st, total, clk),
         })
         pcs = result.channels[c]["hbm"]
         rd, wr = st[S_BYTES], st[S_BYTES + 1]
@@ -194,8 +209,8 @@ def build(result: SimResult, binary: Any, prompt_len: int | None, gen_len: int |
             "utilisation": gbs / hbm_peak, "utilisation_dma": gbs / dma_peak,
             "pseudo_channel_bytes_min": min(per_pc), "pseudo_channel_bytes_max": max(per_pc),
         })
-    weights = max(st[S_BYTES + 6] + st[S_BYTES + 7] for st in result.stats)
-    weights_only = max(st[S_BYTES + 6] for st in result.stats)
+    weights = max(st[S_BYTES + 6] + st[S_BYTES + 7] + st[S_BYTES + 8] for st in result.stats)
+    weights_only = max(st[S_BYTES + 6] + st[S_BYTES + 8] for st in result.stats)
     roof_s = weights / (hbm_peak * 1e9)
     roofline = {
         "board_peak_gbs": hbm_peak,
@@ -207,7 +222,7 @@ def build(result: SimResult, binary: Any, prompt_len: int | None, gen_len: int |
         "total_ms_at_dma_peak": weights / (dma_peak * 1e9) * 1000.0,
         "fraction_of_total": (roof_s * 1000.0) / _ms(total, clk) if total else None,
     }
-    instructions = sum(sum(st[S_INSTR:S_INSTR + 7]) for st in result.stats)
+    instructions = sum(sum(st[S_INSTR:S_INSTR + len(CLASSES)]) for st in result.stats)
     gl = gen_len or 0
     return PerfReport(
         model=str(binary.model.get("name", "?")),
@@ -241,9 +256,31 @@ def build(result: SimResult, binary: Any, prompt_len: int | None, gen_len: int |
     )
 
 
+def _lut_unit(st: list[int], total: int, clk: float) -> dict[str, Any]:
+    """The LUT-GEMM unit of one card: lutmv count, lane utilisation, the summed per-instruction
+    stream times (HBM, lanes, scalers) and instruction spans by what bound them."""
+    v = dict(zip(LUT_NAMES, st[S_LUT:S_LUT + len(LUT_NAMES)], strict=True))
+    out: dict[str, Any] = {
+        "instructions": st[S_INSTR + CLASSES.index("lutgemm")],
+        "lane_utilisation": v["lane_cycles"] / total if total else 0.0,
+        "sign_bits": v["sign_bits"],
+        "stream_bytes": st[S_BYTES + BYTE_NAMES.index("lut_weights")],
+    }
+    for k in LUT_NAMES:
+        if k.endswith("_cycles"):
+            out[k[: -len("_cycles")] + "_ms"] = _ms(v[k], clk)
+    return out
+
+
 def parameters(p: Any) -> dict[str, Any]:
     """The derived cycle-level parameters (echoed in the report for reproducibility)."""
-    return {
+    lut = p.lut
+    extra = {} if lut is None else {
+        "lut_lanes": lut.lanes, "lut_slice": lut.slice, "lut_scalers": lut.scalers,
+        "lut_build_cycles": lut.build, "lut_lookup_cycles": lut.lookup,
+        "lut_scaler_gap_cycles": lut.gap, "lut_scaler_latency_cycles": lut.scale,
+    }
+    return extra | {
         "mpu_fill_cycles": p.fill,
         "hbm_bytes_per_cycle_per_channel": float(p.hbm.bytes_per_cycle),
         "hbm_latency_cycles": p.hbm.latency,

@@ -44,7 +44,7 @@ def test_json_has_the_documented_fields(dfx, tiny_file, capsys):
                                               "dma_stall", "idle"}
     assert len(doc["units"]) == len(doc["hbm"]) == doc["cards"] == 4
     unit = doc["units"][0]
-    assert set(unit["busy"]) == {"mpu", "vpu", "dma", "router_tx", "router_rx"}
+    assert set(unit["busy"]) == {"mpu", "vpu", "dma", "router_tx", "router_rx", "lut"}
     assert {"mpu_weight_stall_ms", "idle", "breakdown_ms", "issue_waits_ms"} <= set(unit)
     assert {"read_bytes", "written_bytes", "gbs", "utilisation", "utilisation_dma"} <= set(
         doc["hbm"][0])

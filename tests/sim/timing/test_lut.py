@@ -1,0 +1,257 @@
+"""The LUT-GEMM unit in the timing model (``lutmv``; docs/timing.md "LUT-GEMM unit"): micro-
+programs whose cycle counts are derived by hand from the configuration values (core.lutgemm,
+the HBM and MPU parameters), never copied from the model's output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from fractions import Fraction
+
+import pytest
+from timing_helpers import bytes_per_cycle, cycles, micro
+
+from dfx.isa.golden.lutgemm import section_bytes, stream_bytes
+from dfx.sim.timing import TimingError, simulate, write_trace
+from dfx.sim.timing.card import BYTE_NAMES, LUT_NAMES, S_BUSY, S_BYTES, S_LUT, U_LUT
+
+
+def lutmv(n: int, ng: int, gs: int, q: int, *, y: int = 4000, x: int = 0, w: str = "hbm[r0+0]",
+          extra: str = "") -> str:
+    return (f"lutmv y=v[r0+{y}], x=v[r0+{x}], w={w}, n={n}, ng={ng}, gs={gs}, q={q}"
+            f"{extra}\n")
+
+
+class Unit:
+    """The rules of docs/timing.md for one core, written out from the configuration."""
+
+    def __init__(self, core):
+        c = core.lutgemm
+        h = core.b.hbm
+        self.c, self.core = c, core
+        self.first = cycles(h.read_latency_ns, core)  # HBM first data
+        self.rate = bytes_per_cycle(h.pc_bandwidth_gbs, h.efficiency, core)
+        self.pcs, self.beat = h.pseudo_channels, h.interleave_bytes
+        self.window = c.add_latency + 1  # ops on one FP32 accumulator are this far apart
+        self.scale_latency = 1 + c.convert_latency + c.mul_latency + c.add_latency
+        self.sfu = core.mpu.sfu_latency
+
+    def hbm(self, nbytes: int) -> int:
+        """Cycles of a contiguous stream from address 0: the busiest pseudo-channel's beats."""
+        beats = math.ceil(nbytes / self.beat)
+        return math.ceil(math.ceil(beats / self.pcs) * self.beat / self.rate)
+
+    def lane(self, n: int, gs: int, q: int) -> int:
+        """Lane cycles per group: one (slice, plane) per cycle for `lanes` rows."""
+        return gs * q * math.ceil(n / self.c.lanes)
+
+    def chunks(self, n: int) -> int:
+        return math.ceil(n / self.c.scalers)
+
+    def scaler(self, n: int, q: int) -> int:
+        """Scale-stage cycles per group: windows of `window` row chunks, q + 1 rounds each."""
+        return (q + 1) * self.window * math.ceil(self.chunks(n) / self.window)
+
+    def result(self, group_end: int, n: int) -> int:
+        """The last row's value after the group's last scale round ended at ``group_end``:
+        its op issued in the last round at its place in the window, then the scaler pipeline
+        and the MPU epilogue (SFU_M)."""
+        last_op = group_end - self.window + (self.chunks(n) - 1) % self.window
+        return last_op + self.scale_latency + self.sfu
+
+
+@pytest.fixture(scope="module")
+def unit(u280):
+    return Unit(u280)
+
+
+def lut_stats(res, card: int = 0) -> dict[str, int]:
+    st = res.stats[card]
+    return dict(zip(LUT_NAMES, st[S_LUT:S_LUT + len(LUT_NAMES)], strict=True))
+
+
+def test_hbm_bound_stream_reads_exactly_stream_bytes(u280, unit):
+    """n = 4096 rows (8 lane batches), q = 2, two groups of 24 slices: the lanes consume a
+    group in 384 cycles, its section (signs + scales) takes 396 on 32 pseudo-channels, the
+    scalers 48: HBM-bound. The last group's section is in at first data + stream time; then
+    the look-up, the group's scale rounds and the result pipeline."""
+    n, ng, gs, q = 4096, 2, 24, 2
+    c = unit.c
+    sec = section_bytes(n, gs, q, c.slice)
+    sb = stream_bytes(n, ng, gs, q, c.slice)
+    assert sb == ng * sec and sb % (unit.pcs * unit.beat) == 0
+    dur = unit.hbm(sb)
+    per_group = Fraction(dur, ng)
+    assert unit.lane(n, gs, q) < per_group and unit.scaler(n, q) < per_group
+    assert c.build_latency + unit.lane(n, gs, q) <= unit.first + per_group
+    res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
+    lanes_done = unit.first + dur
+    expected = unit.result(lanes_done + c.lookup_latency + unit.scaler(n, q), n)
+    assert res.end == [expected]
+    st = res.stats[0]
+    assert st[S_BYTES] == sb  # HBM bytes read
+    assert st[S_BYTES + BYTE_NAMES.index("lut_weights")] == sb
+    per_pc = [r for r, _ in res.channels[0]["hbm"]]
+    assert min(per_pc) == max(per_pc) == sb // unit.pcs
+    ls = lut_stats(res)
+    assert ls["hbm_cycles"] == dur and ls["lane_cycles"] == ng * unit.lane(n, gs, q)
+    assert ls["sign_bits"] == n * ng * gs * c.slice * q
+    assert ls["hbm_bound_cycles"] > 0 and ls["lane_bound_cycles"] == ls["scaler_bound_cycles"] == 0
+
+
+def test_lane_bound_small_n_many_planes(u280, unit):
+    """n = 64 rows use one lane batch: every (slice, plane) costs a whole lane cycle while the
+    stream delivers its bytes 8x faster. q = 4, 4 groups of 64 slices: the lanes never wait
+    (first slice after the table build), the scalers finish a group long before the lanes."""
+    n, ng, gs, q = 64, 4, 64, 4
+    c = unit.c
+    lane = unit.lane(n, gs, q)
+    sb = stream_bytes(n, ng, gs, q, c.slice)
+    assert unit.hbm(sb) < ng * lane and unit.first + unit.hbm(sb) / ng <= c.build_latency + lane
+    assert unit.scaler(n, q) + c.lookup_latency <= lane
+    res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
+    lanes_done = c.build_latency + ng * lane
+    assert res.end == [unit.result(lanes_done + c.lookup_latency + unit.scaler(n, q), n)]
+    ls = lut_stats(res)
+    assert ls["stall_cycles"] == 0 and ls["lane_bound_cycles"] > 0
+    assert res.stats[0][S_BUSY + U_LUT] == ng * lane
+    assert res.stats[0][S_BYTES] == sb
+
+
+@pytest.mark.parametrize("n, ng, q", [(1024, 64, 3), (4096, 16, 1)],
+                         ids=["accumulator-latency", "scaler-throughput"])
+def test_scaler_bound_small_groups(u280, unit, n, ng, q):
+    """g = 32 (one slice per group): each group's q + 1 ops per row cost more than its lanes
+    and its stream. With 1024 rows (4 chunks per scaler, fewer than a window) the FP32
+    accumulator's latency sets the pace: (q + 1) x window cycles per group whatever n; with
+    4096 rows (16 chunks: two windows) the scalers' op count does. The scale rounds run back
+    to back from the first group's end; the lanes wait for a free bank."""
+    gs = 1
+    c = unit.c
+    sb = stream_bytes(n, ng, gs, q, c.slice)
+    dur = unit.hbm(sb)
+    sc = unit.scaler(n, q)
+    lane = unit.lane(n, gs, q)
+    assert lane + c.lookup_latency <= sc and dur / ng < sc
+    if n == 1024:
+        assert unit.chunks(n) < unit.window and sc == (q + 1) * unit.window
+    else:
+        assert unit.chunks(n) > unit.window
+    first_group_in = max(c.build_latency + lane, unit.first + math.ceil(Fraction(dur, ng)))
+    s0 = first_group_in + c.lookup_latency
+    for g in range(1, ng):  # every later group is in (and its bank free) before the scalers
+        arrive = unit.first + math.ceil(Fraction((g + 1) * dur, ng))  # take it: lane <= sc
+        assert arrive + c.lookup_latency <= s0 + g * sc
+    res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
+    assert res.end == [unit.result(s0 + ng * sc, n)]
+    ls = lut_stats(res)
+    assert ls["scaler_cycles"] == ng * sc and ls["scaler_bound_cycles"] > 0
+    assert ls["stall_cycles"] > 0  # the lanes waited for banks
+
+
+def test_back_to_back_instructions_keep_the_scalers_busy(u280, unit):
+    """Two independent scaler-bound lutmv: the second one's lanes start when the first one's
+    lanes are done and its groups queue behind the first one's scale rounds, so the second
+    ends exactly ng x scaler cycles after the first (double buffering across instructions)."""
+    n, ng, gs, q = 1024, 64, 1, 3
+    one = simulate(micro(lutmv(n, ng, gs, q) + "halt\n")).end[0]
+    kv = math.ceil(ng * gs * unit.c.slice / u280.d)
+    two = simulate(micro(lutmv(n, ng, gs, q) + lutmv(n, ng, gs, q, y=5000, x=kv)
+                         + "halt\n")).end[0]
+    assert two == one + ng * unit.scaler(n, q)
+
+
+def test_batch_restreams_the_weights_per_row(u280, unit):
+    """batch = 2 on the lane-bound shape: the tables hold one token, so the whole stream comes
+    twice (2 x stream_bytes) and the lanes run 2 x ng groups. Row 0's output is ready after
+    its ng groups (a dependent vmov chains on it), row 1's after all of them."""
+    n, ng, gs, q = 64, 4, 64, 4
+    c = unit.c
+    lane = unit.lane(n, gs, q)
+    sb = stream_bytes(n, ng, gs, q, c.slice)
+    kv = ng * gs * c.slice // u280.d
+    prog = (lutmv(n, ng, gs, q, extra=", batch=2")
+            + "vmov y=v[r0+6000], a=v[r0+4000], n=1\n" + "halt\n")
+    res = simulate(micro(prog))
+    row0 = unit.result(c.build_latency + ng * lane + c.lookup_latency + unit.scaler(n, q), n)
+    row1 = unit.result(c.build_latency + 2 * ng * lane + c.lookup_latency + unit.scaler(n, q),
+                       n)
+    assert res.end == [max(row1, row0 + u280.vpu.bypass_latency)]
+    assert res.stats[0][S_BYTES] == 2 * sb
+    assert lut_stats(res)["sign_bits"] == 2 * n * kv * u280.d * q
+
+
+def test_raw_chaining_from_a_lutmv_and_weights_requested_at_issue(u280, unit):
+    """A second lutmv reads the first one's output: it issues when that vector is available,
+    requests its (tiny) stream then, and starts after the HBM latency."""
+    n, ng, gs, q = 64, 4, 64, 4
+    first_end = simulate(micro(lutmv(n, ng, gs, q) + "halt\n")).end[0]
+    c = unit.c
+    n2, ng2, gs2, q2 = 64, 1, u280.d // c.slice, 1  # x = one vector = the first's y
+    sb2 = stream_bytes(n2, ng2, gs2, q2, c.slice)
+    prog = lutmv(n, ng, gs, q) + lutmv(n2, ng2, gs2, q2, y=5000, x=4000) + "halt\n"
+    issue = first_end
+    data_in = issue + unit.first + unit.hbm(sb2)
+    lanes_done = max(issue + c.build_latency + unit.lane(n2, gs2, q2), data_in)
+    expected = unit.result(lanes_done + c.lookup_latency + unit.scaler(n2, q2), n2)
+    assert simulate(micro(prog)).end == [expected]
+
+
+def test_bias_read_and_limits(u280, unit):
+    """The bias (n FP16) is read when the instruction issues; a bias that arrives late holds
+    the output until it is in + the epilogue."""
+    n = 64
+    b = micro(lutmv(n, 1, 2, 1, w="hbm[r0+0]", extra=", b=ddr[r0+0], bias") + "halt\n")
+    res = simulate(b)
+    d = u280.b.ddr
+    burst = d.burst_bytes
+    assert res.stats[0][S_BYTES + 2] == math.ceil(2 * n / burst) * burst  # DDR bytes read
+    bias_in = cycles(d.read_latency_ns, u280) + math.ceil(
+        math.ceil(2 * n / burst) * burst / bytes_per_cycle(d.channel_bandwidth_gbs,
+                                                          d.efficiency, u280))
+    assert res.end[0] >= bias_in + u280.mpu.sfu_latency
+
+
+@pytest.mark.parametrize("prog, match", [
+    (lutmv(64, 1, 1, 5), "q = 5"),
+    (lutmv(64, 1, 1, 2, w="hbm[r0+16]"), "aligned"),
+    (lutmv(64, 1, 257, 2), "gs"),
+    (lutmv(0, 1, 1, 2), "n = 0"),
+    (lutmv(64, 0, 1, 2), "ng >= 1"),
+])
+def test_invalid_lutmv_is_an_error(u280, prog, match):
+    with pytest.raises(TimingError, match=match):
+        simulate(micro(prog + "halt\n"))
+
+
+def test_core_without_lut_unit(u280):
+    core = dataclasses.replace(u280, lutgemm=None)
+    with pytest.raises(TimingError, match="no LUT-GEMM unit"):
+        simulate(micro(lutmv(64, 1, 1, 2) + "halt\n", core=core))
+
+
+def test_trace_has_a_lut_thread(u280, tmp_path):
+    res = simulate(micro(lutmv(64, 2, 2, 2) + "halt\n"), trace_tokens=1)
+    path = tmp_path / "t.json"
+    assert write_trace(res, path) == 1
+    ev = json.loads(path.read_text())["traceEvents"]
+    (x,) = [e for e in ev if e["ph"] == "X"]
+    assert x["cat"] == "lut" and x["name"] == "lutmv test"
+    names = {e["tid"]: e["args"]["name"] for e in ev if e["name"] == "thread_name"}
+    assert names[x["tid"]] == "lut"
+
+
+@pytest.mark.parametrize("step, replayed", [(2048 * 1024, True), (2048 * 1024 + 32, False)])
+def test_memo_replays_lutmv_loops_exactly(u280, step, replayed):
+    """A loop of lutmv whose weight address advances by a whole number of interleave periods
+    is replayed by the memo, bit-identical to the full run; any other step is not replayed."""
+    prog = ("li rd=r1, imm=0\nloop count=12\n"
+            + lutmv(1024, 16, 1, 3, w="hbm[r1+0]")
+            + f"vmov y=v[r0+100], a=v[r0+4000], n=1\naddi rd=r1, rs1=r1, imm={step}\n"
+            "endloop\nhalt\n")
+    b = micro(prog)
+    fast, full = simulate(b), simulate(b, memo=False)
+    assert fast.end == full.end and fast.stats == full.stats
+    assert fast.channels == full.channels
+    assert (fast.memo_iterations > 0) == replayed
