@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,12 +18,15 @@ from dfx.compiler import emit
 from dfx.compiler.frontend.presets import load_model
 from dfx.compiler.ir import Graph, gpt2_graph
 from dfx.compiler.lower import Lowering
-from dfx.compiler.memplan import CardMemory, allocate_vrf, plan_card
+from dfx.compiler.memplan import CardMemory, QuantPlan, allocate_vrf, plan_card, quant_plan
 from dfx.compiler.partition import Partition, partition
 from dfx.compiler.program import Program
 from dfx.isa.config import CoreConfig, load_core
 from dfx.isa.container import Binary, CardImage
 from dfx.isa.encoding import Instruction, encode_program
+
+if TYPE_CHECKING:
+    from dfx.compiler.quant import QuantSpec
 
 
 @dataclass
@@ -39,13 +42,19 @@ class Compilation:
     vrf: list[dict[str, int]]
     binary: Binary
     timings: dict[str, float] = field(default_factory=dict)
+    quant: QuantPlan | None = None
 
 
 def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u280",
                   board: str | None = None, weights: bool = True, seed: int = 0,
-                  scale: float = 1.0, progress: Callable[[str], None] | None = None
-                  ) -> Compilation:
-    """Compile checkpoint directory or preset ``src`` for ``cards`` cards of ``core``."""
+                  scale: float = 1.0, progress: Callable[[str], None] | None = None,
+                  quant: QuantSpec | str | None = None) -> Compilation:
+    """Compile checkpoint directory or preset ``src`` for ``cards`` cards of ``core``.
+
+    ``quant`` (a :class:`~dfx.compiler.quant.QuantSpec` or its text, e.g. ``bcq:q=3,g=128``):
+    the Conv1D layers it selects run as ``lutmv`` on BCQ weights (LUT-GEMM; docs/compiler.md,
+    quantized compilation). Without weights nothing is quantized, but the regions have their
+    quantized sizes (for the timing model)."""
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -64,8 +73,14 @@ def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u28
                        cfg.vocab_size, cfg.layer_norm_epsilon)
     stage("frontend")
     part = partition(graph.dims, cards, core_cfg)
+    qplan = None
+    if quant is not None:
+        from dfx.compiler.quant import QuantSpec
+
+        spec = QuantSpec.parse(quant) if isinstance(quant, str) else quant
+        qplan = quant_plan(spec, part, core_cfg)
     stage("partition")
-    memory = [plan_card(part, c, core_cfg) for c in range(cards)]
+    memory = [plan_card(part, c, core_cfg, qplan) for c in range(cards)]
     stage("memory plan")
     programs = [Lowering(part, memory[c], core_cfg, c, cfg.layer_norm_epsilon).build()
                 for c in range(cards)]
@@ -81,7 +96,7 @@ def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u28
     stage("resolution")
 
     get = _weights(model) if weights else None
-    segments = emit.card_segments(part, memory, get)
+    segments = emit.card_segments(part, memory, get, qplan)
     images = [CardImage(program=encode_program(instructions[c]), segments=segments[c],
                         debug=debug[c], symbols=emit.card_symbols(part, memory[c]))
               for c in range(cards)]
@@ -92,9 +107,20 @@ def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u28
         "vocab_size": cfg.vocab_size, "layer_norm_epsilon": cfg.layer_norm_epsilon,
         "weights": weights, "seed": seed, "scale": scale,
         "tokenizer": _tokenizer_info(src),
+        "quant": _quant_info(qplan),
+        "weight_bytes": [m.weight_bytes for m in memory],
     }
     binary = Binary(core=core_cfg, model=model_info, cards=images)
-    return Compilation(graph, part, memory, programs, instructions, debug, vrf, binary, timings)
+    return Compilation(graph, part, memory, programs, instructions, debug, vrf, binary, timings,
+                       qplan)
+
+
+def _quant_info(plan: QuantPlan | None) -> dict[str, Any] | None:
+    """The model info's record of quantization: spec text, bits, groups per layer kind."""
+    if plan is None:
+        return None
+    return {"spec": plan.spec.text(), "scheme": plan.spec.scheme, "q": plan.spec.q,
+            "groups": dict(plan.groups), "slice": plan.slice}
 
 
 def _tokenizer_info(src: str) -> dict[str, Any]:

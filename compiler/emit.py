@@ -4,6 +4,12 @@ Weight matrices are cut to the card's partition (heads / columns / vocabulary), 
 head to a whole number of d-vectors, with zero weights) and tiled into d x l tiles
 (docs/numerics.md, tile layout). Biases and LayerNorm parameters go into the per-layer DDR
 block, the embeddings into DDR, the KV cache is a zero-filled HBM region.
+
+Quantized layers (:class:`~dfx.compiler.memplan.QuantPlan`): each full Conv1D matrix is
+quantized once (:func:`dfx.compiler.quant.quantize`; columns are quantized independently, so
+the result does not depend on the card count), then each card's columns are cut from the BCQ
+matrix, its scales rounded to FP16 and packed into ``lutmv`` streams (docs/lutgemm.md; LUT-GEMM
+§3), one per chunk of rows. Padding columns (heads, vocabulary) are exact zeros (alpha = z = 0).
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dfx.compiler.memplan import CFG_FIELDS, CardMemory
+from dfx.compiler.memplan import CFG_FIELDS, CardMemory, LutGeom, QuantPlan
 from dfx.compiler.partition import Partition
 from dfx.isa.container import Segment
+from dfx.isa.golden import lutgemm as glut
 from dfx.isa.golden.ops import tile_matrix
 
 Weights = Callable[[str], np.ndarray]
@@ -53,6 +60,43 @@ def _tiles(w: np.ndarray, p: Partition) -> np.ndarray:
     return tile_matrix(w, p.d, p.l).reshape(-1).view(np.uint8)
 
 
+def _bcq_cols(w: glut.Bcq, cols: np.ndarray) -> glut.Bcq:
+    """Columns ``cols`` of a BCQ matrix; index -1 gives an exact zero column."""
+    ok = cols >= 0
+    c = np.where(ok, cols, 0)
+    signs = w.signs[:, :, c] & ok
+    alpha = np.where(ok, w.alpha[:, :, c], 0.0)
+    z = np.where(ok, w.z[:, c], 0.0)
+    return glut.Bcq(np.ascontiguousarray(signs), alpha, z, w.g)
+
+
+def lut_streams(w: glut.Bcq, geom: LutGeom, layer: str) -> np.ndarray:
+    """The packed ``lutmv`` streams of one region (``w``: the card's columns)."""
+    from dfx.compiler.quant import QuantError
+
+    try:
+        w16 = w.to_fp16()
+    except ValueError as e:
+        raise QuantError(f"quant: layer {layer}: {e}") from None
+    out = np.zeros(geom.bytes, dtype=np.uint8)
+    for r0, cnt, off in geom.chunks():
+        part = glut.Bcq(np.ascontiguousarray(w16.signs[:, :, r0:r0 + cnt]),
+                        w16.alpha[:, :, r0:r0 + cnt], w16.z[:, r0:r0 + cnt], w16.g)
+        stream = glut.pack(part, geom.slice)
+        out[off:off + stream.size] = stream
+    return out
+
+
+def _quantize(quant: QuantPlan, kind: str, w: np.ndarray, layer: str) -> glut.Bcq:
+    """BCQ of a whole ``[K, N]`` Conv1D matrix (float64 scales), errors naming the layer."""
+    from dfx.compiler.quant import QuantError, quantize
+
+    try:
+        return quantize(np.asarray(w, dtype=np.float64), quant.spec, quant.groups[kind])
+    except QuantError as e:
+        raise QuantError(f"layer {layer}: {e}") from None
+
+
 class _Block:
     """A byte image of one memory block, filled region by region."""
 
@@ -67,34 +111,47 @@ class _Block:
         self.buf[r.offset: r.offset + raw.size] = raw
 
 
-def card_segments(p: Partition, memories: list[CardMemory], weights: Weights | None
-                  ) -> list[list[Segment]]:
+def card_segments(p: Partition, memories: list[CardMemory], weights: Weights | None,
+                  quant: QuantPlan | None = None) -> list[list[Segment]]:
     """The initial HBM and DDR contents of every card (no weights: only the KV-cache fill).
 
-    Each tensor is read once and cut for all cards, so a lazily generated model is generated
-    once whatever the card count."""
+    Each tensor is read (and, with ``quant``, quantized) once and cut for all cards, so a lazily
+    generated model is generated once whatever the card count."""
     segs: list[list[Segment]] = []
     for mem in memories:
         kv_bytes = mem.kv_layer_stride * p.n_layer
         segs.append([Segment("hbm", mem.kv_base, length=kv_bytes, fill=0)])
     if weights is None:
         return segs
+    groups = quant.groups if quant is not None else {}
     cols = [tuple(_heads_cols(p, s.heads[0], s.heads[1], part) for part in (0, 1, 2))
             for s in p.slices]
     for layer in range(p.n_layer):
         w = {name: weights(f"h.{layer}.{name}") for name in LAYER_TENSORS}
         proj_rows = _padded_head_rows(p, w["attn.c_proj.weight"])
+        bcq: dict[str, glut.Bcq] = {}
+        for kind, mat in (("attn.c_attn", w["attn.c_attn.weight"]), ("attn.c_proj", proj_rows),
+                          ("mlp.c_fc", w["mlp.c_fc.weight"]),
+                          ("mlp.c_proj", w["mlp.c_proj.weight"])):
+            if quant is not None and kind in groups:
+                bcq[kind] = _quantize(quant, kind, mat, f"h.{layer}.{kind}")
         for mem, s, (q_cols, k_cols, v_cols) in zip(memories, p.slices, cols, strict=True):
             c0, cn = s.proj_cols
             f0, fn = s.fc_cols
             hbm = _Block(mem, mem.hbm_layer_stride)
             attn_w, attn_b = w["attn.c_attn.weight"], w["attn.c_attn.bias"]
-            hbm.put("wq", _tiles(_take_cols(attn_w, q_cols), p))
-            hbm.put("wk", _tiles(_take_cols(attn_w, k_cols), p))
-            hbm.put("wv", _tiles(_take_cols(attn_w, v_cols), p))
-            hbm.put("wproj", _tiles(proj_rows[:, c0:c0 + cn], p))
-            hbm.put("wfc", _tiles(w["mlp.c_fc.weight"][:, f0:f0 + fn], p))
-            hbm.put("wfc2", _tiles(w["mlp.c_proj.weight"][:, c0:c0 + cn], p))
+            for region, kind, mat, sel in (
+                    ("wq", "attn.c_attn", attn_w, q_cols), ("wk", "attn.c_attn", attn_w, k_cols),
+                    ("wv", "attn.c_attn", attn_w, v_cols),
+                    ("wproj", "attn.c_proj", proj_rows, np.arange(c0, c0 + cn)),
+                    ("wfc", "mlp.c_fc", w["mlp.c_fc.weight"], np.arange(f0, f0 + fn)),
+                    ("wfc2", "mlp.c_proj", w["mlp.c_proj.weight"], np.arange(c0, c0 + cn))):
+                geom = mem.lut.get(region)
+                if geom is None:
+                    hbm.put(region, _tiles(_take_cols(mat, sel), p))
+                else:
+                    hbm.put(region, lut_streams(_bcq_cols(bcq[kind], sel), geom,
+                                                f"h.{layer}.{kind}"))
             segs[mem.card].append(
                 Segment("hbm", mem.hbm_layer_base + layer * mem.hbm_layer_stride, hbm.buf))
             ddr = _Block(mem, mem.ddr_layer_stride)
@@ -110,15 +167,23 @@ def card_segments(p: Partition, memories: list[CardMemory], weights: Weights | N
             segs[mem.card].append(
                 Segment("ddr", mem.ddr_layer_base + layer * mem.ddr_layer_stride, ddr.buf))
     head = weights("lm_head.weight")  # [V, E]
+    head_bcq = None
+    if quant is not None and "lm_head" in groups:
+        head_bcq = _quantize(quant, "lm_head", np.asarray(head).T, "lm_head")
     glob = {name: np.ascontiguousarray(weights(name), dtype=np.float16).reshape(-1)
             for name in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")}
     for mem, s in zip(memories, p.slices, strict=True):
         v0, vn = s.vocab_cols
         vcols = np.arange(v0, v0 + vn)
-        lm = np.zeros((p.n_embd, vn), dtype=np.float16)
         ok = vcols < p.vocab
-        lm[:, ok] = head[vcols[ok]].T
-        segs[mem.card].append(Segment("hbm", mem.addr("lm_head"), _tiles(lm, p)))
+        geom = mem.lut.get("lm_head")
+        if geom is not None and head_bcq is not None:
+            data = lut_streams(_bcq_cols(head_bcq, np.where(ok, vcols, -1)), geom, "lm_head")
+        else:
+            lm = np.zeros((p.n_embd, vn), dtype=np.float16)
+            lm[:, ok] = head[vcols[ok]].T
+            data = _tiles(lm, p)
+        segs[mem.card].append(Segment("hbm", mem.addr("lm_head"), data))
         for region, name in (("wte", "wte.weight"), ("wpe", "wpe.weight"),
                              ("ln_f.g", "ln_f.weight"), ("ln_f.b", "ln_f.bias")):
             segs[mem.card].append(Segment("ddr", mem.addr(region), glob[name].view(np.uint8)))

@@ -114,10 +114,27 @@ class Lowering:
         prog("vmul", y=VRef(self.T), a=VRef(self.T), b=VRef(self.G), n=nv)
         prog("vadd", y=VRef(out), a=VRef(self.T), b=VRef(self.B), n=nv)
 
-    def conv1d(self, y: VRef, x: str, w: MRef, b: MRef, k: int, n: int, gelu: bool = False
-               ) -> None:
+    def conv1d(self, y: VRef, x: str, w: MRef, b: MRef | None, k: int, n: int,
+               gelu: bool = False) -> None:
+        """``y = x·W (+ b) (-> GELU)`` for n output columns: ``conv1d`` on d x l tiles, or
+        ``lutmv`` on the packed BCQ streams of a quantized region (LUT-GEMM; one instruction
+        per chunk of at most core.lutgemm.max_rows rows). ``b`` None: no bias (``mm``)."""
         p = self.p
         if n == 0:
+            return
+        geom = self.mem.lut.get(w.region) if w.region else None
+        if geom is not None:
+            for r0, cnt, off in geom.chunks():
+                bias = b is not None
+                self.prog("lutmv", y=VRef(y.buf, y.off + r0 // p.d, y.reg), x=VRef(x),
+                          w=MRef(w.space, w.region, w.off + off, w.reg),
+                          b=MRef(b.space, b.region, b.off + 2 * r0, b.reg) if bias
+                          else MRef("ddr"),
+                          n=Count(cnt), ng=Count(geom.ng), gs=geom.gs, q=geom.q,
+                          bias=bias, gelu=gelu)
+            return
+        if b is None:
+            self.prog("mm", y=y, x=VRef(x), w=w, kt=Count(p.vec(k)), nt=Count(-(-n // p.l)))
             return
         self.prog("conv1d", y=y, x=VRef(x), w=w, b=b, kt=Count(p.vec(k)),
                   nt=Count(-(-n // p.l)), gelu=gelu)
@@ -263,9 +280,7 @@ class Lowering:
         self.layernorm(self.H, self.r("ln_f.g"), self.r("ln_f.b"))
         prog.note("final / lm_head")
         v0, vn = s.vocab_cols
-        if vn:
-            prog("mm", y=VRef(self.L, v0 // p.d), x=VRef(self.H), w=self.r("lm_head"),
-                 kt=Count(p.vec(p.n_embd)), nt=Count(vn // p.l))
+        self.conv1d(VRef(self.L, v0 // p.d), self.H, self.r("lm_head"), None, p.n_embd, vn)
         self.allgather(self.L, self.col_slices("vocab_cols"), "logits")
         prog.note("final / argmax")
         prog("vargmax", rd=R_TOK, a=VRef(self.L), n=Count(p.vocab))

@@ -13,16 +13,26 @@ Off-chip (per card, before lowering):
 
 On-chip: VRF buffers are allocated after lowering by liveness (:func:`allocate_vrf`).
 Capacity overflow is a compile-time error naming the tensor, the memory and the sizes.
+
+Quantized layers (``dfx compile --quant``, :class:`QuantPlan`) keep the same regions, but a
+region then holds the packed BCQ stream(s) of ``lutmv`` (docs/lutgemm.md; LUT-GEMM §3) instead
+of d x l tiles: one stream per chunk of at most ``core.lutgemm.max_rows`` output rows, each
+``stream_bytes`` long (a multiple of 32 bytes, so every chunk stays 32-byte aligned).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dfx.compiler.partition import Partition
 from dfx.isa.config import CoreConfig
 from dfx.isa.errors import DfxError
+from dfx.isa.golden.lutgemm import SECTION_ALIGN, stream_bytes
+
+if TYPE_CHECKING:
+    from dfx.compiler.quant import QuantSpec
 
 
 class CapacityError(DfxError):
@@ -48,6 +58,122 @@ class Region:
     per_layer: bool = False
 
 
+# ---------------------------------------------------------------------------------------------
+# Quantized (LUT-GEMM) weight regions
+
+#: Quantizable Conv1D kinds of a decoder layer and the HBM regions holding each (c_attn's Q,
+#: K and V columns are three regions), plus the LM head.
+LAYER_LINEARS = {"attn.c_attn": ("wq", "wk", "wv"), "attn.c_proj": ("wproj",),
+                 "mlp.c_fc": ("wfc",), "mlp.c_proj": ("wfc2",)}
+
+
+@dataclass(frozen=True)
+class LutGeom:
+    """The ``lutmv`` streams of one region: ``n`` rows (outputs) of ``k`` inputs in groups of
+    ``g``, ``q`` planes, lane words of ``slice`` inputs, at most ``rows`` rows per stream."""
+
+    k: int
+    n: int
+    g: int
+    q: int
+    slice: int
+    rows: int
+
+    @property
+    def ng(self) -> int:
+        return self.k // self.g
+
+    @property
+    def gs(self) -> int:
+        return self.g // self.slice
+
+    def chunks(self) -> list[tuple[int, int, int]]:
+        """``(first row, rows, byte offset)`` of each stream in the region."""
+        out, off = [], 0
+        for r0 in range(0, self.n, self.rows):
+            cnt = min(self.rows, self.n - r0)
+            out.append((r0, cnt, off))
+            off += stream_bytes(cnt, self.ng, self.gs, self.q, self.slice)
+        return out
+
+    @property
+    def bytes(self) -> int:
+        return sum(stream_bytes(c, self.ng, self.gs, self.q, self.slice)
+                   for _, c, _ in self.chunks())
+
+
+@dataclass(frozen=True)
+class QuantPlan:
+    """Which Conv1D kinds are quantized and their group sizes (the same in every layer: one
+    layer program serves all layers, DFX §IV-A). ``groups``: kind (a key of
+    :data:`LAYER_LINEARS` or ``lm_head``) -> g."""
+
+    spec: QuantSpec
+    groups: dict[str, int]
+    slice: int
+    rows: int
+
+    def geom(self, kind: str, k: int, n: int) -> LutGeom | None:
+        g = self.groups.get(kind)
+        if g is None or n == 0:
+            return None
+        return LutGeom(k, n, g, self.spec.q, self.slice, self.rows)
+
+
+def quant_plan(spec: QuantSpec, p: Partition, core: CoreConfig) -> QuantPlan:
+    """Check ``spec`` against the model and the core's LUT-GEMM unit; one-line QuantErrors
+    name the layer (docs/compiler.md, quantized compilation)."""
+    from dfx.compiler.quant import QuantError
+
+    lc = core.lutgemm
+    if lc is None:
+        raise QuantError(f"quant {spec.text()}: core {core.name} has no LUT-GEMM unit")
+    if spec.q > lc.max_q:
+        raise QuantError(f"quant {spec.text()}: q = {spec.q} exceeds the {lc.max_q} bit-planes "
+                         f"of core {core.name}'s LUT-GEMM unit (core.lutgemm.max_q)")
+    if core.tile_bytes % SECTION_ALIGN:
+        raise QuantError(f"quant: core {core.name}: weight regions are aligned to tiles of "
+                         f"{core.tile_bytes} bytes, not to the {SECTION_ALIGN} bytes of lutmv")
+    rows = (lc.max_rows // p.d) * p.d
+    if rows < 1:
+        raise QuantError(f"quant: core {core.name}: core.lutgemm.max_rows = {lc.max_rows} is "
+                         f"less than one {p.d}-element vector")
+    e = p.n_embd
+    ks = {"attn.c_attn": e, "attn.c_proj": p.attn_width, "mlp.c_fc": e, "mlp.c_proj": 4 * e}
+    groups: dict[str, int] = {}
+    for kind in LAYER_LINEARS:
+        on = [spec.quantizes(f"h.{i}.{kind}") for i in range(p.n_layer)]
+        if any(on) and not all(on):
+            first, other = on.index(True), on.index(False)
+            raise QuantError(
+                f"quant {spec.text()}: h.{first}.{kind} is quantized but h.{other}.{kind} is "
+                f"not; exclude a kind of layer in every layer or in none (one layer program "
+                f"serves all layers), e.g. exclude=h.*.{kind}")
+        if not any(on):
+            continue
+        layer = f"h.0.{kind}"
+        if kind == "attn.c_proj" and p.head_pad != p.head_dim:
+            raise QuantError(
+                f"quant {spec.text()}: layer {layer}: heads of {p.head_dim} are padded to "
+                f"{p.head_pad} inputs on core {core.name}; exclude=h.*.attn.c_proj keeps it "
+                "in FP16")
+        groups[kind] = _group(spec, ks[kind], layer, core)
+    if spec.quantizes("lm_head"):
+        groups["lm_head"] = _group(spec, e, "lm_head", core)
+    return QuantPlan(spec, groups, lc.slice, rows)
+
+
+def _group(spec: QuantSpec, k: int, layer: str, core: CoreConfig) -> int:
+    from dfx.compiler.quant import QuantError
+
+    lc = core.lutgemm
+    g = spec.group(k, lc.slice, layer)
+    if g > lc.max_group:
+        raise QuantError(f"quant {spec.text()}: layer {layer}: group of {g} inputs exceeds "
+                         f"core {core.name}'s core.lutgemm.max_group = {lc.max_group}")
+    return g
+
+
 @dataclass
 class CardMemory:
     """The off-chip memory map of one card."""
@@ -62,6 +188,12 @@ class CardMemory:
     ddr_layer_stride: int = 0
     hbm_used: int = 0
     ddr_used: int = 0
+    lut: dict[str, LutGeom] = field(default_factory=dict)  # region -> lutmv streams
+
+    @property
+    def weight_bytes(self) -> int:
+        """HBM bytes of this card's weights (all layers and the LM head; no KV cache)."""
+        return self.kv_base
 
     def addr(self, name: str) -> int:
         return self.regions[name].offset
@@ -86,24 +218,34 @@ def tiles_bytes(k: int, n: int, core: CoreConfig) -> int:
     return -(-k // d) * -(-n // l) * core.tile_bytes
 
 
-def plan_card(p: Partition, card: int, core: CoreConfig) -> CardMemory:
-    """Lay out card ``card``'s HBM and DDR; raises CapacityError when something does not fit."""
+def plan_card(p: Partition, card: int, core: CoreConfig, quant: QuantPlan | None = None
+              ) -> CardMemory:
+    """Lay out card ``card``'s HBM and DDR; raises CapacityError when something does not fit.
+    With ``quant``, quantized regions are sized for their ``lutmv`` streams."""
     s = p.slices[card]
     e, tile = p.n_embd, core.tile_bytes
     mem = CardMemory(card)
     loc = s.heads[1] * p.head_pad
 
+    def weight(name: str, kind: str, k: int, n: int) -> int:
+        geom = quant.geom(kind, k, n) if quant is not None else None
+        if geom is None:
+            return tiles_bytes(k, n, core)
+        mem.lut[name] = geom
+        return geom.bytes
+
     # HBM: per-layer weights.
     lw = _Layout(mem, "hbm", tile, per_layer=True)
     for name in ("wv", "wq", "wk"):
-        lw.add(name, tiles_bytes(e, loc, core))
-    lw.add("wproj", tiles_bytes(p.attn_width, s.proj_cols[1], core))
-    lw.add("wfc", tiles_bytes(e, s.fc_cols[1], core))
-    lw.add("wfc2", tiles_bytes(4 * e, s.proj_cols[1], core))
+        lw.add(name, weight(name, "attn.c_attn", e, loc))
+    lw.add("wproj", weight("wproj", "attn.c_proj", p.attn_width, s.proj_cols[1]))
+    lw.add("wfc", weight("wfc", "mlp.c_fc", e, s.fc_cols[1]))
+    lw.add("wfc2", weight("wfc2", "mlp.c_proj", 4 * e, s.proj_cols[1]))
     mem.hbm_layer_stride = _align(lw.size, tile)
     mem.hbm_layer_base = 0
     top = mem.hbm_layer_stride * p.n_layer
-    mem.regions["lm_head"] = Region("lm_head", "hbm", top, tiles_bytes(e, s.vocab_cols[1], core))
+    mem.regions["lm_head"] = Region("lm_head", "hbm", top,
+                                    weight("lm_head", "lm_head", e, s.vocab_cols[1]))
     top = _align(top + mem.regions["lm_head"].size, tile)
     # HBM: KV cache (per layer block, per local head).
     kv = _Layout(mem, "hbm", tile, per_layer=True)

@@ -24,6 +24,17 @@ examples:
   dfx compile gpt2-tiny --cards 2 --emit asm | less          annotated program of card 0
   dfx compile gpt2-tiny --emit ir                            the graph IR
 
+quantized compilation (LUT-GEMM, docs/compiler.md): --quant SPEC quantizes the Conv1D weights
+to binary-coding quantization and runs them as lutmv (table look-ups, no dequantization).
+SPEC is SCHEME:key=value,... with SCHEME bcq (non-uniform) or rtn (uniform int-q, exact in
+BCQ form); q = bits per weight (1..4), g = group of inputs sharing scales (default 128, or
+row), exclude = +-separated layer patterns kept in FP16 (default lm_head; none for nothing).
+Layers: h.{i}.attn.c_attn, h.{i}.attn.c_proj, h.{i}.mlp.c_fc, h.{i}.mlp.c_proj, lm_head.
+  dfx compile gpt2 -o gpt2-q3.dfx --cards 4 --quant bcq:q=3,g=128
+  dfx compile gpt2 -o gpt2-int4.dfx --cards 4 --quant rtn:q=4,g=128
+  dfx compile gpt2 -o x.dfx --quant bcq:q=3,g=128,exclude=lm_head+h.*.attn.c_proj
+  dfx compile gpt2 -o x.dfx --quant bcq:q=2,g=row,exclude=none   (the LM head too)
+
 The model is split as DFX does: attention by heads, FC layers by output columns, the LM head
 by vocabulary, with ring all-gathers between them; results are bit-identical on 1, 2 and 4
 cards. Heads must divide by the card count.
@@ -52,6 +63,8 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="leave weights out (a timing-only binary for dfx perf)",
     )
+    p.add_argument("--quant", metavar="SPEC", default=None,
+                   help="quantize weights for LUT-GEMM, e.g. bcq:q=3,g=128 (see below)")
     p.add_argument("--seed", type=int, default=0, help="seed of a preset's random weights (0)")
     p.add_argument(
         "--scale", type=float, default=1.0, help="multiply a preset's weight matrices by this (1.0)"
@@ -62,6 +75,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dfx.compiler.driver import compile_model
+    from dfx.compiler.quant import QuantSpec
     from dfx.isa.asm import disassemble
     from dfx.isa.container import write_binary
 
@@ -73,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             raise DfxError(f"{out}: is a directory; -o takes a file name such as model.dfx")
         if not out.parent.is_dir():
             raise DfxError(f"-o {out}: directory {out.parent} does not exist")
+    quant = QuantSpec.parse(args.quant) if args.quant is not None else None
     t0 = time.perf_counter()
     # Progress goes to an interactive terminal only, so that a failing run prints one line.
     show = not args.quiet and sys.stderr.isatty()
@@ -90,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         scale=args.scale,
         progress=progress,
+        quant=quant,
     )
     if args.emit == "ir":
         sys.stdout.write(comp.graph.dump())
@@ -102,8 +118,11 @@ def run(args: argparse.Namespace) -> int:
         write_binary(args.output, comp.binary)
         if not args.quiet:
             n = sum(len(i) for i in comp.instructions)
+            wb = comp.binary.model["weight_bytes"]
+            q = f", quant {quant.text()}" if quant is not None else ""
             print(
-                f"dfx compile: wrote {args.output}: {args.cards} card(s), {n} instructions "
+                f"dfx compile: wrote {args.output}: {args.cards} card(s), {n} instructions, "
+                f"{max(wb) / 2**20:.1f} MiB of weights per card{q} "
                 f"({time.perf_counter() - t0:.1f} s)",
                 file=sys.stderr,
             )

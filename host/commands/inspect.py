@@ -95,6 +95,14 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, text)]
 
 
+def _quant_text(q: Any) -> str:
+    """The model's weight format: FP16, or the quant spec and the lutmv layer kinds."""
+    if not isinstance(q, dict):
+        return "fp16 (d x l tiles, conv1d/mm)"
+    kinds = ", ".join(f"{k} g={g}" for k, g in (q.get("groups") or {}).items())
+    return f"quantized {q.get('spec')} (lutmv: {kinds or 'no layer'}; the rest fp16)"
+
+
 def render(info: dict[str, Any]) -> str:
     core, board, isa = info["core"], info["board"], info["isa"]
     lines = [
@@ -107,15 +115,23 @@ def render(info: dict[str, Any]) -> str:
         f"{board['hbm_pseudo_channels']} pseudo-channels, DDR {size(board['ddr_bytes'])}",
         f"cards       {info['n_cards']}",
     ]
-    model = _flat(info["model"])
+    model_info = dict(info["model"])
+    wbytes = model_info.pop("weight_bytes", None)
+    if model_info:
+        q = model_info.get("quant")
+        lines.append(f"weights     {_quant_text(q)}")
+    model = _flat(model_info)
     if model:
         lines.append("model")
         lines += _table([[k, v] for k, v in model], "ll")
     for card in info["cards"]:
+        wb = ""
+        if isinstance(wbytes, list) and card["card"] < len(wbytes):
+            wb = f", {size(int(wbytes[card['card']]))} of weights in HBM"
         lines += [
             "",
             f"card {card['card']}: {card['instructions']} instructions "
-            f"({size(card['program_bytes'])}), {card['debug_entries']} debug annotations",
+            f"({size(card['program_bytes'])}), {card['debug_entries']} debug annotations{wb}",
         ]
         mix = card["instruction_mix"]
         if mix:

@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{mod['ttft_ms']:.3f} ms to first token"
                   + (f", {per:.3f} ms per generated token" if per else "")
                   + " (dfx perf for the breakdown)")
+        elif res.stats.get("modelled_error"):
+            print(f"modelled latency: unavailable (timing model: {res.stats['modelled_error']})",
+                  file=sys.stderr)
         sys.stdout.flush()
         if not args.quiet:
             n = len(res.prompt_ids) + len(res.new_ids) - 1
