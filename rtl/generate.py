@@ -58,6 +58,8 @@ UNITS: tuple[Unit, ...] = (
          "Matrix Processing Unit: MFU + SFU_M (DFX §IV-B/C)"),
     Unit("vpu", "dfx.rtl.vpu:Vpu.from_core",
          "Vector Processing Unit: VFU + SFU_V (DFX §IV-D)"),
+    Unit("lutgemm", "dfx.rtl.lutgemm:LutGemm.from_core",
+         "LUT-GEMM unit: table builder, row lanes, FP32 scalers (lutmv up to the accumulator)"),
     Unit("datapath", "",
          "the core's datapath: MPU and VPU side by side (a Verilog top over mpu.v and vpu.v)"),
 )

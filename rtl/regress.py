@@ -40,6 +40,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("fp32_to_fp16", "fp32_to_fp16", "dfx.rtl.tb.arith", {"DFX_UNIT": "fp32_to_fp16"}),
     Bench("mpu", "mpu", "dfx.rtl.tb.mpu", {"MPU_SEED": "7"}),
     Bench("vpu", "vpu", "dfx.rtl.tb.vpu"),
+    Bench("lutgemm", "lutgemm", "dfx.rtl.tb.lutgemm", {"LUTGEMM_SEED": "0"}),
 )
 BENCH_NAMES = tuple(b.name for b in BENCHES)
 

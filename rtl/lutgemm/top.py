@@ -134,6 +134,7 @@ class _BlackboxLeaves:
             pname = "__".join(map(str, path))
             ports[("i_" if member.flow == In else "o_") + pname] = Value.cast(value)
         m.submodules[name] = Instance(kind, **ports)
+        comp._MustUse__used = True  # stands in for the leaf; the first one is converted
         return comp
 
     def verilog(self) -> str:

@@ -9,11 +9,13 @@ bits, so the unit is also checked to ignore them. Outputs are compared with ``lu
 bit.
 
 Configuration of a cocotb run (environment): ``DFX_CORE`` (core name, default ``tiny``),
-``LUTGEMM_SEED``.
+``LUTGEMM_SEED``, ``LUTGEMM_OVERRIDES`` (JSON: parameters that differ from ``core.lutgemm``,
+as passed to ``LutGemm.from_core``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -310,7 +312,9 @@ class TB:
 
         self.dut = dut
         self.core = load_core(os.environ.get("DFX_CORE", "tiny"))
-        self.geo = Geometry.from_core(self.core)
+        self.overrides = json.loads(os.environ.get("LUTGEMM_OVERRIDES", "{}"))
+        self.geo = Geometry.from_core(self.core, **self.overrides)
+        self.window = self.overrides.get("add_latency", self.core.lutgemm.add_latency) + 1
         self.rng = np.random.default_rng(seed + int(os.environ.get("LUTGEMM_SEED", "0")))
         self.cycle = 0
 
@@ -384,7 +388,7 @@ def sc_families(tb: TB) -> list[Problem]:
 def sc_shapes(tb: TB) -> list[Problem]:
     """n around the lane and scaler counts and the scale window, several g, every q."""
     geo, out = tb.geo, []
-    window = tb.core.lutgemm.add_latency + 1
+    window = tb.window
     ns = sorted({1, geo.scalers - 1 or 1, geo.lanes - 1, geo.lanes, geo.lanes + 1,
                  window * geo.scalers + 1, 2 * geo.lanes + 3})
     for i, n in enumerate(ns):
@@ -417,12 +421,14 @@ if cocotb is not None:
 
     @cocotb.test(timeout_time=5, timeout_unit="ms")
     async def lutgemm_throughput(dut):
-        """Long groups without stalls: one sign beat (a lane word per lane) every cycle."""
+        """Long groups without stalls: one sign beat (a lane word per lane) every cycle. The
+        groups are long enough (gs = 16) that even a q = 1 group after a q = max_q one does not
+        wait for the scale stage (module doc of ``dfx.rtl.lutgemm.top``)."""
         tb = TB(dut, 99)
         await tb.start()
         geo = tb.geo
         n = 4 * geo.lanes
-        problems = [random_problem(tb.rng, geo, n=n, ng=3, gs=8, q=1 + i % geo.max_q)
+        problems = [random_problem(tb.rng, geo, n=n, ng=3, gs=16, q=1 + i % geo.max_q)
                     for i in range(6)]
         out = await tb.run(problems, "none")
         acc = out["signs_cycles"]

@@ -14,9 +14,12 @@ from dfx.rtl.regress import BENCH_NAMES, bench, run_bench, summary_table
 pytestmark = pytest.mark.verilator
 
 
-# The MPU's and VPU's testbenches run (with more variants) in tests/rtl/{mpu,vpu}; here the
-# FP blocks' benches go through the regression runner itself.
-@pytest.mark.parametrize("name", [n for n in BENCH_NAMES if n not in ("mpu", "vpu")])
+# The MPU's, VPU's and LUT-GEMM unit's testbenches run (with more variants) in
+# tests/rtl/{mpu,vpu,lutgemm}; here the FP blocks' benches go through the regression runner.
+OWN_TESTS = ("mpu", "vpu", "lutgemm")
+
+
+@pytest.mark.parametrize("name", [n for n in BENCH_NAMES if n not in OWN_TESTS])
 def test_bench_passes(name: str, tmp_path: Path) -> None:
     result = run_bench(bench(name), load_core("tiny"), tmp_path)
     assert result.passed, summary_table([result])
