@@ -212,3 +212,18 @@ def test_scale_overflow_names_the_layer() -> None:
     with pytest.raises(QuantError, match=r"^quant: layer h.3.mlp.c_fc: alpha: a scale "
                                          r"overflows FP16"):
         lut_streams(w, LutGeom(64, 8, 64, 1, 32, 256), "h.3.mlp.c_fc")
+
+
+def test_tiny_core_quantized_run_is_exact(small_ckpt: Path) -> None:
+    """Chunked lutmv (the LM head in 4 chunks per card) through the simulator: fast = golden,
+    1 card = 2 cards, bit for bit."""
+    from dfx.sim.functional import Appliance
+
+    spec = "rtn:q=2,g=16,exclude=none"
+    two = compile_model(str(small_ckpt), cards=2, core="tiny", quant=spec).binary
+    one = compile_model(str(small_ckpt), cards=1, core="tiny", quant=spec).binary
+    runs = [Appliance(b, **kw).generate([1, 2, 3], 3, write_logits=True)
+            for b, kw in ((two, {}), (two, {"golden_matvec": True}), (one, {}))]
+    (t0, l0), *rest = runs
+    for t, lg in rest:
+        assert t == t0 and (lg.view(np.uint16) == l0.view(np.uint16)).all()
