@@ -112,7 +112,8 @@ class PerfReport:
                 lu = u["lut"]
                 lines.append(
                     f"    card {u['card']}: {lu['instructions']:,} lutmv, lanes busy "
-                    f"{100 * lu['lane_utilisation']:5.1f}%, {lu['stream_bytes'] / 1e9:.3f} GB; "
+                    f"{100 * lu['lane_utilisation']:5.1f}% ({100 * lu['lane_fill']:.0f}% of "
+                    f"lane slots), {lu['stream_bytes'] / 1e9:.3f} GB; "
                     f"HBM {lu['hbm_ms']:.3f}, lanes {lu['lane_ms']:.3f}, scalers "
                     f"{lu['scaler_ms']:.3f}; bound by HBM {lu['hbm_bound_ms']:.3f}, lanes "
                     f"{lu['lane_bound_ms']:.3f}, scalers {lu['scaler_bound_ms']:.3f}")
@@ -197,7 +198,7 @@ def build(result: SimResult, binary: Any, prompt_len: int | None, gen_len: int |
             "vectors_received": st[S_RECV],
             "instructions": {k: st[S_INSTR + i] for i, k in enumerate(CLASSES)},
             "bytes": {k: st[S_BYTES + i] for i, k in enumerate(BYTE_NAMES)},
-            "lut": _lut_unit(st, total, clk),
+            "lut": _lut_unit(st, total, p),
         })
         pcs = result.channels[c]["hbm"]
         rd, wr = st[S_BYTES], st[S_BYTES + 1]
@@ -256,13 +257,17 @@ def build(result: SimResult, binary: Any, prompt_len: int | None, gen_len: int |
     )
 
 
-def _lut_unit(st: list[int], total: int, clk: float) -> dict[str, Any]:
-    """The LUT-GEMM unit of one card: lutmv count, lane utilisation, the summed per-instruction
-    stream times (HBM, lanes, scalers) and instruction spans by what bound them."""
+def _lut_unit(st: list[int], total: int, p: Any) -> dict[str, Any]:
+    """The LUT-GEMM unit of one card: lutmv count, lane utilisation (cycles the lanes stream /
+    total) and fill (lane words / (lanes x those cycles)), the summed per-instruction stream
+    times (HBM, lanes, scalers) and instruction spans by what bound them."""
+    clk = p.clock_mhz
     v = dict(zip(LUT_NAMES, st[S_LUT:S_LUT + len(LUT_NAMES)], strict=True))
+    slots = v["lane_cycles"] * p.lut.lanes * p.lut.slice if p.lut is not None else 0
     out: dict[str, Any] = {
         "instructions": st[S_INSTR + CLASSES.index("lutgemm")],
         "lane_utilisation": v["lane_cycles"] / total if total else 0.0,
+        "lane_fill": v["sign_bits"] / slots if slots else 0.0,
         "sign_bits": v["sign_bits"],
         "stream_bytes": st[S_BYTES + BYTE_NAMES.index("lut_weights")],
     }

@@ -255,3 +255,14 @@ def test_memo_replays_lutmv_loops_exactly(u280, step, replayed):
     assert fast.end == full.end and fast.stats == full.stats
     assert fast.channels == full.channels
     assert (fast.memo_iterations > 0) == replayed
+
+
+def test_memo_is_exact_on_a_quantized_model():
+    """GPT-2 124M with lutmv layers on 4 cards: memo and full simulation agree bit for bit."""
+    from dfx.compiler.driver import compile_model
+
+    b = compile_model("gpt2", cards=4, weights=False, quant="bcq:q=3,g=128").binary
+    fast, full = simulate(b, 3, 3), simulate(b, 3, 3, memo=False)
+    assert fast.memo_iterations > 0
+    assert fast.end == full.end and fast.stats == full.stats
+    assert fast.token_times == full.token_times and fast.channels == full.channels

@@ -115,3 +115,33 @@ def test_micro_program_without_cfg_is_refused(dfx, tmp_path, capsys):
     f = write_binary(tmp_path / "m.dfx", micro("halt\n"))
     assert dfx(["perf", str(f), "--prompt-len", "1", "--gen-len", "1"]) == 1
     assert "cfg" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_quant_file(tmp_path_factory):
+    """gpt2-tiny on 4 cards with lutmv layers (its 16-wide heads keep attn.c_proj in FP16)."""
+    from dfx.compiler.driver import compile_model
+
+    b = compile_model("gpt2-tiny", cards=4, weights=False,
+                      quant="bcq:q=2,g=32,exclude=lm_head+h.*.attn.c_proj").binary
+    return write_binary(tmp_path_factory.mktemp("perfq") / "tinyq.dfx", b)
+
+
+def test_quantized_binary_reports_the_lut_unit(dfx, tiny_quant_file, capsys):
+    assert dfx(["perf", str(tiny_quant_file), "--prompt-len", "3", "--gen-len", "2",
+                "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for u in doc["units"]:
+        lu = u["lut"]
+        assert lu["instructions"] > 0 and lu["stream_bytes"] > 0
+        assert 0 < u["busy"]["lut"] == lu["lane_utilisation"] < 1
+        assert 0 < lu["lane_fill"] <= 1
+        assert u["bytes"]["lut_weights"] == lu["stream_bytes"]
+        bound = lu["hbm_bound_ms"] + lu["lane_bound_ms"] + lu["scaler_bound_ms"]
+        assert bound > 0
+    # the lutmv streams count as weights in the roofline
+    assert doc["roofline"]["weight_bytes_per_card_without_kv"] >= max(
+        u["lut"]["stream_bytes"] for u in doc["units"])
+    assert dfx(["perf", str(tiny_quant_file), "--prompt-len", "2", "--gen-len", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "LUT-GEMM unit" in out and " lut " in out
