@@ -3,8 +3,10 @@
 Runs the binary on the cycle-level timing model (:mod:`dfx.sim.timing`, docs/timing.md) and
 reports time to first token, generation latency per token, total latency, tokens/s, where the
 time goes (per unit and per kind of work), HBM bandwidth per card and the weight-streaming
-roofline. ``--json`` prints the same as one JSON document; ``--trace FILE`` also writes a
-Chrome/Perfetto trace of the first ``--trace-tokens`` tokens.
+roofline. Binaries compiled with ``--quant`` (``lutmv`` layers) also get the LUT-GEMM unit's
+lane utilisation and what bound its instructions (HBM, lanes, scalers). ``--json`` prints the
+same as one JSON document; ``--trace FILE`` also writes a Chrome/Perfetto trace of the first
+``--trace-tokens`` tokens.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ Timing does not depend on the weights: a binary compiled with --no-weights is en
 examples:
   dfx compile gpt2-xl-24h -o xl.dfx --cards 4 --no-weights
   dfx perf xl.dfx --prompt-len 64 --gen-len 64
+  dfx compile gpt2-xl-24h -o xlq.dfx --cards 4 --no-weights --quant bcq:q=3,g=128
+  dfx perf xlq.dfx --prompt-len 64 --gen-len 64          (LUT-GEMM: adds the lut unit)
   dfx perf xl.dfx --prompt-len 64 --gen-len 64 --json | python -m json.tool
   dfx perf xl.dfx --prompt-len 8 --gen-len 2 --trace xl.trace.json
       (open it in https://ui.perfetto.dev or chrome://tracing: one process per card,
-       one thread per unit)
+       one thread per unit, lutmv on thread "lut")
 """
 
 
