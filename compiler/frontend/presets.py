@@ -31,6 +31,22 @@ logits; tests that compare arg-maxes use ``scale`` > 1). ``bias_std`` > 0 draws 
 LayerNorm biases from N(0, bias_std²) and LayerNorm weights from 1 + N(0, bias_std²), so that a
 compiler that drops a bias or a LayerNorm parameter is caught.
 
+``spread="gpt2"`` (opt-in; the default ``"init"`` is the initialisation above, bit for bit) draws
+*trained-like* weights for quantization studies (``bench/lutgemm_accuracy.py``): real GPT-2
+weights are heavy-tailed with outliers and their scale differs from tensor to tensor, which is
+what makes round-to-nearest with large groups lose accuracy. Each Conv1D matrix is Student-t
+with 5 degrees of freedom (excess kurtosis 6; an assumption standing in for trained weights'
+outliers), scaled to unit variance and then to a per-tensor std of ``0.088 * 2^u``,
+``u ~ U(-1, 1)`` drawn per tensor. 0.088 is GPT-2 small's typical matrix std derived from
+the average log10 Frobenius norm of its layer matrices, 2.04 (Martin, Peng & Mahoney, Nat.
+Commun. 12, 4122 (2021), Table 2), assuming one std for all shapes: 10^(2.04 - mean(log10
+sqrt(K N))) = 0.088; the factor-of-two spread is our assumption. ``wte`` (and an untied LM
+head) is N(0, (3/sqrt(n_embd))^2), so that logits of the unit-variance final LayerNorm output
+spread by about 3 (an assumption: a peaked next-token distribution rather than the flat one of
+the initialisation). ``wpe``, biases and LayerNorm parameters are as for ``"init"``. ``scale``
+multiplies these as well. Samples use NumPy's ``standard_t`` (slower than the table; meant for
+the small presets).
+
 Generation is seeded per tensor (``default_rng([seed, crc32(name)])``), so a tensor does not
 depend on the others and lazy models read any tensor in any order. To make gpt2-xl's 1.5 B
 parameters in seconds, normal samples come from a 65,536-entry inverse-CDF table of N(0, 1)
@@ -60,6 +76,7 @@ from .hf import load_checkpoint
 
 __all__ = [
     "PRESETS",
+    "SPREADS",
     "Preset",
     "PresetError",
     "get_preset",
@@ -133,6 +150,12 @@ def _normal_table() -> np.ndarray:
 
 _TABLE_MAX = 4.33  # max |quantile| of the table (4.3238...), rounded up
 
+#: Weight spreads: GPT-2's initialisation (default) or trained-like (module docstring).
+SPREADS = ("init", "gpt2")
+_T_DOF = 5  # Student-t degrees of freedom of the "gpt2" spread
+_GPT2_MATRIX_STD = 0.088  # GPT-2 small's typical matrix std (Martin et al. 2021, Table 2)
+_GPT2_LOGIT_STD = 3.0  # assumed logit spread: wte std = 3 / sqrt(n_embd)
+
 
 def _init_std(config: GPT2Config, name: str) -> tuple[str, float]:
     """How tensor ``name`` is initialised: ("normal", std) or ("ones"/"zeros", 0)."""
@@ -149,6 +172,21 @@ def _init_std(config: GPT2Config, name: str) -> tuple[str, float]:
     return "zeros", 0.0
 
 
+def _trained_like(config: GPT2Config, name: str, seed: int, scale: float) -> np.ndarray | None:
+    """A tensor of the ``"gpt2"`` spread, or None where it equals the initialisation."""
+    shape = config.tensor_shapes(lm_head=True)[name]
+    if name in ("wte.weight", LM_HEAD):
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        return _normal_fp16(rng, shape, _GPT2_LOGIT_STD / math.sqrt(config.n_embd) * scale)
+    kind, _ = _init_std(config, name)
+    if kind != "normal" or name == "wpe.weight":
+        return None
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+    std = _GPT2_MATRIX_STD * 2.0 ** rng.uniform(-1.0, 1.0) * scale
+    t = rng.standard_t(_T_DOF, size=shape) * (std / math.sqrt(_T_DOF / (_T_DOF - 2)))
+    return np.clip(t, -_FP16_MAX, _FP16_MAX).astype(np.float16)
+
+
 def _normal_fp16(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
     table16 = (_normal_table() * np.float32(std)).astype(np.float16)
     idx = rng.integers(0, 65536, size=shape, dtype=np.uint16)
@@ -162,11 +200,19 @@ def init_tensor(
     seed: int = 0,
     scale: float = 1.0,
     bias_std: float = 0.0,
+    spread: str = "init",
 ) -> np.ndarray:
-    """The FP16 initial value of tensor ``name`` (deterministic in ``seed`` and ``name``)."""
+    """The FP16 initial value of tensor ``name`` (deterministic in ``seed`` and ``name``);
+    ``spread="gpt2"`` gives trained-like matrices (module docstring)."""
     shape = config.tensor_shapes(lm_head=True).get(name)
     if shape is None:
         raise PresetError(f"model {config.name!r} has no tensor {name!r}")
+    if spread not in SPREADS:
+        raise PresetError(f"unknown spread {spread!r}; known spreads: {', '.join(SPREADS)}")
+    if spread == "gpt2":
+        t = _trained_like(config, name, seed, scale)
+        if t is not None:
+            return t
     kind, std = _init_std(config, name)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     if kind == "normal":
@@ -205,22 +251,27 @@ def preset_model(
     bias_std: float = 0.0,
     weights: bool = True,
     lazy: bool = False,
+    spread: str = "init",
 ) -> GPT2Model:
-    """The preset ``name`` with seeded GPT-2-style random weights (see module docstring).
+    """The preset ``name`` with seeded GPT-2-style random weights (see module docstring;
+    ``spread="gpt2"`` for trained-like heavy-tailed matrices).
 
     ``weights=False`` gives the configuration only (e.g. ``--no-weights`` compilation of the
     1.5B presets); ``lazy=True`` generates each tensor when it is accessed (identical values).
     """
     config = get_preset(name).config
     _check_params(seed, scale, bias_std)
+    if spread not in SPREADS:
+        raise PresetError(f"unknown spread {spread!r}; known spreads: {', '.join(SPREADS)}")
     source = f"preset {name} (seed {seed}, scale {scale:g}" + (
-        f", bias_std {bias_std:g})" if bias_std else ")"
-    )
+        f", bias_std {bias_std:g}" if bias_std else ""
+    ) + (f", spread {spread})" if spread != "init" else ")")
     if not weights:
         return GPT2Model(config, None, source=f"preset {name} (no weights)")
 
     def loader(tensor: str) -> np.ndarray:
-        return init_tensor(config, tensor, seed=int(seed), scale=scale, bias_std=bias_std)
+        return init_tensor(config, tensor, seed=int(seed), scale=scale, bias_std=bias_std,
+                           spread=spread)
 
     if not lazy:  # NumPy releases the GIL while generating: use every core
         names = list(config.tensor_shapes())
