@@ -261,11 +261,12 @@ class LutGemm(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a command's last sign beat (accepted) to its last output beat (valid)
-        when nothing stalls and the scale stage is idle: lookup, bank hand-over, the last
-        window's q + 1 rounds (at most (max_q + 1) * W), scaler pipeline, output buffer. An
-        upper bound for q = max_q."""
-        return (self._lat["lookup"] + 1 + self._max_q * self._window + self.scaler_latency
-                + 1)
+        when nothing stalls, the scale stage is idle and the command has one window of rows
+        (n <= W * scalers): lookup, bank hand-over, q + 1 rounds of the window (at most
+        (max_q + 1) * W - 1 cycles to the last op), scaler pipeline, output buffer. Every
+        further window of rows adds (q + 1) * W cycles."""
+        return (self._lat["lookup"] + 1 + (self._max_q + 1) * self._window - 1
+                + self.scaler_latency + 1)
 
     def lane_cycles(self, n: int, ng: int, gs: int, q: int) -> int:
         """Sign beats of a command: one per cycle when nothing stalls."""

@@ -17,10 +17,10 @@ def simulate(dut: LutGemm, problems: list[Problem], geo: Geometry, *, in_gap: fl
              ready_p: float = 1.0, seed: int = 0, max_cycles: int = 100_000) -> dict:
     """Drive the four input streams (random idle gaps with probability ``in_gap``), take the
     output with random ``ready`` (probability ``ready_p``), compare every bit with the golden
-    model; return the beats and the cycles on which sign beats moved."""
+    model; return the beats, the cycles on which they and the sign beats moved."""
     rnd = random.Random(seed)
     st = streams(problems, geo)
-    res: dict = {"out": [], "signs": [], "cycles": 0}
+    res: dict = {"out": [], "out_t": [], "signs": [], "cycles": 0}
 
     def driver(stream, items):
         async def run(ctx):
@@ -35,12 +35,15 @@ def simulate(dut: LutGemm, problems: list[Problem], geo: Geometry, *, in_gap: fl
         return run
 
     async def monitor(ctx):
+        t = 0
         while True:
             ctx.set(dut.out.ready, int(rnd.random() < ready_p))
             _, _, valid, ready, payload = await ctx.tick().sample(
                 dut.out.valid, dut.out.ready, Value.cast(dut.out.payload))
             if valid and ready:
                 res["out"].append(payload)
+                res["out_t"].append(t)
+            t += 1
 
     async def watch(ctx):
         t = 0

@@ -186,3 +186,18 @@ def test_scaler_bound_groups(geo):
     span = acc[-1] - acc[0] + 1
     per_group = max(dut.scaler_cycles(8, 2), dut.lane_cycles(8, 1, 1, 2))
     assert span <= 8 * per_group + 10
+
+
+@pytest.mark.parametrize("q", [1, 4])
+def test_latency_bound(geo, q):
+    """One-window commands (n <= W * scalers) alone: the last output beat is valid at most
+    ``latency`` cycles after the last sign beat (the manifest's figure)."""
+    dut = LutGemm.from_core(TINY)
+    n = dut.window * geo.scalers
+    p = random_problem(np.random.default_rng(70 + q), geo, n=n, ng=2, gs=2, q=q)
+    res = simulate(dut, [p], geo)
+    took = res["out_t"][-1] - res["signs"][-1]
+    print(f"q = {q}: last sign beat to last output {took} cycles (latency {dut.latency})")
+    assert took <= dut.latency
+    if q == geo.max_q:
+        assert took >= dut.latency - 1
