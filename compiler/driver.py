@@ -119,8 +119,10 @@ def _quant_info(plan: QuantPlan | None) -> dict[str, Any] | None:
     """The model info's record of quantization: spec text, bits, groups per layer kind."""
     if plan is None:
         return None
+    fp16 = [f"h.{i}.{kind}" for i, kinds in enumerate(plan.layer_kinds)
+            for kind in plan.groups if kind != "lm_head" and kind not in kinds]
     return {"spec": plan.spec.text(), "scheme": plan.spec.scheme, "q": plan.spec.q,
-            "groups": dict(plan.groups), "slice": plan.slice}
+            "groups": dict(plan.groups), "slice": plan.slice, "fp16_layers": fp16}
 
 
 def _tokenizer_info(src: str) -> dict[str, Any]:

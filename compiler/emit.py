@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dfx.compiler.memplan import CFG_FIELDS, CardMemory, LutGeom, QuantPlan
+from dfx.compiler.memplan import CFG_FIELDS, CardMemory, LutGeom, QuantPlan, region_name
 from dfx.compiler.partition import Partition
 from dfx.isa.container import Segment
 from dfx.isa.golden import lutgemm as glut
@@ -130,15 +130,17 @@ def card_segments(p: Partition, memories: list[CardMemory], weights: Weights | N
         w = {name: weights(f"h.{layer}.{name}") for name in LAYER_TENSORS}
         proj_rows = _padded_head_rows(p, w["attn.c_proj.weight"])
         bcq: dict[str, glut.Bcq] = {}
+        kinds = quant.layer_kinds[layer] if quant is not None else frozenset()
         for kind, mat in (("attn.c_attn", w["attn.c_attn.weight"]), ("attn.c_proj", proj_rows),
                           ("mlp.c_fc", w["mlp.c_fc.weight"]),
                           ("mlp.c_proj", w["mlp.c_proj.weight"])):
-            if quant is not None and kind in groups:
+            if quant is not None and kind in kinds:
                 bcq[kind] = _quantize(quant, kind, mat, f"h.{layer}.{kind}")
         for mem, s, (q_cols, k_cols, v_cols) in zip(memories, p.slices, cols, strict=True):
             c0, cn = s.proj_cols
             f0, fn = s.fc_cols
-            hbm = _Block(mem, mem.hbm_layer_stride)
+            variant = mem.layer_variant[layer]
+            hbm = _Block(mem, mem.variant_strides[variant])
             attn_w, attn_b = w["attn.c_attn.weight"], w["attn.c_attn.bias"]
             for region, kind, mat, sel in (
                     ("wq", "attn.c_attn", attn_w, q_cols), ("wk", "attn.c_attn", attn_w, k_cols),
@@ -146,14 +148,14 @@ def card_segments(p: Partition, memories: list[CardMemory], weights: Weights | N
                     ("wproj", "attn.c_proj", proj_rows, np.arange(c0, c0 + cn)),
                     ("wfc", "mlp.c_fc", w["mlp.c_fc.weight"], np.arange(f0, f0 + fn)),
                     ("wfc2", "mlp.c_proj", w["mlp.c_proj.weight"], np.arange(c0, c0 + cn))):
+                region = region_name(region, variant)
                 geom = mem.lut.get(region)
                 if geom is None:
                     hbm.put(region, _tiles(_take_cols(mat, sel), p))
                 else:
                     hbm.put(region, lut_streams(_bcq_cols(bcq[kind], sel), geom,
                                                 f"h.{layer}.{kind}"))
-            segs[mem.card].append(
-                Segment("hbm", mem.hbm_layer_base + layer * mem.hbm_layer_stride, hbm.buf))
+            segs[mem.card].append(Segment("hbm", mem.layer_addr(layer), hbm.buf))
             ddr = _Block(mem, mem.ddr_layer_stride)
             for region, name in (("ln1.g", "ln_1.weight"), ("ln1.b", "ln_1.bias"),
                                  ("ln2.g", "ln_2.weight"), ("ln2.b", "ln_2.bias")):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfx.compiler.memplan import CFG_FIELDS, CardMemory
+from dfx.compiler.memplan import CFG_FIELDS, CardMemory, region_name
 from dfx.compiler.partition import Partition, PartitionError
 from dfx.compiler.program import Label, MRef, Program, VRef
 from dfx.isa.config import CoreConfig
@@ -189,8 +189,18 @@ class Lowering:
         prog("li", rd=R_KV, imm=mem.kv_base)
         prog("li", rd=R_LP, imm=mem.ddr_layer_base)
 
-        with prog.loop(Count(p.n_layer)):
-            self.layer()
+        # One hardware loop per run of layers of the same variant (all layers: one loop, unless
+        # a quant spec excludes a kind of layer in some layers only).
+        variants = mem.layer_variant or [0] * p.n_layer
+        first = 0
+        while first < p.n_layer:
+            v = variants[first]
+            end = first
+            while end < p.n_layer and variants[end] == v:
+                end += 1
+            with prog.loop(Count(end - first)):
+                self.layer(v)
+            first = end
         self.epilogue()
         prog.note("token / next")
         prog("addi", rd=R_T, rs1=R_T, imm=1)
@@ -204,11 +214,12 @@ class Lowering:
         prog("halt")
         return prog
 
-    def layer(self) -> None:
+    def layer(self, variant: int = 0) -> None:
+        """The body of the layer loop for layers of memory-plan variant ``variant``."""
         p, prog, s = self.p, self.prog, self.s
         e = p.n_embd
         loc = p.local_attn_width
-        lw = lambda name: MRef("hbm", name, reg=R_LW)  # noqa: E731
+        lw = lambda name: MRef("hbm", region_name(name, variant), reg=R_LW)  # noqa: E731
         lp = lambda name: MRef("ddr", name, reg=R_LP)  # noqa: E731
 
         prog.note("layer / ln_1")
@@ -270,7 +281,8 @@ class Lowering:
         prog.note("layer / residual 2")
         prog("vadd", y=VRef(self.X), a=VRef(self.X), b=VRef(self.M), n=Count(p.vec(e)))
         prog.note("layer / next")
-        prog("addi", rd=R_LW, rs1=R_LW, imm=self.mem.hbm_layer_stride)
+        strides = self.mem.variant_strides or [self.mem.hbm_layer_stride]
+        prog("addi", rd=R_LW, rs1=R_LW, imm=strides[variant])
         prog("addi", rd=R_KV, rs1=R_KV, imm=self.mem.kv_layer_stride)
         prog("addi", rd=R_LP, rs1=R_LP, imm=self.mem.ddr_layer_stride)
 

@@ -104,20 +104,55 @@ class LutGeom:
 
 @dataclass(frozen=True)
 class QuantPlan:
-    """Which Conv1D kinds are quantized and their group sizes (the same in every layer: one
-    layer program serves all layers, DFX §IV-A). ``groups``: kind (a key of
-    :data:`LAYER_LINEARS` or ``lm_head``) -> g."""
+    """Which Conv1D layers are quantized and their group sizes.
+
+    ``groups``: kind (a key of :data:`LAYER_LINEARS` or ``lm_head``) -> g, for every kind
+    quantized in at least one layer. ``layer_kinds[i]``: the kinds quantized in layer i.
+    Layers with the same kinds form one *variant*; consecutive layers of one variant run in
+    one hardware loop (DFX §IV-A), each variant with its own layer-block layout."""
 
     spec: QuantSpec
     groups: dict[str, int]
     slice: int
     rows: int
+    layer_kinds: tuple[frozenset[str], ...] = ()
 
-    def geom(self, kind: str, k: int, n: int) -> LutGeom | None:
+    @property
+    def variants(self) -> list[frozenset[str]]:
+        """Distinct layer configurations, in order of first appearance."""
+        out: list[frozenset[str]] = []
+        for kinds in self.layer_kinds:
+            if kinds not in out:
+                out.append(kinds)
+        return out
+
+    def geom(self, kind: str, k: int, n: int, variant: int = 0) -> LutGeom | None:
         g = self.groups.get(kind)
         if g is None or n == 0:
             return None
+        if kind != "lm_head" and self.layer_kinds and kind not in self.variants[variant]:
+            return None
         return LutGeom(k, n, g, self.spec.q, self.slice, self.rows)
+
+
+def layer_runs(n_layer: int, quant: QuantPlan | None) -> list[tuple[int, int, int]]:
+    """``(variant, first layer, layers)`` of each run of consecutive same-variant layers."""
+    if quant is None or not quant.layer_kinds:
+        return [(0, 0, n_layer)]
+    variants = quant.variants
+    runs: list[tuple[int, int, int]] = []
+    for i, kinds in enumerate(quant.layer_kinds):
+        v = variants.index(kinds)
+        if runs and runs[-1][0] == v:
+            runs[-1] = (v, runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((v, i, 1))
+    return runs
+
+
+def region_name(name: str, variant: int) -> str:
+    """A layer region's name in layer variant ``variant`` (variant 0: the plain name)."""
+    return name if variant == 0 else f"{name}.v{variant}"
 
 
 def quant_plan(spec: QuantSpec, p: Partition, core: CoreConfig) -> QuantPlan:
@@ -141,17 +176,14 @@ def quant_plan(spec: QuantSpec, p: Partition, core: CoreConfig) -> QuantPlan:
     e = p.n_embd
     ks = {"attn.c_attn": e, "attn.c_proj": p.attn_width, "mlp.c_fc": e, "mlp.c_proj": 4 * e}
     groups: dict[str, int] = {}
+    layer_kinds = tuple(frozenset(kind for kind in LAYER_LINEARS
+                                  if spec.quantizes(f"h.{i}.{kind}"))
+                        for i in range(p.n_layer))
     for kind in LAYER_LINEARS:
-        on = [spec.quantizes(f"h.{i}.{kind}") for i in range(p.n_layer)]
-        if any(on) and not all(on):
-            first, other = on.index(True), on.index(False)
-            raise QuantError(
-                f"quant {spec.text()}: h.{first}.{kind} is quantized but h.{other}.{kind} is "
-                f"not; exclude a kind of layer in every layer or in none (one layer program "
-                f"serves all layers), e.g. exclude=h.*.{kind}")
-        if not any(on):
+        on = [i for i in range(p.n_layer) if kind in layer_kinds[i]]
+        if not on:
             continue
-        layer = f"h.0.{kind}"
+        layer = f"h.{on[0]}.{kind}"
         if kind == "attn.c_proj" and p.head_pad != p.head_dim:
             raise QuantError(
                 f"quant {spec.text()}: layer {layer}: heads of {p.head_dim} are padded to "
@@ -160,7 +192,7 @@ def quant_plan(spec: QuantSpec, p: Partition, core: CoreConfig) -> QuantPlan:
         groups[kind] = _group(spec, ks[kind], layer, core)
     if spec.quantizes("lm_head"):
         groups["lm_head"] = _group(spec, e, "lm_head", core)
-    return QuantPlan(spec, groups, lc.slice, rows)
+    return QuantPlan(spec, groups, lc.slice, rows, layer_kinds)
 
 
 def _group(spec: QuantSpec, k: int, layer: str, core: CoreConfig) -> int:
@@ -189,6 +221,13 @@ class CardMemory:
     hbm_used: int = 0
     ddr_used: int = 0
     lut: dict[str, LutGeom] = field(default_factory=dict)  # region -> lutmv streams
+    variant_strides: list[int] = field(default_factory=list)  # HBM layer block per variant
+    layer_offsets: list[int] = field(default_factory=list)  # layer block i - hbm_layer_base
+    layer_variant: list[int] = field(default_factory=list)  # variant of layer i
+
+    def layer_addr(self, layer: int) -> int:
+        """HBM address of layer ``layer``'s weight block."""
+        return self.hbm_layer_base + self.layer_offsets[layer]
 
     @property
     def weight_bytes(self) -> int:
@@ -227,23 +266,33 @@ def plan_card(p: Partition, card: int, core: CoreConfig, quant: QuantPlan | None
     mem = CardMemory(card)
     loc = s.heads[1] * p.head_pad
 
-    def weight(name: str, kind: str, k: int, n: int) -> int:
-        geom = quant.geom(kind, k, n) if quant is not None else None
+    def weight(name: str, kind: str, k: int, n: int, variant: int = 0) -> int:
+        geom = quant.geom(kind, k, n, variant) if quant is not None else None
         if geom is None:
             return tiles_bytes(k, n, core)
         mem.lut[name] = geom
         return geom.bytes
 
-    # HBM: per-layer weights.
-    lw = _Layout(mem, "hbm", tile, per_layer=True)
-    for name in ("wv", "wq", "wk"):
-        lw.add(name, weight(name, "attn.c_attn", e, loc))
-    lw.add("wproj", weight("wproj", "attn.c_proj", p.attn_width, s.proj_cols[1]))
-    lw.add("wfc", weight("wfc", "mlp.c_fc", e, s.fc_cols[1]))
-    lw.add("wfc2", weight("wfc2", "mlp.c_proj", 4 * e, s.proj_cols[1]))
-    mem.hbm_layer_stride = _align(lw.size, tile)
+    # HBM: per-layer weights, one block layout per layer variant (docs/compiler.md).
+    n_var = len(quant.variants) if quant is not None and quant.layer_kinds else 1
+    for v in range(n_var):
+        lw = _Layout(mem, "hbm", tile, per_layer=True)
+        for name, kind, k, n in (("wv", "attn.c_attn", e, loc), ("wq", "attn.c_attn", e, loc),
+                                 ("wk", "attn.c_attn", e, loc),
+                                 ("wproj", "attn.c_proj", p.attn_width, s.proj_cols[1]),
+                                 ("wfc", "mlp.c_fc", e, s.fc_cols[1]),
+                                 ("wfc2", "mlp.c_proj", 4 * e, s.proj_cols[1])):
+            rn = region_name(name, v)
+            lw.add(rn, weight(rn, kind, k, n, v))
+        mem.variant_strides.append(_align(lw.size, tile))
+    mem.hbm_layer_stride = mem.variant_strides[0]
     mem.hbm_layer_base = 0
-    top = mem.hbm_layer_stride * p.n_layer
+    for v, first, count in layer_runs(p.n_layer, quant):
+        mem.layer_offsets += [sum(mem.variant_strides[mem.layer_variant[i]]
+                                  for i in range(first)) + j * mem.variant_strides[v]
+                              for j in range(count)]
+        mem.layer_variant += [v] * count
+    top = sum(mem.variant_strides[v] for v in mem.layer_variant)
     mem.regions["lm_head"] = Region("lm_head", "hbm", top,
                                     weight("lm_head", "lm_head", e, s.vocab_cols[1]))
     top = _align(top + mem.regions["lm_head"].size, tile)

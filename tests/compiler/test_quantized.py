@@ -47,7 +47,7 @@ def _ops(comp, card: int, op: str) -> list:
 
 def _layer_block(comp, card: int, layer: int) -> np.ndarray:
     mem = comp.memory[card]
-    addr = mem.hbm_layer_base + layer * mem.hbm_layer_stride
+    addr = mem.layer_addr(layer)
     for seg in comp.binary.cards[card].segments:
         if seg.space == "hbm" and seg.addr == addr and seg.data is not None:
             return np.frombuffer(bytes(seg.data), dtype=np.uint8)
@@ -178,8 +178,6 @@ def test_tiny_core_chunks_rows_and_quantizes_the_lm_head(small_ckpt: Path) -> No
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(src="gpt2-mini", quant="bcq:q=3,g=96"), "layer h.0.attn.c_attn (k = 256, g = 96"),
     (dict(src="gpt2-mini", quant="bcq:q=3,g=16"), "not a multiple of the lane word"),
-    (dict(src="gpt2-mini", quant="rtn:q=2,exclude=h.0.*"),
-     "h.1.attn.c_attn is quantized but h.0.attn.c_attn is not"),
     (dict(src="gpt2-tiny", quant="bcq:q=3,g=32"), "heads of 16 are padded to 64 inputs"),
     (dict(src="gpt2-mini", quant="bcq:q=9"), "q must be an integer in 1..4"),
     (dict(src="gpt2-mini", quant="int:q=3"), "unknown scheme 'int'"),
@@ -227,3 +225,52 @@ def test_tiny_core_quantized_run_is_exact(small_ckpt: Path) -> None:
     (t0, l0), *rest = runs
     for t, lg in rest:
         assert t == t0 and (lg.view(np.uint16) == l0.view(np.uint16)).all()
+
+
+def test_excluding_some_layers_only_gives_layer_variants() -> None:
+    """exclude=h.0.*: layer 0 stays FP16 (its own layer block layout and loop), layers 1..3
+    are quantized; each block holds exactly what the uniform compilations put there."""
+    mixed = compile_model("gpt2-mini", cards=2, quant="bcq:q=3,g=64,exclude=lm_head+h.0.*",
+                          scale=4.0)
+    fp16 = compile_model("gpt2-mini", cards=2, scale=4.0)
+    full = compile_model("gpt2-mini", cards=2, quant=SPEC, scale=4.0)
+    info = mixed.binary.model["quant"]
+    assert info["fp16_layers"] == [f"h.0.{k}" for k in LAYER_LINEARS]
+    for card in range(2):
+        mem = mixed.memory[card]
+        assert mem.layer_variant == [0, 1, 1, 1]
+        assert mem.variant_strides == [fp16.memory[card].hbm_layer_stride,
+                                       full.memory[card].hbm_layer_stride]
+        assert mem.layer_offsets == [0] + [mem.variant_strides[0] + i * mem.variant_strides[1]
+                                           for i in range(3)]
+        assert set(mem.lut) == {f"{r}.v1" for r in ("wq", "wk", "wv", "wproj", "wfc", "wfc2")}
+        assert (_layer_block(mixed, card, 0) == _layer_block(fp16, card, 0)).all()
+        for layer in (1, 2, 3):
+            assert (_layer_block(mixed, card, layer) == _layer_block(full, card, layer)).all()
+        ops = [i.op for i in mixed.instructions[card]]
+        assert ops.count("loop") == 2 and ops.count("lutmv") == 6 and ops.count("conv1d") == 6
+    assert mixed.binary.model["weight_bytes"][0] == (
+        fp16.memory[0].hbm_layer_stride + 3 * full.memory[0].hbm_layer_stride
+        + mixed.memory[0].regions["lm_head"].size)
+
+
+def test_layer_variants_run_exactly() -> None:
+    """Several variants (runs of 1 layer each): fast = golden, 1 card = 4 cards; excluding
+    every layer gives exactly the FP16 model."""
+    from dfx.sim.functional import Appliance
+
+    spec = "rtn:q=3,g=64,exclude=h.1.*+h.2.mlp.*+h.3.attn.c_proj"
+    runs = []
+    for cards, kw in ((4, {}), (4, {"golden_matvec": True}), (1, {})):
+        comp = compile_model("gpt2-mini", cards=cards, quant=spec, scale=4.0)
+        assert comp.memory[0].layer_variant == [0, 1, 2, 3]
+        runs.append(Appliance(comp.binary, **kw).generate([464, 2068], 3, write_logits=True))
+    (t0, l0), *rest = runs
+    for t, lg in rest:
+        assert t == t0 and (lg.view(np.uint16) == l0.view(np.uint16)).all()
+    none = compile_model("gpt2-mini", cards=2, quant="bcq:q=2,exclude=h.*+lm_head", scale=4.0)
+    fp16 = compile_model("gpt2-mini", cards=2, scale=4.0)
+    assert none.instructions == fp16.instructions
+    a = Appliance(none.binary).generate([464, 2068], 2, write_logits=True)[1]
+    b = Appliance(fp16.binary).generate([464, 2068], 2, write_logits=True)[1]
+    assert (a.view(np.uint16) == b.view(np.uint16)).all()

@@ -77,7 +77,7 @@ def test_logits_bit_identical_on_1_2_4_cards_and_golden() -> None:
     ("bcq:q=3,g=96", "layer h.0.attn.c_attn (k = 256, g = 96, slice = 32): the group size "
                      "does not divide k"),
     ("lut:q=3", "unknown scheme 'lut'"),
-    ("bcq:q=3,exclude=h.1.*", "h.0.attn.c_attn is quantized but h.1.attn.c_attn is not"),
+    ("bcq:q=3,exclude=h.1.*+h.0.a(", "bad exclude pattern 'h.0.a('"),
     ("bcq:q=3,g=64,bits=2", "unknown key 'bits'"),
 ])
 def test_bad_quant_is_one_line_and_writes_nothing(tmp_path: Path, spec: str, needle: str
