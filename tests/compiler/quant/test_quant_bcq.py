@@ -160,3 +160,17 @@ def test_speed_gpt2_xl_matrix():
     t = time.process_time()
     quantize(w, QuantSpec("bcq", 4, 64), 64)
     assert time.process_time() - t < 40
+
+
+def test_fp16_storage_bound():
+    """``to_fp16`` rounds every alpha and z with relative error <= 2^-11 (normal range), so a
+    weight moves by at most 2^-11 (sum_b |alpha_b| + |z|) of its group: small against the
+    quantization error itself."""
+    w = _w(256, 32, 9, heavy=True)
+    for q in (1, 2, 3, 4):
+        b = B.bcq(w, q, 64)
+        b16 = b.to_fp16()
+        bound = 2.0**-11 * (np.abs(b.alpha).sum(axis=1) + np.abs(b.z)) + (q + 1) * 2.0**-25
+        shift = np.abs(dequantize(b16) - dequantize(b))
+        assert (shift <= np.repeat(bound, 64, axis=0)).all()
+        assert _err(w, b16) < _err(w, b) * 1.01
