@@ -1,0 +1,512 @@
+#!/usr/bin/env python3
+"""Modelled generation latency of GPT-2 1.5B (gpt2-xl-24h) on 4 cards with LUT-GEMM weights.
+
+    .venv/bin/python bench/lutgemm_latency.py                  # everything (~5 min of CPU)
+    .venv/bin/python bench/lutgemm_latency.py --quick          # FP16 and q=3,g=128 only
+    .venv/bin/python bench/lutgemm_latency.py --json out.json  # also every report as JSON
+
+For FP16 and BCQ q = 2, 3, 4 x g = 32, 64, 128, row (LM head FP16, the default exclude; plus
+q=3,g=128 with the LM head quantized) it compiles a timing-only binary
+(``compile_model("gpt2-xl-24h", cards=4, weights=False, quant=QuantSpec.parse(spec))``, what
+``dfx compile gpt2-xl-24h --cards 4 --no-weights --quant SPEC`` writes) and times a request on
+the timing model (``dfx.sim.timing.perf``, what ``dfx perf`` prints; docs/timing.md, "LUT-GEMM
+unit"). No weights are quantized: timing does not depend on their values.
+
+Sections (markdown): the grid (ms per generated / prompt token, weight bytes per card, what
+bounds the lutmv instructions); where card 0's time goes per generated token, FP16 vs
+q=3,g=128; the anatomy of one decoder layer for both from a unit trace; what-if cores that
+change only the LUT unit's scale stage (hypothetical, to show what bounds the result).
+The numbers are the model's, not hardware measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL, CARDS = "gpt2-xl-24h", 4
+GOAL_MS = 1.0  # ms per generated token at q=3, g=128
+FP16 = "fp16"
+REF = "bcq:q=3,g=128"
+GRID = [f"bcq:q={q},g={g}" for q in (2, 3, 4) for g in (32, 64, 128, "row")]
+LM_Q = "bcq:q=3,g=128,exclude=none"
+CATS = ("matrix", "attention", "vector", "ring_sync", "dma_stall", "idle")
+SEGMENTS = ("all-gather fc2 tail (prev. layer)", "residual 2 + LayerNorm 1",
+            "Q/K/V (3, chained)", "attention: Q·Kᵀ, softmax, S·V", "all-gather heads",
+            "c_proj", "all-gather c_proj tail", "residual 1 + LayerNorm 2", "fc1 + GELU",
+            "all-gather fc1 tail", "fc2")
+MATRIX_SEGMENTS = {2: ("attn.c_attn q", "attn.c_attn k", "attn.c_attn v"),
+                   5: ("attn.c_proj",), 8: ("mlp.c_fc + gelu",), 10: ("mlp.c_proj",)}
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    u = platform.uname()
+    return (f"{u.system} {u.release} {u.machine}, {cpu}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}")
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def git_rev() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "compiler", "sim", "isa",
+                                "boards"], cwd=root, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        return rev + (" (compiler/sim/isa/boards modified in the working tree)" if dirty
+                      else " (compiler, sim, isa, boards as committed)")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class Bench:
+    """Timing-only binaries (kept in memory, per spec and core variant) and timed runs."""
+
+    def __init__(self, prompt: int, gen: int) -> None:
+        self.prompt, self.gen = prompt, gen
+        self.binaries: dict[tuple[str, str], Any] = {}
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sim_wall = self.sim_cpu = 0.0
+
+    def binary(self, spec: str, variant: str = "") -> Any:
+        key = (spec, variant)
+        if key not in self.binaries:
+            if variant:
+                self.binaries[key] = dataclasses.replace(
+                    self.binary(spec), core=VARIANTS[variant][1](self.binary(spec).core))
+            else:
+                from dfx.compiler.driver import compile_model
+                from dfx.compiler.quant import QuantSpec
+
+                quant = None if spec == FP16 else QuantSpec.parse(spec)
+                self.binaries[key] = compile_model(MODEL, cards=CARDS, weights=False,
+                                                   quant=quant).binary
+        return self.binaries[key]
+
+    def run(self, spec: str, variant: str = "") -> dict[str, Any]:
+        key = (spec, variant)
+        if key not in self.runs:
+            from dfx.sim.timing import perf
+
+            b = self.binary(spec, variant)
+            w0, c0 = time.perf_counter(), time.process_time()
+            rep = perf(b, self.prompt, self.gen).to_dict()
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            self.sim_wall += wall
+            self.sim_cpu += cpu
+            rep["bench"] = {"wall_s": wall, "cpu_s": cpu, "load": loadavg()}
+            self.runs[key] = rep
+            print(f"  [{spec}{' ' + variant if variant else ''}: {rep['gen_ms_per_token']:.3f} "
+                  f"ms/token; simulated in {wall:.1f} s wall]", file=sys.stderr, flush=True)
+        return self.runs[key]
+
+
+def _lut_variant(**changes: int) -> Any:
+    def make(core: Any) -> Any:
+        return dataclasses.replace(core, lutgemm=dataclasses.replace(core.lutgemm, **changes))
+    return make
+
+
+# Hypothetical cores (what-if): only the LUT unit's FP32 scale stage changes.
+VARIANTS: dict[str, tuple[str, Any]] = {
+    "add3": ("scaler FP32 adder latency 3 instead of 11 (window 4)", _lut_variant(add_latency=3)),
+    "nodep": ("no accumulator dependency: scalers at ng·n·(q+1)/scalers cycles (add latency 0, "
+              "window 1)", _lut_variant(add_latency=0)),
+}
+
+
+def passes(rep: dict[str, Any]) -> int:
+    return rep["prompt_len"] + rep["gen_len"] - 1
+
+
+def weights_mb(rep: dict[str, Any]) -> float:
+    """Busiest card's weight bytes (FP16 tiles + lutmv streams, no K/V) per token pass, MB."""
+    return rep["roofline"]["weight_bytes_per_card_without_kv"] / passes(rep) / 1e6
+
+
+def floor_ms(rep: dict[str, Any]) -> float:
+    """Those bytes at the DMA's 409.6 GB/s (one FP16 tile per cycle)."""
+    return rep["roofline"]["weight_bytes_per_card_without_kv"] / passes(rep) / (
+        rep["roofline"]["dma_peak_gbs"] * 1e9) * 1e3
+
+
+def bits_per_weight(spec: str) -> str:
+    if spec == FP16:
+        return "16"
+    q = int(spec.split("q=")[1].split(",")[0])
+    g = spec.split("g=")[1].split(",")[0]
+    if g == "row":
+        return f"≈{q}"
+    return f"{q + 16 * (q + 1) / int(g):.3g}"
+
+
+def bound_text(rep: dict[str, Any]) -> str:
+    """Card 0's lutmv spans by the largest of HBM / lanes / scalers, as shares."""
+    lu = rep["units"][0]["lut"]
+    tot = lu["hbm_bound_ms"] + lu["lane_bound_ms"] + lu["scaler_bound_ms"]
+    if not tot:
+        return "—"
+    return " / ".join(f"{100 * lu[k] / tot:.0f}" for k in ("hbm_bound_ms", "lane_bound_ms",
+                                                            "scaler_bound_ms"))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def section_grid(b: Bench, specs: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    fp = b.run(FP16)
+    rows, data = [], []
+    for spec in specs:
+        r = b.run(spec)
+        lu = r["units"][0]["lut"]
+        gen, prompt = r["gen_ms_per_token"], r["prompt_ms_per_token"]
+        stored = max(b.binary(spec).model.get("weight_bytes") or [0])
+        q_lm = "quantized" if "exclude=none" in spec else "FP16"
+        rows.append([
+            f"`{spec}`" if spec != FP16 else "FP16", q_lm if spec != FP16 else "FP16",
+            bits_per_weight(spec), f"{stored / 1e6:,.1f}", f"{floor_ms(r):.3f}",
+            f"**{gen:.3f}**", f"{prompt:.3f}", f"{1000 / gen:,.0f}",
+            f"{fp['gen_ms_per_token'] / gen:.2f}×",
+            f"{100 * lu['lane_utilisation']:.0f}%" if lu["instructions"] else "—",
+            bound_text(r)])
+        data.append({"spec": spec, "gen_ms_per_token": gen, "prompt_ms_per_token": prompt,
+                     "weight_mb_per_card_per_token": weights_mb(r), "floor_ms": floor_ms(r),
+                     "weight_bytes_per_card": stored, "lut": lu})
+    head = ["config", "LM head", "bits / weight", "weight MB / card",
+            "floor ms (weights @ 409.6 GB/s)", "ms / gen. token", "ms / prompt token",
+            "tokens/s", "vs FP16", "LUT lanes busy", "lutmv bound HBM / lanes / scalers %"]
+    rep = b.run(REF)
+    lu = rep["units"][0]["lut"]
+    met = rep["gen_ms_per_token"] <= GOAL_MS
+    text = [f"### 1. GPT-2 1.5B ({MODEL}, 48 layers) on {CARDS} cards, {b.prompt}:{b.gen}", "",
+            "bits / weight = q + 16·(q+1)/g (FP16 alpha and offset per group; row: one group "
+            "per row). Weight MB / card: the compiler's weight bytes of the busiest card (FP16 "
+            "tiles, lutmv streams, LM head), all read once per token pass; floor: the bytes "
+            "the card streams per pass at 409.6 GB/s. \"lutmv bound\": card 0's lutmv spans "
+            "(first table build to last result) by the largest of their three stream times: "
+            "HBM (stream_bytes through the pseudo-channels), lanes (ng·gs·q·⌈n/lanes⌉), "
+            "scalers (ng·(q+1)·W·⌈⌈n/scalers⌉/W⌉, W = add_latency + 1 = 12).", "",
+            table(head, rows), "",
+            f"**Goal ≤ {GOAL_MS:.1f} ms per generated token at q=3, g=128: "
+            f"{'met' if met else 'not met'}** ({rep['gen_ms_per_token']:.3f} ms). Card 0 "
+            f"per generated token: lutmv spans {lu['scaler_bound_ms'] / passes(rep):.3f} ms "
+            f"scaler-bound, {lu['hbm_bound_ms'] / passes(rep):.3f} ms HBM-bound, "
+            f"{lu['lane_bound_ms'] / passes(rep):.3f} ms lane-bound; summed stream times HBM "
+            f"{lu['hbm_ms'] / passes(rep):.3f}, lanes {lu['lane_ms'] / passes(rep):.3f}, "
+            f"scalers {lu['scaler_ms'] / passes(rep):.3f} ms."]
+    return "\n".join(text), data
+
+
+def section_breakdown(b: Bench, specs: list[str]) -> tuple[str, dict[str, Any]]:
+    rows, data = [], {}
+    for spec in specs:
+        r = b.run(spec)
+        row = r["breakdown"]["generation_per_token"]
+        tot = sum(row[c] for c in CATS)
+        rows.append([spec if spec != FP16 else "FP16"]
+                    + [f"{row[c]:.3f} ({100 * row[c] / tot:.0f}%)" for c in CATS]
+                    + [f"{tot:.3f}"])
+        data[spec] = row
+    text = ["### 2. Where card 0's time goes, ms per generated token", "",
+            "Each cycle counted once, for the first class active in it: matrix (MPU or LUT "
+            "unit streaming or draining) > attention > vector > ring sync > DMA stall > idle.",
+            "", table(["config", *CATS, "sum"], rows)]
+    return "\n".join(text), data
+
+
+def anatomy(b: Bench, spec: str, pos: int) -> dict[str, Any]:
+    """Mean cycles per segment of one decoder layer of card 0's pass at position pos - 1
+    (unit trace; memo off for the traced tokens), and the lutmv stream times per segment."""
+    from dfx.isa.encoding import decode_program
+    from dfx.isa.golden.lutgemm import stream_bytes
+    from dfx.sim.timing import derive, simulate
+
+    binary = b.binary(spec)
+    nl = int(binary.model["n_layer"])
+    w0, c0 = time.perf_counter(), time.process_time()
+    res = simulate(binary, pos, 1, trace_tokens=pos)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    b.sim_wall += wall
+    b.sim_cpu += cpu
+    print(f"  [traced {spec} pass {pos}: {wall:.1f} s wall]", file=sys.stderr, flush=True)
+    p = derive(binary.core)
+    prog = decode_program(bytes(binary.cards[0].program))
+    tt = res.token_times[0]
+    t_start, t_end = (tt[-2] if len(tt) > 1 else 0), tt[-1]
+    ann = res.annotations[0]
+    ev = [(u, op, s, en, ann(pc) or "", pc) for u, op, s, en, pc in res.trace[0] if s >= t_start]
+    res = None
+
+    def mat(tag: str) -> list[tuple[int, int, int]]:
+        return [(s, en, pc) for u, op, s, en, a, pc in ev if u in (0, 5) and a.endswith(tag)]
+
+    a_v, a_k = mat("attn.c_attn v"), mat("attn.c_attn k")
+    cproj, fc1, fc2 = mat("attn.c_proj"), mat("mlp.c_fc + gelu"), mat("mlp.c_proj")
+    att = [(s, en) for u, op, s, en, a, pc in ev if u == 0 and "attention head" in a]
+    lm = mat("lm_head")
+    recv_c = [(s, en) for u, op, s, en, a, pc in ev
+              if u == 4 and a.endswith("allgather attn.c_proj")]
+    recv_f = [(s, en) for u, op, s, en, a, pc in ev
+              if u == 4 and a.endswith("allgather mlp.c_proj")]
+    if not (len(a_v) == len(a_k) == len(cproj) == len(fc1) == len(fc2) == nl):
+        raise RuntimeError(f"anatomy {spec}: unexpected trace ({len(a_v)} layers, {nl} "
+                           "expected)")
+    starts = sorted(x[0] for x in a_v + a_k + mat("attn.c_attn q"))
+    segs: list[list[int]] = []
+    prev_h = prev_g = t_start
+    for i in range(nl):
+        a = min(starts[3 * i: 3 * i + 3])
+        (c, d, _), (ef, ff, _), (g, h, _) = cproj[i], fc1[i], fc2[i]
+        att_i = [x for x in att if a <= x[0] < c]
+        bq, cm = min(x[0] for x in att_i), max(x[1] for x in att_i)
+        p1 = max([en for s, en in recv_f if prev_g <= s < a] or [prev_h])
+        dr = max([en for s, en in recv_c if c <= s < ef] or [d])
+        pts = [prev_h, p1, a, bq, cm, c, d, dr, ef, ff, g, h]
+        for j in range(1, len(pts)):
+            pts[j] = max(pts[j], pts[j - 1])
+        for j in (1, 7):
+            pts[j] = min(pts[j], pts[j + 1])
+        segs.append([pts[j + 1] - pts[j] for j in range(len(pts) - 1)])
+        prev_h, prev_g = h, g
+    mid = segs[1:-1] if nl > 2 else segs
+    mean = [sum(s[j] for s in mid) / len(mid) for j in range(len(SEGMENTS))]
+    # per matrix segment of one layer (layer 1): weight bytes and, for lutmv, stream times
+    lay = {2: [x[2] for x in (a_v[1], a_k[1], mat("attn.c_attn q")[1])], 5: [cproj[1][2]],
+           8: [fc1[1][2]], 10: [fc2[1][2]]}
+    mats: dict[int, dict[str, int]] = {}
+    for j, pcs in lay.items():
+        acc = {"bytes": 0, "hbm": 0, "lanes": 0, "scalers": 0, "instructions": len(pcs),
+               "groups": 0, "rows": 0}
+        for pc in pcs:
+            ins = prog[pc]
+            if ins.op == "lutmv":
+                lp = p.lut
+                n, ng, gs, q = ins.n.imm, ins.ng.imm, ins.gs, ins.q
+                sb = stream_bytes(n, ng, gs, q, lp.slice)
+                acc["bytes"] += sb
+                acc["hbm"] += -(-sb // (p.hbm.n * int(p.hbm.bytes_per_cycle)))
+                acc["lanes"] += ng * lp.lane_cycles(n, gs, q)
+                acc["scalers"] += ng * lp.scaler_cycles(n, q)
+                acc["groups"] += ng
+                acc["rows"] = max(acc["rows"], n)
+            else:
+                kt, nt = ins.kt.imm, ins.nt.imm
+                acc["bytes"] += kt * nt * p.tile_bytes
+                acc["hbm"] += kt * nt
+        mats[j] = acc
+    lm_span = (lm[-1][1] - lm[0][0]) if lm else 0
+    return {"spec": spec, "position": pos - 1, "mean": mean, "matrices": mats,
+            "mean_layers": list(range(len(mid))), "n_layer": nl,
+            "layer": sum(mean), "pass": t_end - t_start, "lm_head": lm_span,
+            "head": a_v[0][0] - t_start, "tail": t_end - prev_h, "clock_mhz": p.clock_mhz,
+            "sim_wall_s": wall}
+
+
+def section_anatomy(b: Bench, pos: int) -> tuple[str, list[dict[str, Any]]]:
+    fp, qq = anatomy(b, FP16, pos), anatomy(b, REF, pos)
+
+    def mcell(a: dict[str, Any], j: int) -> str:
+        m = a["matrices"].get(j)
+        if not m:
+            return ""
+        if not m["lanes"]:
+            return f"{m['hbm']:,} tiles"
+        return f"HBM {m['hbm']:,} / lanes {m['lanes']:,} / scalers {m['scalers']:,}"
+
+    rows = []
+    for j, name in enumerate(SEGMENTS):
+        rows.append([name, f"{fp['mean'][j]:,.0f}", mcell(fp, j), f"{qq['mean'][j]:,.0f}",
+                     mcell(qq, j), f"{qq['mean'][j] - fp['mean'][j]:+,.0f}"])
+    rows.append(["**layer**", f"**{fp['layer']:,.0f}**", "", f"**{qq['layer']:,.0f}**", "",
+                 f"**{qq['layer'] - fp['layer']:+,.0f}**"])
+    clk = fp["clock_mhz"]
+    mat_q = sum(qq["mean"][j] for j in MATRIX_SEGMENTS)
+    other_q = qq["layer"] - mat_q
+    text = [f"### 3. Anatomy of one decoder layer, card 0, pass of position {pos - 1} (cycles "
+            f"at {clk:g} MHz)", "",
+            f"Mean over layers 2–{len(qq['mean_layers']) + 1} (segments between unit events of "
+            "the trace, as in "
+            "docs/BENCHMARKS.md). Matrix cells: the segment's instructions on this card — FP16: "
+            "weight tiles (1 per cycle = 409.6 GB/s); lutmv: summed stream times in cycles "
+            "(the model charges the largest per instruction, plus fill and drain).", "",
+            table(["segment", "FP16", "FP16 weights", REF, f"{REF} lutmv", "Δ"], rows), "",
+            f"Whole pass: FP16 {fp['pass']:,} cycles = {fp['pass'] / clk / 1000:.3f} ms (LM "
+            f"head {fp['lm_head']:,}); {REF} {qq['pass']:,} cycles = "
+            f"{qq['pass'] / clk / 1000:.3f} ms (LM head {qq['lm_head']:,}). In the quantized "
+            f"layer the four matrix segments take {mat_q:,.0f} cycles and everything else "
+            f"(LayerNorms, residuals, attention, all-gathers) {other_q:,.0f}: "
+            f"{qq['n_layer'] * other_q / clk / 1000:.3f} ms per token over {qq['n_layer']} "
+            "layers."]
+    return "\n".join(text), [fp, qq]
+
+
+def non_matrix_ms(a: dict[str, Any]) -> float:
+    """ms per pass of card 0 outside the weight matrices: the non-matrix segments of every
+    layer (layer mean), the embedding before the first layer and the tail without the LM
+    head."""
+    other = a["layer"] - sum(a["mean"][j] for j in MATRIX_SEGMENTS)
+    cyc = a["n_layer"] * other + a["head"] + a["tail"] - a["lm_head"]
+    return cyc / a["clock_mhz"] / 1000
+
+
+def section_whatif(b: Bench) -> tuple[str, list[dict[str, Any]]]:
+    rows, data = [], []
+    base = b.run(REF)
+    rows.append([f"`{REF}` on dfx-u280 (as configured)", f"{base['gen_ms_per_token']:.3f}",
+                 bound_text(base)])
+    for spec in (REF, LM_Q):
+        for v, (desc, _) in VARIANTS.items():
+            r = b.run(spec, v)
+            rows.append([f"`{spec}`, {desc}", f"{r['gen_ms_per_token']:.3f}", bound_text(r)])
+            data.append({"spec": spec, "variant": v, "description": desc,
+                         "gen_ms_per_token": r["gen_ms_per_token"],
+                         "prompt_ms_per_token": r["prompt_ms_per_token"]})
+    text = ["### 4. What-if: the same binaries on hypothetical LUT scale stages", "",
+            "Not the configured unit (core.lutgemm.add_latency = 11, as the RTL's FP32 adder): "
+            "only the scale stage's adder latency changes, to show what bounds the result.", "",
+            table(["binary and core", "ms / gen. token", "lutmv bound HBM / lanes / scalers %"],
+                  rows)]
+    return "\n".join(text), data
+
+
+def section_verdict(b: Bench, anat: list[dict[str, Any]] | None) -> str:
+    r = b.run(REF)
+    gen = r["gen_ms_per_token"]
+    lu = r["units"][0]["lut"]
+    n = passes(r)
+    from dfx.sim.timing import derive
+
+    lp = derive(b.binary(REF).core).lut
+    assert lp is not None
+    lines = [f"### 5. Verdict: ≤ {GOAL_MS:.1f} ms per generated token at q=3, g=128", "",
+             f"* **{'Met' if gen <= GOAL_MS else 'Not met'}: {gen:.3f} ms** modelled "
+             f"(FP16 {b.run(FP16)['gen_ms_per_token']:.3f} ms).",
+             f"* Card 0's lutmv time per pass: {lu['scaler_bound_ms'] / n:.3f} ms of spans "
+             f"bound by the scale stage, {lu['hbm_bound_ms'] / n:.3f} by HBM, "
+             f"{lu['lane_bound_ms'] / n:.3f} by the lanes. One FP32 accumulator per row takes "
+             f"an op every W = add_latency + 1 = {lp.gap} cycles, so below W·scalers = "
+             f"{lp.gap * lp.scalers:,} rows a group costs (q+1)·W = {4 * lp.gap} cycles "
+             "whatever n."]
+    if anat:
+        qq = anat[1]
+        fc2 = qq["matrices"][10]
+        if fc2["groups"]:
+            lines.append(
+                f"* fc2 on this card: {fc2['rows']} rows, {fc2['groups']} groups: HBM "
+                f"{fc2['hbm']:,}, lanes {fc2['lanes']:,}, scalers {fc2['scalers']:,} cycles "
+                f"({fc2['hbm'] / fc2['groups']:.1f} cycles of HBM per group).")
+        nm = non_matrix_ms(qq)
+        lines.append(
+            f"* Outside the weight matrices card 0 spends {nm:.3f} ms per pass (LayerNorms, "
+            "residuals, attention, all-gathers, embedding, ln_f, arg-max); with the weights at "
+            f"the 409.6 GB/s floor ({floor_ms(r):.3f} ms incl. the FP16 LM head) that is "
+            f"{nm + floor_ms(r):.3f} ms even if every lutmv ran at its stream floor and nothing "
+            "else changed.")
+    if (REF, "nodep") in b.runs:
+        nd = b.runs[(REF, "nodep")]
+        lf = nd["units"][0]["lut"]
+        lines.append(
+            f"* With no accumulator dependency (hypothetical) the same binary gives "
+            f"{nd['gen_ms_per_token']:.3f} ms; its lutmv spans are then "
+            f"{100 * lf['lane_bound_ms'] / max(lf['hbm_bound_ms'] + lf['lane_bound_ms'], 1e-9):.0f}"
+            f" % lane-bound: the lanes are {100 * lf.get('lane_fill', 0):.0f} % filled "
+            f"({lp.lanes} lanes, rows per card not a multiple of them).")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prompt-len", type=int, default=64, metavar="P")
+    ap.add_argument("--gen-len", type=int, default=64, metavar="G")
+    ap.add_argument("--quick", action="store_true", help="FP16 and q=3,g=128 only, no trace")
+    ap.add_argument("--anatomy-pos", type=int, default=None, metavar="N",
+                    help="trace the pass with N keys for the layer anatomy (default 64; 0 = "
+                         "skip; --quick: 0)")
+    ap.add_argument("--json", metavar="FILE", help="also write every result and report here")
+    args = ap.parse_args(argv)
+    anat = args.anatomy_pos if args.anatomy_pos is not None else (0 if args.quick else 64)
+    specs = [FP16, REF] if args.quick else [FP16, *GRID, LM_Q]
+    now = datetime.datetime.now(datetime.UTC)
+    t0, c0 = time.perf_counter(), time.process_time()
+    load0 = loadavg()
+    cmd = " ".join(["bench/lutgemm_latency.py", *(argv if argv is not None else sys.argv[1:])])
+    print("\n".join([
+        f"## LUT-GEMM: modelled latency of GPT-2 1.5B on 4 cards (`bench/lutgemm_latency.py`, "
+        f"{now:%Y-%m-%d})", "",
+        f"* Date: {now:%Y-%m-%d %H:%M} UTC. Machine: {machine()}; load average {load0} at "
+        f"start. Source: git {git_rev()}.",
+        f"* Command: `.venv/bin/python {cmd.strip()}`.",
+        f"* Each row: `compile_model(\"{MODEL}\", cards={CARDS}, weights=False, "
+        "quant=QuantSpec.parse(SPEC))` (= `dfx compile --no-weights --quant SPEC`), then "
+        f"`dfx.sim.timing.perf(binary, {args.prompt_len}, {args.gen_len})` (= `dfx perf`): core "
+        "dfx-u280 (200 MHz; LUT unit mu 4, keys 8, 512 lanes, 256 scalers; HBM 32 × 64 B per "
+        "cycle). ms per generated token = (last − first generated arg-max) / (G − 1); per "
+        "prompt token = TTFT / P. Modelled, not measured; docs/timing.md \"LUT-GEMM unit\".",
+    ]) + "\n", flush=True)
+    result: dict[str, Any] = {"date": now.isoformat(), "machine": machine(), "git": git_rev(),
+                              "prompt_len": args.prompt_len, "gen_len": args.gen_len}
+    b = Bench(args.prompt_len, args.gen_len)
+    text, result["grid"] = section_grid(b, specs)
+    print(text + "\n", flush=True)
+    text, result["breakdown"] = section_breakdown(b, [FP16, REF] + ([] if args.quick
+                                                                   else [LM_Q]))
+    print(text + "\n", flush=True)
+    if anat > 0:
+        text, result["anatomy"] = section_anatomy(b, anat)
+        print(text + "\n", flush=True)
+    if not args.quick:
+        text, result["whatif"] = section_whatif(b)
+        print(text + "\n", flush=True)
+    print(section_verdict(b, result.get("anatomy")) + "\n", flush=True)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"Bench: {len(b.runs)} timed runs; simulator {b.sim_wall:.0f} s wall / "
+          f"{b.sim_cpu:.0f} s CPU; whole script {wall:.0f} s wall / {cpu:.0f} s CPU; load "
+          f"average {loadavg()} at the end.")
+    if args.json:
+        result["reports"] = {f"{s}|{v}": r for (s, v), r in b.runs.items()}
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
