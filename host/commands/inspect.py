@@ -100,7 +100,9 @@ def _quant_text(q: Any) -> str:
     if not isinstance(q, dict):
         return "fp16 (d x l tiles, conv1d/mm)"
     kinds = ", ".join(f"{k} g={g}" for k, g in (q.get("groups") or {}).items())
-    return f"quantized {q.get('spec')} (lutmv: {kinds or 'no layer'}; the rest fp16)"
+    kept = q.get("fp16_layers") or []
+    but = f", except {len(kept)} layer(s) kept fp16" if kept else ""
+    return f"quantized {q.get('spec')} (lutmv: {kinds or 'no layer'}{but}; the rest fp16)"
 
 
 def render(info: dict[str, Any]) -> str:

@@ -98,3 +98,15 @@ def test_no_weights_quantized_binary_for_the_timing_model(tmp_path: Path) -> Non
     js = json.loads(dfx("inspect", "xl.dfx", "--json", cwd=tmp_path).stdout)
     assert js["model"]["weights"] is False
     assert js["model"]["quant"]["spec"].startswith("bcq:q=3,g=128")
+
+
+@pytest.mark.slow
+def test_gpt2_124m_quantized_bit_identical_on_1_and_4_cards() -> None:
+    spec = "rtn:q=3,g=128"
+    runs = []
+    for cards in (4, 1):
+        comp = compile_model("gpt2", cards=cards, quant=spec, scale=4.0)
+        assert sum(comp.binary.model["weight_bytes"]) < 120 << 20  # FP16: 248 MB
+        runs.append(Appliance(comp.binary).generate(PROMPT[:2], 2, write_logits=True))
+    (t4, l4), (t1, l1) = runs
+    assert t4 == t1 and (l4.view(np.uint16) == l1.view(np.uint16)).all()
