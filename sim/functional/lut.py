@@ -3,16 +3,20 @@
 weight preparation that the prepared-weight cache (:class:`~.mpu.TileCache`) keeps.
 
 The golden model computes the exact group sums ``P[G, b, m] = sum_{k in G} s·x[k]`` with a
-float64 ``einsum`` over ±1.0 planes (8 bytes per sign). Here the signs are prepared once as
-float32 ±1 planes ``[ng, g, q·N]`` and the sums are done by float32 matrix products (BLAS)
-that are still **exact**:
+float64 ``einsum`` over ±1.0 planes (8 bytes per sign). Here the sums come from BLAS matrix
+products that are still **exact**, on weights prepared once per stream:
 
 * every FP16 input is an integer multiple of 2^-24 below 2^40 in those units, so
   ``x = 2^(t-24) · m`` with integers ``m`` (``t``: the trailing zero bits all inputs of the
   call share, which makes ``m`` short for typical activations);
-* ``m`` is cut into signed limbs of ``w = 24 - ceil(log2 g)`` bits: a group's sum of ±limbs is
-  below ``g · 2^w <= 2^24``, so every partial sum of a float32 product is an exact integer,
-  whatever order BLAS adds in;
+* ``m`` is cut into signed limbs of ``w`` bits, small enough that every partial sum of a
+  product is an exact integer whatever order BLAS adds in (below, h = w + ceil(log2 g) bounds
+  a group's sum of ±limbs: ``|sum| < g · 2^w <= 2^h``);
+* **planes** (``float32[ng, g, q·N]``, ±1, 4 bytes per sign): float32 products, ``h <= 24``;
+* **packed** (``float64[ng, g, N]``, all q signs of a weight in one number
+  ``sum_b s_b · 2^(c·b)`` with ``c = h + 1``; 8 bytes per *weight*, used for q >= 3): float64
+  products, ``q·(h + 1) <= 53``, so each plane's sum is a base-2^c digit, recovered exactly by
+  rounding (``|digit| < 2^(c-1)``);
 * the limb sums are recombined in float64, lowest limb first; every partial result is an
   integer below ``g · 2^40 <= 2^53`` (g <= 8192), hence exact: ``P`` equals the golden's.
 
@@ -32,20 +36,33 @@ from dfx.isa.golden import lutgemm as glut
 from dfx.isa.golden.fp import canon32
 from dfx.isa.golden.ops import epilogue16
 
-__all__ = ["PreparedLut", "prepare", "lut_acc", "lutmv", "limb_bits"]
+__all__ = ["PreparedLut", "prepare", "prepare_stream", "group_sums", "lut_acc", "lutmv",
+           "limb_bits", "packed_limb_bits"]
 
-_INT_BITS = 40  # |x| · 2^24 < 2^40 for every finite FP16 x
+_MIN_PACKED_LIMB = 4  # narrower limbs (more products) are not worth the memory saved
+
+
+def _log2g(g: int) -> int:
+    return max(0, (g - 1).bit_length())
 
 
 def limb_bits(g: int) -> int:
-    """Limb width for groups of ``g`` inputs: ``g · 2^w <= 2^24`` (float32-exact sums)."""
-    return 24 - max(0, (g - 1).bit_length())
+    """Limb width of the float32 planes for groups of ``g`` inputs: ``g · 2^w <= 2^24``."""
+    return 24 - _log2g(g)
+
+
+def packed_limb_bits(q: int, g: int) -> int:
+    """Limb width of the packed float64 form (``q · (w + log2 g + 1) <= 53``); below
+    the useful minimum (or q < 3, where planes are as small) 0: use planes."""
+    w = 53 // q - 1 - _log2g(g)
+    return w if q >= 3 and w >= _MIN_PACKED_LIMB else 0
 
 
 @dataclass(frozen=True, eq=False)
 class PreparedLut:
-    """One ``lutmv`` weight stream, prepared: ``s float32[ng, g, q·N]`` (±1, plane-major
-    within a row block), ``alpha float32[ng, q, N]``, ``z float32[ng, N]`` (read-only)."""
+    """One ``lutmv`` weight stream, prepared (read-only arrays): ``s`` the signs (float32
+    ±1 planes ``[ng, g, q·N]``, or packed float64 ``[ng, g, N]`` when ``c`` > 0: base-2^c
+    digits), ``alpha float32[ng, q, N]``, ``z float32[ng, N]``, ``w`` the limb width."""
 
     s: np.ndarray
     alpha: np.ndarray
@@ -54,6 +71,8 @@ class PreparedLut:
     ng: int
     g: int
     q: int
+    w: int
+    c: int = 0
 
     @property
     def k(self) -> int:
@@ -64,20 +83,30 @@ class PreparedLut:
         return self.s.nbytes + self.alpha.nbytes + self.z.nbytes
 
 
-def prepare(w: glut.Bcq) -> PreparedLut:
-    """Prepare an (FP16-scaled) :class:`~dfx.isa.golden.lutgemm.Bcq` for :func:`lutmv`."""
+def prepare(w: glut.Bcq, packed: bool | None = None) -> PreparedLut:
+    """Prepare an (FP16-scaled) :class:`~dfx.isa.golden.lutgemm.Bcq` for :func:`lutmv`;
+    ``packed``: force the form (default: packed where :func:`packed_limb_bits` allows)."""
     q, k, n = w.signs.shape
     ng, g = w.ng, w.g
-    s = np.empty((ng, g, q, n), dtype=np.float32)
-    planes = w.signs.reshape(q, ng, g, n).transpose(1, 2, 0, 3)
-    s[...] = -1.0
-    s[planes] = 1.0
-    s = s.reshape(ng, g, q * n)
+    wp = packed_limb_bits(q, g)
+    if packed and not wp:
+        raise ValueError(f"q = {q}, g = {g}: no exact packed form")
+    planes = w.signs.reshape(q, ng, g, n)
+    if wp and packed is not False:
+        c = wp + _log2g(g) + 1
+        s = np.zeros((ng, g, n), dtype=np.float64)
+        for b in range(q):
+            s += np.where(planes[b], 1.0, -1.0) * float(2 ** (c * b))
+        limb, base = wp, c
+    else:
+        s = np.where(planes.transpose(1, 2, 0, 3), np.float32(1.0), np.float32(-1.0))
+        s = np.ascontiguousarray(s, dtype=np.float32).reshape(ng, g, q * n)
+        limb, base = limb_bits(g), 0
     a = np.ascontiguousarray(w.alpha.astype(np.float32))
     z = np.ascontiguousarray(w.z.astype(np.float32))
     for arr in (s, a, z):
         arr.setflags(write=False)
-    return PreparedLut(s, a, z, n, ng, g, q)
+    return PreparedLut(s, a, z, n, ng, g, q, limb, base)
 
 
 def prepare_stream(stream: np.ndarray, n: int, ng: int, gs: int, q: int, slice_: int
@@ -106,15 +135,26 @@ def group_sums(p: PreparedLut, x16: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         t = (orall & -orall).bit_length() - 1  # trailing zero bits shared by every input
         mag >>= t
         bits = int(mag.max()).bit_length()
-        w = limb_bits(g)
+        w = p.w
         n_limbs = -(-bits // w)
-        sign = np.where(xi < 0, np.float32(-1.0), np.float32(1.0))
+        dt = np.float64 if p.c else np.float32
+        sign = np.where(xi < 0, dt(-1.0), dt(1.0))
         mask = (1 << w) - 1
-        limbs = np.empty((ng, n_limbs, b_n, g), dtype=np.float32)
+        limbs = np.empty((ng, n_limbs, b_n, g), dtype=dt)
         for i in range(n_limbs):
-            limb = ((mag >> (w * i)) & mask).astype(np.float32) * sign  # [B, ng, g]
+            limb = ((mag >> (w * i)) & mask).astype(dt) * sign  # [B, ng, g]
             limbs[:, i] = limb.transpose(1, 0, 2)
-        r = np.matmul(limbs.reshape(ng, n_limbs * b_n, g), p.s)  # [ng, L·B, q·N], exact
+        r = np.matmul(limbs.reshape(ng, n_limbs * b_n, g), p.s)  # exact integers
+        if p.c:  # base-2^c digits, plane 0 lowest: [ng, L·B, N] -> [ng, L·B, q, N]
+            v = r
+            digits = np.empty(r.shape[:2] + (q, n), dtype=np.float64)
+            scale, inv = float(2 ** p.c), 2.0 ** -p.c
+            for b in range(q - 1):
+                hi = np.rint(v * inv)
+                digits[:, :, b] = v - hi * scale
+                v = hi
+            digits[:, :, q - 1] = v
+            r = digits
         r = r.reshape(ng, n_limbs, b_n, q, n)
         acc = r[:, 0].astype(np.float64)
         for i in range(1, n_limbs):

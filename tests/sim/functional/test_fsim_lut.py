@@ -39,16 +39,39 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype == np.float16 and (a.view(np.uint16) == b.view(np.uint16)).all()
 
 
+def _forms(q: int, g: int) -> list[bool]:
+    """The prepared forms that exist for (q, g): planes always, packed where exact."""
+    return [False] + ([True] if lut.packed_limb_bits(q, g) else [])
+
+
 def test_limb_bits() -> None:
     assert lut.limb_bits(128) == 17
     assert lut.limb_bits(8192) == 11
     for g in (1, 8, 100, 128, 129, 4096, 8192):
         assert g * (1 << lut.limb_bits(g)) <= 1 << 24
+    assert lut.packed_limb_bits(3, 128) == 9 and lut.packed_limb_bits(4, 128) == 5
+    assert lut.packed_limb_bits(2, 128) == 0 and lut.packed_limb_bits(3, 8192) == 0
+    for q in range(3, 8):
+        for g in (8, 32, 128, 1024, 8192):
+            w = lut.packed_limb_bits(q, g)
+            if w:  # every plane's sum is a digit below 2^(c-1), all digits fit 53 bits
+                c = w + (g - 1).bit_length() + 1
+                assert g * (1 << w) <= 1 << (c - 1) and c * q <= 53
+
+
+def test_packed_form_is_smaller() -> None:
+    w = _bcq(np.random.default_rng(0), 3, 256, 40, 128)
+    planes, packed = lut.prepare(w, packed=False), lut.prepare(w)
+    assert packed.c and not planes.c
+    assert packed.s.nbytes * 3 == planes.s.nbytes * 2  # 8 bytes per weight vs 4 per sign
+    with pytest.raises(ValueError, match="no exact packed form"):
+        lut.prepare(_bcq(np.random.default_rng(0), 2, 256, 4, 128), packed=True)
 
 
 @pytest.mark.parametrize("q, k, n, g, batch", [
     (1, 8, 1, 8, 1), (3, 768, 192, 128, 1), (2, 256, 17, 32, 2), (4, 512, 33, 512, 3),
-    (3, 3072, 101, 64, 2), (7, 64, 9, 16, 1),
+    (3, 3072, 101, 64, 2), (7, 64, 9, 16, 1), (4, 768, 64, 128, 2), (3, 2048, 24, 1024, 1),
+    (5, 64, 8, 8, 2),
 ])
 @pytest.mark.parametrize("scale", [1.0, 3000.0, 1e-4])
 def test_fast_lutmv_equals_golden(q, k, n, g, batch, scale) -> None:
@@ -56,12 +79,14 @@ def test_fast_lutmv_equals_golden(q, k, n, g, batch, scale) -> None:
     w = _bcq(rng, q, k, n, g, scale=0.05)
     x = _x(rng, (batch, k), scale)
     bias = _x(rng, (n,), 1.0)
-    p = lut.prepare(w)
-    for kw in ({}, {"bias": bias}, {"gelu_table": GELU}, {"bias": bias, "gelu_table": GELU}):
-        assert _same(glut.lutmv(w, x, **kw), lut.lutmv(p, x, **kw)), kw
-    with np.errstate(all="ignore"):
-        acc = lut.lut_acc(p, x)
-    assert (glut.lut_acc(w, x).view(np.uint32) == acc.view(np.uint32)).all()
+    for packed in _forms(q, g):
+        p = lut.prepare(w, packed=packed)
+        for kw in ({}, {"bias": bias}, {"gelu_table": GELU},
+                   {"bias": bias, "gelu_table": GELU}):
+            assert _same(glut.lutmv(w, x, **kw), lut.lutmv(p, x, **kw)), (packed, kw)
+        with np.errstate(all="ignore"):
+            acc = lut.lut_acc(p, x)
+        assert (glut.lut_acc(w, x).view(np.uint32) == acc.view(np.uint32)).all()
 
 
 def test_fast_lutmv_special_values() -> None:
@@ -70,25 +95,34 @@ def test_fast_lutmv_special_values() -> None:
         q, g = 1 + trial % 4, (8, 16, 64)[trial % 3]
         w = _bcq(rng, q, 4 * g, 7, g, scale=(0.01, 100.0)[trial % 2])
         x = _x(rng, (3, 4 * g), (1.0, 1000.0, 1e-6)[trial % 3], specials=trial % 4 != 3)
-        p = lut.prepare(w)
-        for kw in ({}, {"bias": _x(rng, (7,), 10.0, specials=True)}, {"gelu_table": GELU}):
-            assert _same(glut.lutmv(w, x, **kw), lut.lutmv(p, x, **kw)), (trial, kw)
+        for packed in _forms(q, g):
+            p = lut.prepare(w, packed=packed)
+            for kw in ({}, {"bias": _x(rng, (7,), 10.0, specials=True)}, {"gelu_table": GELU}):
+                assert _same(glut.lutmv(w, x, **kw), lut.lutmv(p, x, **kw)), (trial, kw)
 
 
-def test_group_sums_exact_at_the_limits() -> None:
-    """The largest group (8192) of the largest FP16 values, mixed with the smallest: the
-    exact sums need all 53 bits of float64; the limbs must not lose one."""
+@pytest.mark.parametrize("q, g, packed", [(2, 8192, False), (3, 1024, True), (4, 128, True),
+                                          (4, 128, False), (5, 8, True)])
+def test_group_sums_exact_at_the_limits(q, g, packed) -> None:
+    """Groups of the largest FP16 values mixed with the smallest (all 40 + log2 g bits; for
+    g = 8192 all 53 bits of float64), all signs equal (the largest digits): the limbs and
+    digits must not lose a bit."""
     rng = np.random.default_rng(11)
-    g = 8192
-    w = _bcq(rng, 2, g, 3, g)
-    x = np.full((2, g), 65504, np.float16)
+    w = _bcq(rng, q, 2 * g, 3, g)
+    signs = w.signs.copy()
+    signs[:, :g, 0] = True
+    signs[:, :g, 1] = False
+    w = glut.Bcq(signs, w.alpha, w.z, g)
+    x = np.full((3, 2 * g), 65504, np.float16)
     x[0, ::3] = np.float16(6e-8)
-    x[1] = _x(rng, (g,), 1.0)
+    x[1] = _x(rng, (2 * g,), 1.0)
     x[1, ::7] = np.float16(-65504)
+    x[2, :g] = np.float16(-65504)
+    p = lut.prepare(w, packed=packed)
     p0, x0 = glut.group_sums(w, x)
-    p1, x1 = lut.group_sums(lut.prepare(w), x)
+    p1, x1 = lut.group_sums(p, x)
     assert (p0 == p1).all() and (x0 == x1).all()
-    assert _same(glut.lutmv(w, x), lut.lutmv(lut.prepare(w), x))
+    assert _same(glut.lutmv(w, x), lut.lutmv(p, x))
 
 
 def test_zero_inputs_give_positive_zero() -> None:
