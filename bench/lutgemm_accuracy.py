@@ -13,9 +13,12 @@ Method:
   ``dfx.compiler.frontend.presets``), saved as an FP16 checkpoint and compiled from it, FP16
   and once per quantization spec (``compile_model(..., quant=spec)``; LM head in FP16).
 * Reference: the FP16 binary generates greedily from a seeded random prompt; its logits at
-  every position are the reference. Teacher forcing: each quantized binary is fed the FP16
-  model's tokens (prompt + FP16 generations) and its logits at the same positions are
-  compared, so errors do not compound through different token choices.
+  every position (prompt and generated) are the reference. A random model's greedy output
+  soon repeats one token, so half of the positions are a random prompt by default (the
+  number of distinct tokens of the teacher sequence is printed). Teacher forcing: each
+  quantized binary is fed the FP16 model's tokens (prompt + FP16 generations) and its
+  logits at the same positions are compared, so errors do not compound through different
+  token choices.
 * Caveat: a random network amplifies weight noise more than a trained one, and its
   next-token distribution is flatter (small top-1 margins), so top-1 agreement here is a
   pessimistic figure; the weight error and the ranking of the specs carry over best.
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="gpt2-mini", help="preset (gpt2-mini)")
     ap.add_argument("--cards", type=int, default=4)
-    ap.add_argument("--prompt", type=int, default=8, help="prompt tokens (8)")
+    ap.add_argument("--prompt", type=int, default=64, help="random prompt tokens (64)")
     ap.add_argument("--steps", type=int, default=128,
                     help="positions compared = prompt + generated - 1 (128)")
     ap.add_argument("--q", default="2,3,4")
@@ -163,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
               f"spread {args.spread}, bias_std {args.bias_std:g}; {args.cards} cards of "
               f"{fp.binary.core.name} (lane word {slice_} inputs); LM head FP16")
         print(f"# {args.steps} positions compared (prompt {args.prompt} random ids + "
-              f"{new - 1} FP16 greedy tokens, teacher-forced); FP16 logit std per position: "
+              f"{new - 1} FP16 greedy tokens, teacher-forced; {len(set(forced))} distinct "
+              f"tokens, {len(set(seq[args.prompt:]))} among the generated); FP16 logit std per "
+              "position: "
               f"mean {ref.astype(np.float64).std(axis=1).mean():.3f}; FP16 compile + 2 runs "
               f"{t_fp:.1f} s")
         rows = [("fp16", "-", "-", 16.0, lay16, all16, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0)]
