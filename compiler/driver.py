@@ -16,7 +16,7 @@ import numpy as np
 
 from dfx.compiler import emit
 from dfx.compiler.frontend.presets import load_model
-from dfx.compiler.ir import Graph, gpt2_graph
+from dfx.compiler.ir import Graph, annotate_quant, gpt2_graph
 from dfx.compiler.lower import Lowering
 from dfx.compiler.memplan import CardMemory, QuantPlan, allocate_vrf, plan_card, quant_plan
 from dfx.compiler.partition import Partition, partition
@@ -79,6 +79,9 @@ def compile_model(src: str, *, cards: int = 1, core: str | CoreConfig = "dfx-u28
 
         spec = QuantSpec.parse(quant) if isinstance(quant, str) else quant
         qplan = quant_plan(spec, part, core_cfg)
+        fp16 = {k: [i for i, kinds in enumerate(qplan.layer_kinds) if k not in kinds]
+                for k in qplan.groups if k != "lm_head"}
+        graph = annotate_quant(graph, qplan.groups, spec.q, spec.scheme, fp16)
     stage("partition")
     memory = [plan_card(part, c, core_cfg, qplan) for c in range(cards)]
     stage("memory plan")

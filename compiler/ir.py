@@ -9,7 +9,7 @@ LayerNorm, LM head, arg-max). ``dfx compile --emit ir`` prints it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -85,3 +85,24 @@ def gpt2_graph(name: str, n_layer: int, n_embd: int, n_head: int, n_ctx: int, vo
         Op("argmax", ("logits",), ("next_token",)),
     )
     return Graph(name, dims, prologue, layer, epilogue)
+
+
+def annotate_quant(graph: Graph, groups: dict[str, int], q: int, scheme: str,
+                   fp16_layers: dict[str, list[int]]) -> Graph:
+    """The graph with each quantized ``linear`` marked ``lutmv=SCHEME q=.. g=..`` (LUT-GEMM;
+    ``fp16_layers``: kind -> layers that keep it in FP16), for ``dfx compile --emit ir``."""
+    def mark(op: Op) -> Op:
+        if op.kind != "linear":
+            return op
+        w = op.inputs[1]
+        kind = "lm_head" if w.startswith("@wte") else w.removeprefix("@h.{l}.").removesuffix(
+            ".weight")
+        if kind not in groups:
+            return op
+        attrs = {**op.attrs, "lutmv": f"{scheme} q={q} g={groups[kind]}"}
+        if fp16_layers.get(kind):
+            attrs["fp16_in"] = ",".join(f"h.{i}" for i in fp16_layers[kind])
+        return replace(op, attrs=attrs)
+
+    return replace(graph, layer=tuple(map(mark, graph.layer)),
+                   epilogue=tuple(map(mark, graph.epilogue)))

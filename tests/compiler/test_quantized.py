@@ -274,3 +274,14 @@ def test_layer_variants_run_exactly() -> None:
     a = Appliance(none.binary).generate([464, 2068], 2, write_logits=True)[1]
     b = Appliance(fp16.binary).generate([464, 2068], 2, write_logits=True)[1]
     assert (a.view(np.uint16) == b.view(np.uint16)).all()
+
+
+def test_emit_ir_marks_quantized_linears() -> None:
+    comp = compile_model("gpt2-mini", cards=1, quant="rtn:q=4,g=128,exclude=h.0.mlp.*",
+                         weights=False)
+    text = comp.graph.dump()
+    assert "attn.c_attn.bias, split=heads, lutmv=rtn q=4 g=128)" in text
+    assert "act=gelu_new, lutmv=rtn q=4 g=128, fp16_in=h.0)" in text
+    assert "@wte.weight^T, split=vocab, lutmv=rtn q=4 g=128)" in text
+    plain = compile_model("gpt2-mini", cards=1, weights=False).graph.dump()
+    assert "lutmv" not in plain
