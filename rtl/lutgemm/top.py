@@ -47,10 +47,12 @@ Architecture (module docs of :mod:`.builder`, :mod:`.lane`, :mod:`.scaler`):
    W = ``add_latency + 1`` chunks: for b in 0..q (b = q: the offset X[G] * z) one round of W
    cycles, one op per chunk (a short last window idles the rest of its rounds), so the FP32 sums
    of a row follow the golden order with add_latency + 1 cycles between dependent ops. Scale
-   beats go into 2W slots per scaler (a window loads while the previous one runs). Per group it
-   needs ``(q + 1) * W * ceil(ceil(n/Sc) / W)`` cycles against the lanes'
-   ``gs * q * ceil(n/L)``: for ``gs * q * Sc >= (q + 1) * L`` (and n >= W * Sc) the lanes are
-   never held, below that the stage is scaler-bound (docs/lutgemm.md, Timing).
+   beats go into 2W slots per scaler (a window loads while the previous one runs). A group
+   takes the stage ``(q + 1) * W * ceil(ceil(n/Sc) / W)`` cycles (:meth:`LutGemm.scaler_cycles`)
+   while the lanes fill the next group in ``gs * q * ceil(n/L)`` (:meth:`LutGemm.lane_cycles`);
+   the lanes are never held while the first is at most the second (for whole windows:
+   ``gs * q * Sc >= (q + 1) * L``), otherwise the unit is scaler-bound (docs/lutgemm.md,
+   Timing).
 
 Back-pressure: the scale stage has one clock enable (``en``), low while the 2-entry output
 buffer is full; the lanes and the builder stall through their stream handshakes only.

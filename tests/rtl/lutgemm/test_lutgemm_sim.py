@@ -201,3 +201,20 @@ def test_latency_bound(geo, q):
     assert took <= dut.latency
     if q == geo.max_q:
         assert took >= dut.latency - 1
+
+
+@pytest.mark.slow
+def test_u280_parameters_scaled_down():
+    """dfx-u280's mu, keys (32-input lane words), latencies (add 11, mul 6, convert 3, build 3,
+    lookup 2) and lanes : scalers ratio (2 : 1) at 8 lanes: exact, and one lane word per lane
+    per cycle for gs = 8."""
+    core = load_core("dfx-u280")
+    ov = {"lanes": 8, "scalers": 4, "max_rows": 256}
+    geo = Geometry.from_core(core, **ov)
+    rng = np.random.default_rng(5)
+    simulate(LutGemm.from_core(core, **ov), problem_mix(rng, geo, 6, max_n=20, max_ng=2,
+                                                        max_gs=2), geo, in_gap=0.2, ready_p=0.6)
+    problems = [random_problem(rng, geo, n=64, ng=2, gs=8, q=q) for q in (1, 2, 3, 4)]
+    res = simulate(LutGemm.from_core(core, **ov), problems, geo)
+    acc = res["signs"]
+    assert len(acc) == acc[-1] - acc[0] + 1 == 1280
