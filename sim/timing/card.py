@@ -755,8 +755,7 @@ class CardSim:
         if wspace == "wbuf":
             rq = max(rq, self._wbuf_wait(waddr, waddr + sb, False))
         d0, dur = self.ports[wspace].read(wcounts, rq)
-        start_min = max(issue, self._ready(U_LUT))
-        tstart = start_min  # the builder's first read of x
+        tstart = issue  # the builder's first read of x (it runs ahead of busy lanes)
         if av_x is not None:
             okey = (n, ng, gs, q, batch, kv)
             x_off = self._lut_off.get(okey)
@@ -769,25 +768,15 @@ class CardSim:
                     for b in range(batch) for k in range(kv)]
             tstart = max(tstart, max([a - o for a, o in zip(av_x, x_off, strict=True)]))
         hs = max(d0, tstart)  # just in time: the stream starts with the first table build
-        lane_g = lp.lane_cycles(n, gs, q)
-        sc_g = lp.scaler_cycles(n, q)
         ngrp = batch * ng
-        s2, s1 = self.lut_s
-        lane_end = tstart + lp.build
+        lanes_at = max(tstart + lp.first_lookup, self._ready(U_LUT))
+        lane_end, ends, banks = lp.schedule(
+            lanes_at, n, gs, q, [hs + -(-(g + 1) * dur // ngrp) for g in range(ngrp)],
+            (self.lut_s[0], self.lut_s[1]))
+        self.lut_s = list(banks)
         out: list[int] = []
-        tail = lp.scale + p.sfu_m - lp.last_op(n)  # group end -> the last row's result
-        for g in range(ngrp):
-            arr = hs + -(-(g + 1) * dur // ngrp)  # the group's section is in
-            ls = lane_end if lane_end > s2 else s2  # its bank is free
-            le = ls + lane_g
-            lane_end = le if le > arr else arr
-            ss = lane_end + lp.lookup
-            if s1 > ss:
-                ss = s1
-            s2, s1 = s1, ss + sc_g
-            if g % ng == ng - 1:  # batch row done: its last op round, then the epilogue
-                out.extend([s1 + tail] * yv)
-        self.lut_s = [s2, s1]
+        for b in range(batch):  # a batch row is done with its last group, then SFU_M
+            out.extend([lp.result(ends[(b + 1) * ng - 1], n) + p.sfu_m] * yv)
         if ins.bias:
             bspace, baddr = self._space(ins.b, "b", ("hbm", "ddr", "wbuf"))
             bcounts = run_counts(self.chan[bspace], baddr, 2 * n)
@@ -805,14 +794,14 @@ class CardSim:
         self._read(xb, batch * kv, lane_end - 1, MATRIX)
         self._unit_done(U_LUT, lane_end, MATRIX)
         st = self.stats
-        busy = ngrp * lane_g
+        busy = ngrp * lp.lane_cycles(n, gs, q)
         st[S_BUSY + U_LUT] += busy
         st[S_BYTES + 8] += batch * sb
-        times = (dur, busy, ngrp * sc_g)
+        times = (dur, busy, ngrp * lp.scaler_cycles(n, q))
         st[S_LUT] += dur
         st[S_LUT + 1] += busy
-        st[S_LUT + 2] += ngrp * sc_g
-        st[S_LUT + 3] += lane_end - (tstart + lp.build) - busy
+        st[S_LUT + 2] += ngrp * lp.scaler_cycles(n, q)
+        st[S_LUT + 3] += lane_end - lanes_at - busy
         st[S_LUT + 4] += batch * n * ng * gs * lp.slice * q
         st[S_LUT + 5 + times.index(max(times))] += max(out) - tstart
         ev = tstart

@@ -65,18 +65,26 @@ class Channels:
 
 @dataclass(frozen=True)
 class LutParams:
-    """The LUT-GEMM unit (``core.lutgemm``, docs/timing.md "LUT-GEMM unit"), in cycles."""
+    """The LUT-GEMM unit (``core.lutgemm``, docs/timing.md "LUT-GEMM unit"), in cycles. The
+    stages and their registers follow ``rtl/lutgemm/top.py`` (checked cycle for cycle against
+    its Amaranth simulation in tests/sim/timing/test_lut.py)."""
 
     lanes: int  # row lanes; each takes one lane word (slice sign bits) per cycle
     slice: int  # inputs per lane word (mu * keys)
     scalers: int  # shared FP32 scale units (one op per cycle each)
-    build: int  # table builder latency (charged once, before the first look-up)
+    build: int  # table builder latency
     lookup: int  # lane word -> partial group sum written
     gap: int  # scaler window: cycles between two ops on one row's accumulator (add + 1)
     scale: int  # scaler op issue -> accumulator result (1 + convert + mul + add)
     max_q: int
     max_rows: int
     max_group: int
+
+    @property
+    def first_lookup(self) -> int:
+        """Cycles from the builder's read of a slice of x to the lanes' first look-up in its
+        tables: the builder, then the table-buffer register."""
+        return self.build + 1
 
     def lane_cycles(self, n: int, gs: int, q: int) -> int:
         """Lane cycles of one group: gs slices x q planes x ceil(n / lanes) row batches."""
@@ -90,9 +98,37 @@ class LutParams:
         chunks = -(-n // self.scalers)
         return (q + 1) * self.gap * -(-chunks // self.gap)
 
-    def last_op(self, n: int) -> int:
-        """Cycles from a group's last scale op to the end of its scale rounds."""
-        return self.gap - (-(-n // self.scalers) - 1) % self.gap
+    def result(self, group_end: int, n: int) -> int:
+        """When the accumulators of a group whose scale rounds end at ``group_end`` have all
+        left the unit: the last row chunk's op (its place in the last window's last round),
+        the scaler pipeline, the output register (the MPU epilogue comes after)."""
+        chunks = -(-n // self.scalers)
+        return group_end - self.gap + (chunks - 1) % self.gap + self.scale + 1
+
+    def schedule(self, lanes_at: int, n: int, gs: int, q: int, arrivals: list[int],
+                 banks: tuple[int, int]) -> tuple[int, list[int], tuple[int, int]]:
+        """The groups of one or more lutmv streams through the lanes and the scale stage.
+
+        ``lanes_at``: the earliest first look-up (tables built, the previous instruction's
+        lanes done); ``arrivals``: per group, the cycle its stream section is in; ``banks``:
+        when the scale stage finished the last two groups before (the partial-sum banks they
+        hold are free then). Group G's lanes start when group G-1's are done and its bank is
+        free, and end no earlier than its data; its scale rounds start ``lookup`` after its
+        lanes end, once the stage has finished group G-1. Returns (lanes done, per group the
+        end of its scale rounds, the new ``banks``)."""
+        lane, sc, lk = self.lane_cycles(n, gs, q), self.scaler_cycles(n, q), self.lookup
+        s2, s1 = banks
+        lane_end = lanes_at
+        ends = []
+        for arr in arrivals:
+            le = (lane_end if lane_end > s2 else s2) + lane
+            lane_end = le if le > arr else arr
+            ss = lane_end + lk
+            if s1 > ss:
+                ss = s1
+            s2, s1 = s1, ss + sc
+            ends.append(s1)
+        return lane_end, ends, (s2, s1)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class Unit:
         self.window = c.add_latency + 1  # ops on one FP32 accumulator are this far apart
         self.scale_latency = 1 + c.convert_latency + c.mul_latency + c.add_latency
         self.sfu = core.mpu.sfu_latency
+        self.tables = c.build_latency + 1  # x read -> first look-up: builder, table register
 
     def hbm(self, nbytes: int) -> int:
         """Cycles of a contiguous stream from address 0: the busiest pseudo-channel's beats."""
@@ -55,10 +56,10 @@ class Unit:
 
     def result(self, group_end: int, n: int) -> int:
         """The last row's value after the group's last scale round ended at ``group_end``:
-        its op issued in the last round at its place in the window, then the scaler pipeline
-        and the MPU epilogue (SFU_M)."""
+        its op issued in the last round at its place in the window, then the scaler pipeline,
+        the output register and the MPU epilogue (SFU_M)."""
         last_op = group_end - self.window + (self.chunks(n) - 1) % self.window
-        return last_op + self.scale_latency + self.sfu
+        return last_op + self.scale_latency + 1 + self.sfu
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_hbm_bound_stream_reads_exactly_stream_bytes(u280, unit):
     dur = unit.hbm(sb)
     per_group = Fraction(dur, ng)
     assert unit.lane(n, gs, q) < per_group and unit.scaler(n, q) < per_group
-    assert c.build_latency + unit.lane(n, gs, q) <= unit.first + per_group
+    assert unit.tables + unit.lane(n, gs, q) <= unit.first + per_group
     res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
     lanes_done = unit.first + dur
     expected = unit.result(lanes_done + c.lookup_latency + unit.scaler(n, q), n)
@@ -108,10 +109,10 @@ def test_lane_bound_small_n_many_planes(u280, unit):
     c = unit.c
     lane = unit.lane(n, gs, q)
     sb = stream_bytes(n, ng, gs, q, c.slice)
-    assert unit.hbm(sb) < ng * lane and unit.first + unit.hbm(sb) / ng <= c.build_latency + lane
+    assert unit.hbm(sb) < ng * lane and unit.first + unit.hbm(sb) / ng <= unit.tables + lane
     assert unit.scaler(n, q) + c.lookup_latency <= lane
     res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
-    lanes_done = c.build_latency + ng * lane
+    lanes_done = unit.tables + ng * lane
     assert res.end == [unit.result(lanes_done + c.lookup_latency + unit.scaler(n, q), n)]
     ls = lut_stats(res)
     assert ls["stall_cycles"] == 0 and ls["lane_bound_cycles"] > 0
@@ -138,7 +139,7 @@ def test_scaler_bound_small_groups(u280, unit, n, ng, q):
         assert unit.chunks(n) < unit.window and sc == (q + 1) * unit.window
     else:
         assert unit.chunks(n) > unit.window
-    first_group_in = max(c.build_latency + lane, unit.first + math.ceil(Fraction(dur, ng)))
+    first_group_in = max(unit.tables + lane, unit.first + math.ceil(Fraction(dur, ng)))
     s0 = first_group_in + c.lookup_latency
     for g in range(1, ng):  # every later group is in (and its bank free) before the scalers
         arrive = unit.first + math.ceil(Fraction((g + 1) * dur, ng))  # take it: lane <= sc
@@ -174,8 +175,8 @@ def test_batch_restreams_the_weights_per_row(u280, unit):
     prog = (lutmv(n, ng, gs, q, extra=", batch=2")
             + "vmov y=v[r0+6000], a=v[r0+4000], n=1\n" + "halt\n")
     res = simulate(micro(prog))
-    row0 = unit.result(c.build_latency + ng * lane + c.lookup_latency + unit.scaler(n, q), n)
-    row1 = unit.result(c.build_latency + 2 * ng * lane + c.lookup_latency + unit.scaler(n, q),
+    row0 = unit.result(unit.tables + ng * lane + c.lookup_latency + unit.scaler(n, q), n)
+    row1 = unit.result(unit.tables + 2 * ng * lane + c.lookup_latency + unit.scaler(n, q),
                        n)
     assert res.end == [max(row1, row0 + u280.vpu.bypass_latency)]
     assert res.stats[0][S_BYTES] == 2 * sb
@@ -193,7 +194,7 @@ def test_raw_chaining_from_a_lutmv_and_weights_requested_at_issue(u280, unit):
     prog = lutmv(n, ng, gs, q) + lutmv(n2, ng2, gs2, q2, y=5000, x=4000) + "halt\n"
     issue = first_end
     data_in = issue + unit.first + unit.hbm(sb2)
-    lanes_done = max(issue + c.build_latency + unit.lane(n2, gs2, q2), data_in)
+    lanes_done = max(issue + unit.tables + unit.lane(n2, gs2, q2), data_in)
     expected = unit.result(lanes_done + c.lookup_latency + unit.scaler(n2, q2), n2)
     assert simulate(micro(prog)).end == [expected]
 
@@ -266,3 +267,92 @@ def test_memo_is_exact_on_a_quantized_model():
     assert fast.memo_iterations > 0
     assert fast.end == full.end and fast.stats == full.stats
     assert fast.token_times == full.token_times and fast.channels == full.channels
+
+
+# -- the model against the RTL unit ---------------------------------------------------------
+
+def rtl_times(core, shapes: list[tuple[int, int, int, int]], seed: int = 1) -> dict[str, list]:
+    """Run ``rtl/lutgemm``'s unit on Amaranth's simulator with commands (n, ng, gs, q) back to
+    back, every input stream always valid and the output always ready; return the cycles in
+    which x beats, sign beats and output beats moved."""
+    import numpy as np
+    from amaranth.hdl import Value
+    from amaranth.sim import Simulator
+
+    from dfx.rtl.lutgemm import LutGemm
+    from dfx.rtl.tb.lutgemm import Geometry, random_problem, streams
+
+    geo = Geometry.from_core(core)
+    rng = np.random.default_rng(seed)
+    st = streams([random_problem(rng, geo, n=n, ng=ng, gs=gs, q=q) for n, ng, gs, q in shapes],
+                 geo)
+    dut = LutGemm.from_core(core)
+    seen: dict[str, list] = {"x": [], "signs": [], "out": []}
+
+    def driver(name):
+        stream = getattr(dut, name)
+
+        async def run(ctx):
+            for item in st[name]:
+                ctx.set(Value.cast(stream.payload), item)
+                ctx.set(stream.valid, 1)
+                await ctx.tick().until(stream.ready)
+            ctx.set(stream.valid, 0)
+        return run
+
+    async def watch(ctx):
+        ctx.set(dut.out.ready, 1)
+        t = 0
+        async for _, _, xv, xr, sv, sr, ov in ctx.tick().sample(
+                dut.x.valid, dut.x.ready, dut.signs.valid, dut.signs.ready, dut.out.valid):
+            for k, moved in (("x", xv and xr), ("signs", sv and sr), ("out", ov)):
+                if moved:
+                    seen[k].append(t)
+            t += 1
+            if len(seen["out"]) == len(st["out"]):
+                break
+            assert t < 20_000
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for name in ("cmd", "x", "signs", "scales"):
+        sim.add_testbench(driver(name), background=True)
+    sim.add_testbench(watch)
+    sim.run()
+    return seen
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"build_latency": 3, "lookup_latency": 2, "convert_latency": 2, "mul_latency": 1,
+     "add_latency": 3},
+    {"scalers": 1, "add_latency": 5},
+], ids=["tiny", "latencies", "one-scaler"])
+def test_unit_schedule_matches_the_rtl_cycle_for_cycle(overrides):
+    """The model's lane and scale-stage schedule (LutParams.schedule / result, used by the
+    lutmv handler) against the RTL unit on the tiny core and two variants: scaler-bound
+    commands with one and two windows, a lane-bound command, commands back to back (the builder
+    runs ahead, the scale stage carries over). With the data always there, the first look-up
+    comes first_lookup after the first x beat, the last sign beat of each command is the
+    model's lanes-done − 1, and its last output beat is the model's result, exactly."""
+    from dfx.isa.config import load_core
+    from dfx.sim.timing import derive
+
+    base = load_core("tiny")
+    core = dataclasses.replace(base, lutgemm=dataclasses.replace(base.lutgemm, **overrides))
+    lp = derive(core).lut
+    for shapes in ([(8, 6, 1, 2), (4, 3, 8, 3)], [(16, 4, 2, 1), (3, 5, 1, 4)]):
+        seen = rtl_times(core, shapes)
+        at = seen["x"][0] + lp.first_lookup
+        assert seen["signs"][0] == at
+        banks = (-(1 << 40), -(1 << 40))
+        out_beats = 0
+        sign_beats = 0
+        for n, ng, gs, q in shapes:
+            done, ends, banks = lp.schedule(at, n, gs, q, [-(1 << 40)] * ng, banks)
+            sign_beats += ng * lp.lane_cycles(n, gs, q)
+            out_beats += math.ceil(n / lp.scalers)
+            assert seen["signs"][sign_beats - 1] == done - 1
+            assert seen["out"][out_beats - 1] == lp.result(ends[-1], n)
+            at = done
