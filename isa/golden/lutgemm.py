@@ -13,12 +13,10 @@ bit-planes and groups of g consecutive inputs::
    sums are integers (units of 2^-24) that the hardware holds in wide fixed point; the order of
    the look-ups and additions cannot change them. (Here: float64, exact because
    g * 2^40 <= 2^53 for g <= 8192.) A group whose inputs hold an inf or NaN gives NaN.
-2. Per output row m, in FP32 with one RNE rounding per operation, in this order::
-
-       acc = round32(P[0,0,m]) * alpha32[0,0,m]                (the first product)
-       for G = 0..ng-1:  for b = 0..q-1 (except the first):
-           acc = acc + round32(round32(P[G,b,m]) * alpha32[G,b,m])
-         acc = acc + round32(round32(X[G]) * z32[G,m])
+2. Per output row m, the exact sum ``sum_G (sum_b alpha[G,b,m]·P[G,b,m] + z[G,m]·X[G])``
+   (products of integers in units of 2^-48: a wide fixed-point accumulator in hardware, about
+   113 bits), **rounded once** to FP32 (RNE). This is the FP32 number nearest to the exact
+   product of x with the dequantized weights; no order of operations can change it.
 3. The MPU's epilogue (:func:`dfx.isa.golden.ops.epilogue16`): bias, FP16 rounding, GELU.
 
 **Packed stream** (``lutmv`` operand w; S = core.lutgemm.slice inputs per lane word): for each
@@ -50,6 +48,9 @@ __all__ = [
     "unpack",
     "dequantize",
     "group_sums",
+    "exact_dot32",
+    "round_fixed32",
+    "scale_sum",
     "lut_acc",
     "lutmv",
 ]
@@ -195,25 +196,106 @@ def group_sums(w: Bcq, x16: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return p, xs
 
 
+_LIMB = 31  # bits per limb of the exact accumulator emulation
+_CHUNK_GROUPS = 1 << 12  # groups summed in int64 at once: 2^12·(q+1)·2^47 < 2^63
+
+
+def _fixed(v: np.ndarray) -> np.ndarray:
+    """Exact ``int64`` in units of 2^-24 of values that are FP16 numbers or exact sums of them
+    (finite, below 2^53 units)."""
+    return np.ldexp(np.asarray(v, dtype=np.float64), 24).astype(np.int64)
+
+
+def _normalize(limbs: np.ndarray) -> None:
+    """Carry-propagate ``int64[L, ...]`` base-2^31 limbs in place: all but the top in
+    [0, 2^31)."""
+    for i in range(limbs.shape[0] - 1):
+        c = limbs[i] >> _LIMB
+        limbs[i] -= c << _LIMB
+        limbs[i + 1] += c
+
+
+def _add_shifted(limbs: np.ndarray, v: np.ndarray, shift: int) -> None:
+    """``limbs += v · 2^shift`` for ``|v| < 2^63`` (then normalised)."""
+    q, r = divmod(shift, _LIMB)
+    lo = v & ((1 << _LIMB) - 1)
+    hi = v >> _LIMB  # floor: v = hi·2^31 + lo
+    limbs[q] += lo << r
+    limbs[q + 1] += hi << r
+    _normalize(limbs)
+
+
+def round_fixed32(limbs: np.ndarray, unit_exp: int) -> np.ndarray:
+    """RNE of ``sum_i limbs[i]·2^(31·i + unit_exp)`` to ``float32`` (normalised limbs; the
+    value must lie in FP32's normal range or be 0)."""
+    limbs = limbs.copy()
+    neg = limbs[-1] < 0
+    limbs[:, neg] = -limbs[:, neg]
+    _normalize(limbs)
+    nl = limbs.shape[0]
+    nz = limbs != 0
+    h = np.where(nz.any(axis=0), nl - 1 - np.argmax(nz[::-1], axis=0), 0)  # top limb index
+    pad = np.concatenate([np.zeros((1,) + limbs.shape[1:], np.int64), limbs])  # pad[i+1]=limbs[i]
+    top = np.take_along_axis(pad, (h + 1)[None], 0)[0]
+    below = np.take_along_axis(pad, h[None], 0)[0]
+    window = (top << _LIMB) | below  # bits 31·(h-1) .. 31·h + 30 (< 2^62)
+    bl = np.frexp(top.astype(np.float64))[1]  # bit length of the top limb (0 for 0)
+    sh = np.maximum(bl + _LIMB - 24, 0)  # window bits below the 24 kept
+    m = window >> sh
+    rem = window & ((np.int64(1) << sh) - 1)
+    half = np.where(sh > 0, np.int64(1) << np.maximum(sh - 1, 0), 0)
+    idx = np.arange(nl)[(slice(None),) + (None,) * (limbs.ndim - 1)]
+    sticky = ((limbs != 0) & (idx < h - 1)).any(axis=0)
+    up = (sh > 0) & ((rem > half) | ((rem == half) & (sticky | ((m & 1) == 1))))
+    mag = np.ldexp((m + up).astype(np.float64), sh + _LIMB * (h - 1) + unit_exp)
+    return np.where(neg, -mag, mag).astype(np.float32)
+
+
+def exact_dot32(p_fix: np.ndarray, a_fix: np.ndarray) -> np.ndarray:
+    """``float32[B, N]``: RNE of the exact ``sum_{G,j} p_fix[B,G,j,N] · a_fix[G,j,N] · 2^-48``
+    for ``int64`` inputs with ``|p_fix| < 2^53``, ``|a_fix| < 2^41`` (units of 2^-24)."""
+    b_n, ng, _, n = p_fix.shape
+    p0 = p_fix & ((1 << 26) - 1)
+    p1 = p_fix >> 26  # p = p1·2^26 + p0, |p1| < 2^27
+    a0 = a_fix & ((1 << 20) - 1)
+    a1 = a_fix >> 20  # a = a1·2^20 + a0, |a1| < 2^21
+    limbs = np.zeros((6, b_n, n), dtype=np.int64)  # 186 bits
+    for g0 in range(0, ng, _CHUNK_GROUPS):
+        sl = slice(g0, g0 + _CHUNK_GROUPS)
+        for pp, sp in ((p0[:, sl], 0), (p1[:, sl], 26)):
+            for aa, sa in ((a0[sl], 0), (a1[sl], 20)):
+                _add_shifted(limbs, np.einsum("bgjn,gjn->bn", pp, aa), sp + sa)
+    return round_fixed32(limbs, -48)
+
+
+@quiet
+def scale_sum(p: np.ndarray, xs: np.ndarray, alpha: npt.ArrayLike, z: npt.ArrayLike) -> Any:
+    """Step 2: ``float32[B, N]`` = RNE of the exact ``sum_G (sum_b alpha·P + z·X)`` from exact
+    group sums ``p float64[B, ng, q, N]`` and ``xs float64[B, ng]`` (:func:`group_sums`; NaN
+    marks a non-finite group) and FP16-valued ``alpha [ng, q, N]``, ``z [ng, N]``."""
+    b_n, ng, q, n = p.shape
+    bad = np.isnan(xs).any(axis=1)
+    pe = np.empty((b_n, ng, q + 1, n), dtype=np.int64)
+    pe[:, :, :q] = _fixed(np.where(np.isnan(p), 0.0, p))
+    pe[:, :, q] = _fixed(np.where(np.isnan(xs), 0.0, xs))[:, :, None]
+    ae = np.empty((ng, q + 1, n), dtype=np.int64)
+    ae[:, :q] = _fixed(alpha)
+    ae[:, q] = _fixed(z)
+    acc = exact_dot32(pe, ae)
+    acc[bad] = np.nan
+    return canon32(acc)
+
+
 @quiet
 def lut_acc(w: Bcq, x16: npt.ArrayLike) -> Any:
-    """Steps 1-2: the FP32 accumulator ``float32[B, N]`` before the epilogue (canonical NaN).
+    """Steps 1-2: the FP32 accumulator ``float32[B, N]`` before the epilogue (canonical NaN):
+    the exact product of ``x`` with the dequantized weights, rounded once to FP32.
 
     ``w`` must hold FP16 alpha and z (:meth:`Bcq.to_fp16`); ``x16`` is ``float16[B, K]``."""
     if w.alpha.dtype != np.float16 or w.z.dtype != np.float16:
         raise TypeError("lut_acc: alpha and z must be float16 (use Bcq.to_fp16())")
     p, xs = group_sums(w, x16)
-    p32 = p.astype(np.float32)  # one RNE rounding of each exact sum
-    x32 = xs.astype(np.float32)
-    a32 = w.alpha.astype(np.float32)
-    z32 = w.z.astype(np.float32)
-    acc = p32[:, 0, 0] * a32[0, 0]
-    for g in range(w.ng):
-        for b in range(w.q):
-            if g or b:
-                acc = acc + p32[:, g, b] * a32[g, b]
-        acc = acc + x32[:, g, None] * z32[g]
-    return canon32(acc)
+    return scale_sum(p, xs, w.alpha, w.z)
 
 
 @quiet

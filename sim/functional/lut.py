@@ -20,10 +20,10 @@ products that are still **exact**, on weights prepared once per stream:
 * the limb sums are recombined in float64, lowest limb first; every partial result is an
   integer below ``g · 2^40 <= 2^53`` (g <= 8192), hence exact: ``P`` equals the golden's.
 
-The FP32 scaling (step 2) makes the same products and adds them in the golden order
-(``np.add.accumulate`` is sequential); the epilogue is the golden
-:func:`~dfx.isa.golden.ops.epilogue16`. Zero sums are +0 in both. A group with a non-finite
-input gives NaN as in the golden model.
+The scaling and single rounding (step 2) is the golden
+:func:`~dfx.isa.golden.lutgemm.scale_sum` itself, and the epilogue is the golden
+:func:`~dfx.isa.golden.ops.epilogue16`. A group with a non-finite input gives NaN as in the
+golden model.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfx.isa.golden import lutgemm as glut
-from dfx.isa.golden.fp import canon32
 from dfx.isa.golden.ops import epilogue16
 
 __all__ = ["PreparedLut", "prepare", "prepare_stream", "group_sums", "lut_acc", "lutmv",
@@ -169,15 +168,11 @@ def group_sums(p: PreparedLut, x16: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def lut_acc(p: PreparedLut, x16: np.ndarray) -> np.ndarray:
     """The FP32 accumulators ``float32[B, N]`` (steps 1-2 of docs/lutgemm.md), bit-identical
-    to :func:`dfx.isa.golden.lutgemm.lut_acc`. Call with FP warnings silenced."""
-    b_n = x16.shape[0]
+    to :func:`dfx.isa.golden.lutgemm.lut_acc`: the exact group sums from the fast path, then
+    the golden exact scaling and single rounding (:func:`~dfx.isa.golden.lutgemm.scale_sum`).
+    Call with FP warnings silenced."""
     ps, xs = group_sums(p, x16)
-    terms = np.empty((b_n, p.ng, p.q + 1, p.n), dtype=np.float32)
-    np.multiply(ps.astype(np.float32), p.alpha[None], out=terms[:, :, :p.q])
-    np.multiply(xs.astype(np.float32)[:, :, None], p.z[None], out=terms[:, :, p.q])
-    # acc = t0; acc = acc + t1; ... in the golden order (G, then b, then the offset)
-    acc = np.add.accumulate(terms.reshape(b_n, -1, p.n), axis=1)[:, -1]
-    return np.asarray(canon32(acc))
+    return np.asarray(glut.scale_sum(ps, xs, p.alpha, p.z))
 
 
 def lutmv(p: PreparedLut, x16: np.ndarray, *, bias: np.ndarray | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -53,20 +55,65 @@ def test_group_sums_are_exact_and_match_the_dense_product() -> None:
     assert (p * 2.0**24 == np.round(p * 2.0**24)).all()
 
 
-def test_lut_acc_order_and_rounding() -> None:
-    """Spell out step 2 for one row with scalars and compare bits."""
+def _rn32(fr: Fraction) -> np.float32:
+    """Round a rational to the nearest FP32 (ties to even) with integers only."""
+    if fr == 0:
+        return np.float32(0.0)
+    neg, fr = fr < 0, abs(fr)
+    e = fr.numerator.bit_length() - fr.denominator.bit_length()
+    while Fraction(2) ** e > fr:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= fr:
+        e += 1
+    sc = fr / Fraction(2) ** (e - 23)
+    m = sc.numerator // sc.denominator
+    r = sc - m
+    if r > Fraction(1, 2) or (r == Fraction(1, 2) and m % 2):
+        m += 1
+    v = np.float32(np.ldexp(float(m), e - 23))
+    return -v if neg else v
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lut_acc_is_the_exact_product_rounded_once(seed: int) -> None:
+    """Step 2: the FP32 nearest to the exact product with the dequantized weights (checked
+    with rational arithmetic), over wide magnitude ranges and the FP16 extremes."""
+    rng = np.random.default_rng(seed)
+    ng, q, n, g = int(rng.integers(1, 5)), int(rng.integers(1, 5)), 3, 8
+    mag = 10.0 ** rng.uniform(-7, 4)
+    w = lg.Bcq(rng.random((q, ng * g, n)) < 0.5,
+               (rng.random((ng, q, n)) * mag).astype(np.float16),
+               (rng.standard_normal((ng, n)) * mag).astype(np.float16), g)
+    x = (rng.standard_normal((1, ng * g)) * 10.0 ** rng.uniform(-7, 4)).astype(np.float16)
+    if seed % 5 == 0:
+        x[0, :3] = [65504, -65504, 2.0**-24]
+    got = lg.lut_acc(w, x)
+    wd = [[sum((Fraction(float(w.alpha[k // g, b, m])) * (1 if w.signs[b, k, m] else -1)
+                for b in range(q)), Fraction(float(w.z[k // g, m]))) for m in range(n)]
+          for k in range(ng * g)]
+    for m in range(n):
+        exact = sum((Fraction(float(x[0, k])) * wd[k][m] for k in range(ng * g)), Fraction(0))
+        assert got[0, m].view(np.uint32) == _rn32(exact).view(np.uint32)
+
+
+def test_round_fixed32_ties_and_signs() -> None:
+    """RNE on the limb accumulator: ties to even, sticky bits, negative values, zero."""
+    vals = [0, 1, -1, (1 << 24) + 1, (1 << 25) + 1, (1 << 25) + 3, (1 << 25) + 2,
+            -((1 << 25) + 3), (1 << 90) + (1 << 66) + 1, (1 << 90) + (1 << 66)]
+    limbs = np.zeros((6, len(vals)), dtype=np.int64)
+    for i, v in enumerate(vals):
+        lg._add_shifted(limbs[:, i:i + 1], np.array([v & ((1 << 62) - 1)], np.int64), 0)
+        lg._add_shifted(limbs[:, i:i + 1], np.array([v >> 62], np.int64), 62)
+    got = lg.round_fixed32(limbs, 0)
+    for v, r in zip(vals, got, strict=True):
+        assert r.view(np.uint32) == _rn32(Fraction(v)).view(np.uint32), v
+
+
+def test_lutmv_epilogue() -> None:
     rng = np.random.default_rng(2)
     w = _random_bcq(rng, 2, 64, 1, 32)
     x = rng.standard_normal(64).astype(np.float16)
-    p, xs = lg.group_sums(w, x[None])
-    acc = None
-    for g in range(2):
-        for b in range(2):
-            t = np.float32(p[0, g, b, 0]) * np.float32(w.alpha[g, b, 0])
-            acc = t if acc is None else np.float32(acc + t)
-        acc = np.float32(acc + np.float32(xs[0, g]) * np.float32(w.z[g, 0]))
-    got = lg.lut_acc(w, x[None])
-    assert got.view(np.uint32)[0, 0] == np.float32(acc).view(np.uint32)
+    acc = lg.lut_acc(w, x[None])[0, 0]
     h = lg.lutmv(w, x, bias=np.array([0.5], np.float16))
     assert h.view(np.uint16)[0] == round16(np.float32(acc + np.float32(0.5))).view(np.uint16)
 
