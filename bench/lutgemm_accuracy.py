@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--q", default="2,3,4")
     ap.add_argument("--g", default="32,64,128")
     ap.add_argument("--schemes", default="bcq,rtn")
+    ap.add_argument("--exclude", default=None,
+                    help="quant spec exclude= patterns (default: the spec's, lm_head)")
     ap.add_argument("--spread", default="gpt2", help="preset weight spread (gpt2 | init)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bias-std", type=float, default=0.02)
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         for scheme in args.schemes.split(","):
             for q in (int(v) for v in args.q.split(",")):
                 for g in (int(v) for v in args.g.split(",")):
-                    spec = QuantSpec.parse(f"{scheme}:q={q},g={g}")
+                    spec = QuantSpec.parse(f"{scheme}:q={q},g={g}" + (
+                        f",exclude={args.exclude}" if args.exclude else ""))
                     t0 = time.perf_counter()
                     comp = compile_model(str(ckpt), cards=args.cards, quant=spec)
                     t_c = time.perf_counter() - t0
