@@ -20,8 +20,12 @@ products that are still **exact**, on weights prepared once per stream:
 * the limb sums are recombined in float64, lowest limb first; every partial result is an
   integer below ``g · 2^40 <= 2^53`` (g <= 8192), hence exact: ``P`` equals the golden's.
 
-The scaling and single rounding (step 2) is the golden
-:func:`~dfx.isa.golden.lutgemm.scale_sum` itself, and the epilogue is the golden
+The scaling (step 2) is the exact ``sum_G (sum_b alpha·P + z·X)`` rounded once to FP32
+(:func:`~dfx.isa.golden.lutgemm.scale_sum`, a multi-limb integer accumulator). Here
+:func:`scale_sum` computes it in float64 with a rigorous error bound E and returns
+``round32`` of the float64 sum wherever ``[S - E, S + E]`` rounds to one FP32 number (RNE is
+monotonic, so the exact sum rounds to it too); the rare elements near a rounding boundary, and
+exact zeros, go through the golden function. The epilogue is the golden
 :func:`~dfx.isa.golden.ops.epilogue16`. A group with a non-finite input gives NaN as in the
 golden model.
 """
@@ -33,10 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfx.isa.golden import lutgemm as glut
+from dfx.isa.golden.fp import canon32
 from dfx.isa.golden.ops import epilogue16
 
-__all__ = ["PreparedLut", "prepare", "prepare_stream", "group_sums", "lut_acc", "lutmv",
-           "limb_bits", "packed_limb_bits"]
+__all__ = ["PreparedLut", "prepare", "prepare_stream", "group_sums", "scale_sum", "lut_acc",
+           "lutmv", "limb_bits", "packed_limb_bits"]
 
 _MIN_PACKED_LIMB = 4  # narrower limbs (more products) are not worth the memory saved
 
@@ -166,13 +171,39 @@ def group_sums(p: PreparedLut, x16: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return out, xs
 
 
+def scale_sum(p: PreparedLut, ps: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``float32[B, N]``, bit-identical to ``golden.scale_sum(ps, xs, alpha, z)``: the float64
+    sum where its error bound cannot change the FP32 rounding, the golden exact accumulator for
+    the other elements (module docstring). Call with FP warnings silenced."""
+    b_n, ng, q, n = ps.shape
+    bad = np.isnan(xs).any(axis=1)  # [B]
+    terms = np.empty((b_n, ng, q + 1, n), dtype=np.float64)
+    np.multiply(ps, p.alpha[None], out=terms[:, :, :q])
+    np.multiply(xs[:, :, None], p.z[None], out=terms[:, :, q])
+    if bad.any():
+        terms[bad] = 0.0
+    flat = terms.reshape(b_n, -1, n)
+    s = flat.sum(axis=1)
+    # |s - exact| <= gamma_(T+1)·sum|terms| (product and summation roundings); the factor 2
+    # (2^-52 instead of 2^-53) also covers the roundings of sum|terms| and of s -/+ e.
+    e = np.abs(flat).sum(axis=1) * ((flat.shape[1] + 2) * 2.0 ** -52)
+    lo = (s - e).astype(np.float32)
+    out = (s + e).astype(np.float32)
+    ok = (lo.view(np.uint32) == out.view(np.uint32)) & (s != 0.0)
+    ok[bad] = True
+    cols = np.nonzero(~ok.all(axis=0))[0]
+    if cols.size:
+        out[:, cols] = glut.scale_sum(ps[..., cols], xs, p.alpha[..., cols], p.z[:, cols])
+    out[bad] = np.nan
+    return np.asarray(canon32(out))
+
+
 def lut_acc(p: PreparedLut, x16: np.ndarray) -> np.ndarray:
     """The FP32 accumulators ``float32[B, N]`` (steps 1-2 of docs/lutgemm.md), bit-identical
-    to :func:`dfx.isa.golden.lutgemm.lut_acc`: the exact group sums from the fast path, then
-    the golden exact scaling and single rounding (:func:`~dfx.isa.golden.lutgemm.scale_sum`).
+    to :func:`dfx.isa.golden.lutgemm.lut_acc`: the exact group sums, then :func:`scale_sum`.
     Call with FP warnings silenced."""
     ps, xs = group_sums(p, x16)
-    return np.asarray(glut.scale_sum(ps, xs, p.alpha, p.z))
+    return scale_sum(p, ps, xs)
 
 
 def lutmv(p: PreparedLut, x16: np.ndarray, *, bias: np.ndarray | None = None,

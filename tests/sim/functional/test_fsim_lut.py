@@ -217,3 +217,46 @@ def test_lutmv_weights_rewritten_by_the_program_are_not_stale(sim, rng) -> None:
         assert _same(y0[:, :8], want)
         assert _same(y1[:, :8], glut.lutmv(w1, x))
         assert not _same(y1[:, :8], want)
+
+
+def test_scale_sum_near_rounding_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exact sums on (or one unit beside) an FP32 rounding midpoint, cancellation to zero and
+    exact zeros take the golden exact accumulator; ordinary sums do not."""
+    calls = []
+    real = glut.scale_sum
+
+    def counting(*a, **k):  # noqa: ANN002, ANN003
+        calls.append(a[0].shape[-1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(glut, "scale_sum", counting)
+    g, n = 8, 6
+    signs = np.ones((1, 2 * g, n), bool)
+    signs[0, g:, 2] = False  # column 2: group 1 subtracts what group 0 adds
+    alpha = np.ones((2, 1, n), np.float16)
+    alpha[:, :, 3] = np.float16(0.0)  # column 3: all terms zero
+    alpha[1, 0, 4] = np.float16(-1.0)
+    z = np.zeros((2, n), np.float16)
+    w = glut.Bcq(signs, alpha, z, g)
+    x = np.zeros((2, 2 * g), np.float16)
+    x[0, 0], x[0, 1] = 1.0, np.float16(2.0 ** -24)  # 1 + 2^-24: a midpoint, RNE to 1
+    x[0, g], x[0, g + 1] = 1.0, np.float16(2.0 ** -24)
+    x[1, 0], x[1, 1], x[1, 2] = 1.0, np.float16(2.0 ** -24), np.float16(2.0 ** -23)
+    p = lut.prepare(w)
+    for rows in (x[:1, :g].repeat(2, 0), x):
+        ww = w if rows.shape[1] == 2 * g else glut.Bcq(signs[:, :g], alpha[:1], z[:1], g)
+        pp = p if ww is w else lut.prepare(ww)
+        want = glut.lutmv(ww, rows)
+        calls.clear()
+        assert _same(want, lut.lutmv(pp, rows))
+        # the boundary columns (0, 1, 4, 5), the cancelling one (2) and the zero one (3)
+        assert calls == [n]
+    rng = np.random.default_rng(3)
+    w2 = _bcq(rng, 3, 256, 64, 64, scale=0.1)
+    x2 = _x(rng, (2, 256), 1.0)
+    calls.clear()
+    with np.errstate(all="ignore"):
+        acc = lut.lut_acc(lut.prepare(w2), x2)
+    assert not calls  # ordinary data: the float64 bound decides every element
+    assert (acc.view(np.uint32) == real(*glut.group_sums(w2, x2), w2.alpha, w2.z)
+            .view(np.uint32)).all()
