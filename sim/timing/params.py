@@ -74,8 +74,7 @@ class LutParams:
     scalers: int  # shared FP32 scale units (one op per cycle each)
     build: int  # table builder latency
     lookup: int  # lane word -> partial group sum written
-    gap: int  # scaler window: cycles between two ops on one row's accumulator (add + 1)
-    scale: int  # scaler op issue -> accumulator result (1 + convert + mul + add)
+    scale: int  # scaler op issue -> rounded row accumulator (1 + mul + add + convert)
     max_q: int
     max_rows: int
     max_group: int
@@ -91,19 +90,17 @@ class LutParams:
         return gs * q * -(-n // self.lanes)
 
     def scaler_cycles(self, n: int, q: int) -> int:
-        """Scale-stage cycles of one group. Scaler j owns the row chunks ``c * scalers + j``
-        (``ceil(n / scalers)`` chunks); two ops on one row's FP32 accumulator must be ``gap``
-        cycles apart, so the stage runs windows of ``gap`` chunks, each q + 1 rounds (alpha_0
-        .. alpha_{q-1}, then the offset) of ``gap`` cycles, one op per chunk per round."""
-        chunks = -(-n // self.scalers)
-        return (q + 1) * self.gap * -(-chunks // self.gap)
+        """Scale-stage cycles of one group: scaler j owns the row chunks ``c * scalers + j``;
+        for each of the ``ceil(n / scalers)`` chunks it issues the q + 1 terms (alpha_b * P[G,
+        b], then z * X[G]) on consecutive cycles. The terms add exactly into a fixed-point row
+        accumulator (docs/lutgemm.md), so ops on one row need no spacing."""
+        return (q + 1) * -(-n // self.scalers)
 
     def result(self, group_end: int, n: int) -> int:
-        """When the accumulators of a group whose scale rounds end at ``group_end`` have all
-        left the unit: the last row chunk's op (its place in the last window's last round),
-        the scaler pipeline, the output register (the MPU epilogue comes after)."""
-        chunks = -(-n // self.scalers)
-        return group_end - self.gap + (chunks - 1) % self.gap + self.scale + 1
+        """When the accumulators of a group whose scale ops end at ``group_end`` have all left
+        the unit: the last op (cycle ``group_end - 1``), the scaler pipeline, the output
+        register (the MPU epilogue comes after)."""
+        return group_end - 1 + self.scale + 1
 
     def schedule(self, lanes_at: int, n: int, gs: int, q: int, arrivals: list[int],
                  banks: tuple[int, int]) -> tuple[int, list[int], tuple[int, int]]:
@@ -269,6 +266,6 @@ def _lut(core: CoreConfig) -> LutParams | None:
         return None
     return LutParams(
         lanes=c.lanes, slice=c.slice, scalers=c.scalers, build=c.build_latency,
-        lookup=c.lookup_latency, gap=c.add_latency + 1,
-        scale=1 + c.convert_latency + c.mul_latency + c.add_latency,
+        lookup=c.lookup_latency,
+        scale=1 + c.mul_latency + c.add_latency + c.convert_latency,
         max_q=c.max_q, max_rows=c.max_rows, max_group=c.max_group)

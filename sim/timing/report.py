@@ -283,7 +283,7 @@ def parameters(p: Any) -> dict[str, Any]:
     extra = {} if lut is None else {
         "lut_lanes": lut.lanes, "lut_slice": lut.slice, "lut_scalers": lut.scalers,
         "lut_build_cycles": lut.build, "lut_lookup_cycles": lut.lookup,
-        "lut_scaler_gap_cycles": lut.gap, "lut_scaler_latency_cycles": lut.scale,
+        "lut_scaler_latency_cycles": lut.scale,
     }
     return extra | {
         "mpu_fill_cycles": p.fill,

@@ -33,8 +33,7 @@ class Unit:
         self.first = cycles(h.read_latency_ns, core)  # HBM first data
         self.rate = bytes_per_cycle(h.pc_bandwidth_gbs, h.efficiency, core)
         self.pcs, self.beat = h.pseudo_channels, h.interleave_bytes
-        self.window = c.add_latency + 1  # ops on one FP32 accumulator are this far apart
-        self.scale_latency = 1 + c.convert_latency + c.mul_latency + c.add_latency
+        self.scale_latency = 1 + c.mul_latency + c.add_latency + c.convert_latency
         self.sfu = core.mpu.sfu_latency
         self.tables = c.build_latency + 1  # x read -> first look-up: builder, table register
 
@@ -51,15 +50,13 @@ class Unit:
         return math.ceil(n / self.c.scalers)
 
     def scaler(self, n: int, q: int) -> int:
-        """Scale-stage cycles per group: windows of `window` row chunks, q + 1 rounds each."""
-        return (q + 1) * self.window * math.ceil(self.chunks(n) / self.window)
+        """Scale-stage cycles per group: q + 1 terms per row chunk, one per cycle."""
+        return (q + 1) * self.chunks(n)
 
     def result(self, group_end: int, n: int) -> int:
-        """The last row's value after the group's last scale round ended at ``group_end``:
-        its op issued in the last round at its place in the window, then the scaler pipeline,
-        the output register and the MPU epilogue (SFU_M)."""
-        last_op = group_end - self.window + (self.chunks(n) - 1) % self.window
-        return last_op + self.scale_latency + 1 + self.sfu
+        """The last row's value after the group's scale ops ended at ``group_end``: its op in
+        the last cycle, the scaler pipeline, the output register and the MPU epilogue."""
+        return group_end - 1 + self.scale_latency + 1 + self.sfu
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +117,10 @@ def test_lane_bound_small_n_many_planes(u280, unit):
     assert res.stats[0][S_BYTES] == sb
 
 
-@pytest.mark.parametrize("n, ng, q", [(1024, 64, 3), (4096, 16, 1)],
-                         ids=["accumulator-latency", "scaler-throughput"])
+@pytest.mark.parametrize("n, ng, q", [(1024, 64, 3), (4096, 16, 1)], ids=["q3", "q1"])
 def test_scaler_bound_small_groups(u280, unit, n, ng, q):
-    """g = 32 (one slice per group): each group's q + 1 ops per row cost more than its lanes
-    and its stream. With 1024 rows (4 chunks per scaler, fewer than a window) the FP32
-    accumulator's latency sets the pace: (q + 1) x window cycles per group whatever n; with
-    4096 rows (16 chunks: two windows) the scalers' op count does. The scale rounds run back
+    """g = 32 (one slice per group): each group's q + 1 ops per row chunk (1024 rows: 4 chunks
+    per scaler; 4096 rows: 16) cost more than its lanes and its stream. The scale ops run back
     to back from the first group's end; the lanes wait for a free bank."""
     gs = 1
     c = unit.c
@@ -135,10 +129,6 @@ def test_scaler_bound_small_groups(u280, unit, n, ng, q):
     sc = unit.scaler(n, q)
     lane = unit.lane(n, gs, q)
     assert lane + c.lookup_latency <= sc and dur / ng < sc
-    if n == 1024:
-        assert unit.chunks(n) < unit.window and sc == (q + 1) * unit.window
-    else:
-        assert unit.chunks(n) > unit.window
     first_group_in = max(unit.tables + lane, unit.first + math.ceil(Fraction(dur, ng)))
     s0 = first_group_in + c.lookup_latency
     for g in range(1, ng):  # every later group is in (and its bank free) before the scalers
@@ -332,8 +322,8 @@ def rtl_times(core, shapes: list[tuple[int, int, int, int]], seed: int = 1) -> d
 def test_unit_schedule_matches_the_rtl_cycle_for_cycle(overrides):
     """The model's lane and scale-stage schedule (LutParams.schedule / result, used by the
     lutmv handler) against the RTL unit on the tiny core and two variants: scaler-bound
-    commands with one and two windows, a lane-bound command, commands back to back (the builder
-    runs ahead, the scale stage carries over). With the data always there, the first look-up
+    commands, a lane-bound command, commands back to back (the builder runs ahead, the scale
+    stage carries over). With the data always there, the first look-up
     comes first_lookup after the first x beat, the last sign beat of each command is the
     model's lanes-done − 1, and its last output beat is the model's result, exactly."""
     from dfx.isa.config import load_core
