@@ -208,6 +208,30 @@ def _refine(srt: _Sorted, alpha: np.ndarray, z: np.ndarray, w2: np.ndarray, roun
     return order, hp, alpha, z, sq_error(w2, h, s, levels(alpha, z))
 
 
+def _bcq_rows(wt: np.ndarray, a_u: np.ndarray, z_u: np.ndarray, q: int, rounds: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes ``uint8[R, g]``, ``alpha [q, R]``, ``z [R]`` of rows ``wt [R, g]`` (greedy start;
+    with rounds, also the RTN start ``a_u, z_u``, refined, better kept per row)."""
+    code, alpha, z = greedy(wt, q)
+    if not rounds:
+        return code, alpha, z
+    alpha, z = lsq_from_stats(*code_stats(wt, code, q))
+    srt = _Sorted(wt)
+    w2 = (wt * wt).sum(axis=-1)
+    first = _refine(srt, alpha, z, w2, rounds)
+    second = _refine(srt, a_u, z_u, w2, rounds)
+    pick = second[4] < first[4]
+    order, hp = (np.where(pick[:, None], y, x) for x, y in zip(first[:2], second[:2],
+                                                                 strict=True))
+    alpha, z = np.where(pick, second[2], first[2]), np.where(pick, second[3], first[3])
+    return srt.codes(order, hp), alpha, z
+
+
+#: Weights per chunk of rows: the rows are independent, and chunks keep the temporaries of a
+#: round in the caches (measured on a 2-core EPYC: about 2x faster than one chunk).
+CHUNK = 1 << 18
+
+
 def bcq(w: np.ndarray, q: int, g: int, rounds: int = 15) -> Bcq:
     """Extended BCQ of ``w[K, N]`` in groups of ``g`` inputs (module docstring)."""
     k, n = w.shape
@@ -215,21 +239,16 @@ def bcq(w: np.ndarray, q: int, g: int, rounds: int = 15) -> Bcq:
     # rows = (group, column) pairs, row-major over [ng, N]; last axis = the g inputs
     wt = np.ascontiguousarray(np.asarray(w, np.float64).reshape(ng, g, n).transpose(0, 2, 1))
     wt = wt.reshape(ng * n, g)
-    code, alpha, z = greedy(wt, q)
-    if rounds:
-        alpha, z = lsq_from_stats(*code_stats(wt, code, q))
-        srt = _Sorted(wt)
-        w2 = (wt * wt).sum(axis=-1)
-        _, s_u, z0 = rtn_int(w, q, g)
-        a_u = 2.0 ** (np.arange(q) - 1)[:, None] * s_u.reshape(-1)
-        z_u = (s_u * ((2**q - 1) / 2 - z0)).reshape(-1)
-        first = _refine(srt, alpha, z, w2, rounds)
-        second = _refine(srt, a_u, z_u, w2, rounds)
-        pick = second[4] < first[4]
-        order, hp = (np.where(pick[:, None], y, x) for x, y in zip(first[:2], second[:2],
-                                                                     strict=True))
-        alpha, z = np.where(pick, second[2], first[2]), np.where(pick, second[3], first[3])
-        code = srt.codes(order, hp)
+    _, s_u, z0 = rtn_int(w, q, g)
+    a_u = 2.0 ** (np.arange(q) - 1)[:, None] * s_u.reshape(-1)
+    z_u = (s_u * ((2**q - 1) / 2 - z0)).reshape(-1)
+    rows = wt.shape[0]
+    step = max(1, CHUNK // g)
+    code = np.empty(wt.shape, dtype=np.uint8)
+    alpha, z = np.empty((q, rows)), np.empty(rows)
+    for r0 in range(0, rows, step):
+        r = slice(r0, min(rows, r0 + step))
+        code[r], alpha[:, r], z[r] = _bcq_rows(wt[r], a_u[:, r], z_u[r], q, rounds)
     neg = alpha < 0  # [q, R]
     if neg.any():
         flip = (neg.astype(np.uint8) << np.arange(q, dtype=np.uint8)[:, None]).sum(
