@@ -118,3 +118,18 @@ def test_errors():
         lut_matvec(w, np.zeros(64), mu=3)
     with pytest.raises(ValueError, match=r"expected \[B, 64\]"):
         lut_matvec(w, np.zeros(60))
+
+
+def test_close_to_golden_fp32_accumulator():
+    """The golden ``lut_acc`` rounds the exact sum once to FP32; the float64 LUT result is
+    within its own rounding bound of the exact sum, so the two differ by at most half an FP32
+    ulp plus that bound."""
+    from dfx.isa.golden.lutgemm import lut_acc
+
+    rng = np.random.default_rng(21)
+    w = quantize(rng.standard_normal((512, 40)) * 0.02, QuantSpec("bcq", 4, 128), 128).to_fp16()
+    x16 = rng.standard_normal((2, 512)).astype(np.float16)
+    y = lut_matvec(w, x16)
+    acc = np.asarray(lut_acc(w, x16), dtype=np.float64)
+    half_ulp = np.abs(acc) * 2.0**-24
+    assert (np.abs(y - acc) <= half_ulp + _bound(w, x16.astype(np.float64), 8)).all()
