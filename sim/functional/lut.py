@@ -22,10 +22,11 @@ products that are still **exact**, on weights prepared once per stream:
 
 The scaling (step 2) is the exact ``sum_G (sum_b alpha·P + z·X)`` rounded once to FP32
 (:func:`~dfx.isa.golden.lutgemm.scale_sum`, a multi-limb integer accumulator). Here
-:func:`scale_sum` computes it in float64 with a rigorous error bound E and returns
-``round32`` of the float64 sum wherever ``[S - E, S + E]`` rounds to one FP32 number (RNE is
-monotonic, so the exact sum rounds to it too); the rare elements near a rounding boundary, and
-exact zeros, go through the golden function. The epilogue is the golden
+:func:`scale_sum` sums the terms (integers in units of 2^-48) exactly in ``int64`` when they
+fit, which they do for ordinary data once the shared trailing zero bits are taken out, and
+rounds once (round to odd at 53 bits, then RNE to FP32); wider sums use a float64 sum with a
+rigorous error bound E where ``[S - E, S + E]`` rounds to one FP32 number (RNE is monotonic),
+and the golden function for the rest. The epilogue is the golden
 :func:`~dfx.isa.golden.ops.epilogue16`. A group with a non-finite input gives NaN as in the
 golden model.
 """
@@ -171,17 +172,64 @@ def group_sums(p: PreparedLut, x16: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return out, xs
 
 
+def _lowbit_shift(a: np.ndarray) -> int:
+    """Trailing zero bits shared by every element of ``int64`` array ``a`` (0 if all zero)."""
+    o = int(np.bitwise_or.reduce(np.abs(a), axis=None)) if a.size else 0
+    return (o & -o).bit_length() - 1 if o else 0
+
+
+def _round32_fixed(v: np.ndarray, exp: int) -> np.ndarray:
+    """RNE to ``float32`` of the exact ``v · 2^exp`` (``int64`` v, |v| < 2^63, a result in
+    FP32's normal range or 0): round to odd at 53 bits (exact in float64), then to FP32."""
+    a = np.abs(v)
+    sh = np.maximum(np.frexp(a.astype(np.float64))[1] - 53, 0)  # >= the bits beyond 53
+    top = a >> sh
+    top |= ((a & ((np.int64(1) << sh) - 1)) != 0).astype(np.int64)  # sticky -> odd
+    f = np.ldexp(np.where(v < 0, -top, top).astype(np.float64), sh + exp)
+    return f.astype(np.float32)
+
+
 def scale_sum(p: PreparedLut, ps: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """``float32[B, N]``, bit-identical to ``golden.scale_sum(ps, xs, alpha, z)``: the float64
-    sum where its error bound cannot change the FP32 rounding, the golden exact accumulator for
-    the other elements (module docstring). Call with FP warnings silenced."""
+    """``float32[B, N]``, bit-identical to ``golden.scale_sum(ps, xs, alpha, z)`` (the exact
+    ``sum_G (sum_b alpha·P + z·X)`` rounded once). Call with FP warnings silenced.
+
+    Every term is an integer in units of 2^-48. With the trailing zero bits all sums and all
+    scales share taken out, the exact sum usually fits ``int64``: then it is summed exactly
+    and rounded once. Otherwise the float64 sum is used where its rigorous error bound cannot
+    change the FP32 rounding, and the golden accumulator for the other elements."""
     b_n, ng, q, n = ps.shape
     bad = np.isnan(xs).any(axis=1)  # [B]
-    terms = np.empty((b_n, ng, q + 1, n), dtype=np.float64)
-    np.multiply(ps, p.alpha[None], out=terms[:, :, :q])
-    np.multiply(xs[:, :, None], p.z[None], out=terms[:, :, q])
+    pf = np.empty((b_n, ng, q + 1, n), dtype=np.float64)
+    pf[:, :, :q] = ps
+    pf[:, :, q] = xs[:, :, None]
     if bad.any():
-        terms[bad] = 0.0
+        pf[bad] = 0.0
+    pi = np.ldexp(pf, 24).astype(np.int64)  # exact: multiples of 2^-24 below 2^53 units
+    ai = np.empty((ng, q + 1, n), dtype=np.int64)
+    ai[:, :q] = np.ldexp(p.alpha, 24)  # FP16 values: exact
+    ai[:, q] = np.ldexp(p.z, 24)
+    tp, ta = _lowbit_shift(pi), _lowbit_shift(ai)
+    pi >>= tp
+    ai >>= ta
+    terms = (q + 1) * ng
+    bp = int(np.abs(pi).max()).bit_length() if pi.size else 0
+    ba = int(np.abs(ai).max()).bit_length() if ai.size else 0
+    if bp + ba + (terms - 1).bit_length() <= 62:
+        acc = np.einsum("bgjn,gjn->bn", pi, ai)  # exact int64
+        out = _round32_fixed(acc, tp + ta - 48)
+    else:
+        out = _scale_sum_f64(p, pf, ps, xs, bad)
+    out[bad] = np.nan
+    return np.asarray(canon32(out))
+
+
+def _scale_sum_f64(p: PreparedLut, pf: np.ndarray, ps: np.ndarray, xs: np.ndarray,
+                   bad: np.ndarray) -> np.ndarray:
+    """:func:`scale_sum` for sums too wide for ``int64``: float64 with an error bound E,
+    rounded where ``[S - E, S + E]`` rounds to one FP32 number (RNE is monotonic), the golden
+    exact accumulator elsewhere (and for zeros)."""
+    b_n, ng, q1, n = pf.shape
+    terms = pf * np.concatenate([p.alpha, p.z[:, None]], axis=1)[None].astype(np.float64)
     flat = terms.reshape(b_n, -1, n)
     s = flat.sum(axis=1)
     # |s - exact| <= gamma_(T+1)·sum|terms| (product and summation roundings); the factor 2
@@ -194,8 +242,7 @@ def scale_sum(p: PreparedLut, ps: np.ndarray, xs: np.ndarray) -> np.ndarray:
     cols = np.nonzero(~ok.all(axis=0))[0]
     if cols.size:
         out[:, cols] = glut.scale_sum(ps[..., cols], xs, p.alpha[..., cols], p.z[:, cols])
-    out[bad] = np.nan
-    return np.asarray(canon32(out))
+    return out
 
 
 def lut_acc(p: PreparedLut, x16: np.ndarray) -> np.ndarray:

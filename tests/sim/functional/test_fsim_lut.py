@@ -220,8 +220,9 @@ def test_lutmv_weights_rewritten_by_the_program_are_not_stale(sim, rng) -> None:
 
 
 def test_scale_sum_near_rounding_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Exact sums on (or one unit beside) an FP32 rounding midpoint, cancellation to zero and
-    exact zeros take the golden exact accumulator; ordinary sums do not."""
+    """Exact sums on an FP32 rounding midpoint, cancellation to zero and exact zeros: the
+    int64 path rounds them exactly by itself; the float64 path (for sums too wide for int64)
+    sends them to the golden exact accumulator."""
     calls = []
     real = glut.scale_sum
 
@@ -237,26 +238,42 @@ def test_scale_sum_near_rounding_boundaries(monkeypatch: pytest.MonkeyPatch) -> 
     alpha[:, :, 3] = np.float16(0.0)  # column 3: all terms zero
     alpha[1, 0, 4] = np.float16(-1.0)
     z = np.zeros((2, n), np.float16)
-    w = glut.Bcq(signs, alpha, z, g)
     x = np.zeros((2, 2 * g), np.float16)
     x[0, 0], x[0, 1] = 1.0, np.float16(2.0 ** -24)  # 1 + 2^-24: a midpoint, RNE to 1
     x[0, g], x[0, g + 1] = 1.0, np.float16(2.0 ** -24)
     x[1, 0], x[1, 1], x[1, 2] = 1.0, np.float16(2.0 ** -24), np.float16(2.0 ** -23)
-    p = lut.prepare(w)
-    for rows in (x[:1, :g].repeat(2, 0), x):
-        ww = w if rows.shape[1] == 2 * g else glut.Bcq(signs[:, :g], alpha[:1], z[:1], g)
-        pp = p if ww is w else lut.prepare(ww)
-        want = glut.lutmv(ww, rows)
+    for w, rows in ((glut.Bcq(signs, alpha, z, g), x),
+                    (glut.Bcq(signs[:, :g], alpha[:1], z[:1], g), x[:1, :g].repeat(2, 0))):
+        p = lut.prepare(w)
+        want = glut.lutmv(w, rows)
         calls.clear()
-        assert _same(want, lut.lutmv(pp, rows))
-        # the boundary columns (0, 1, 4, 5), the cancelling one (2) and the zero one (3)
-        assert calls == [n]
-    rng = np.random.default_rng(3)
-    w2 = _bcq(rng, 3, 256, 64, 64, scale=0.1)
-    x2 = _x(rng, (2, 256), 1.0)
-    calls.clear()
+        assert _same(want, lut.lutmv(p, rows))
+        assert not calls  # int64: exact
+        ps, xs = lut.group_sums(p, rows)
+        bad = np.isnan(xs).any(axis=1)
+        pf = np.concatenate([ps, np.broadcast_to(xs[:, :, None, None], ps.shape[:2] + (1, n))],
+                            axis=2)
+        with np.errstate(all="ignore"):
+            acc = lut._scale_sum_f64(p, pf, ps, xs, bad)
+        assert calls == [n]  # midpoints (0, 1, 4, 5), cancelling (2) and zero (3) columns
+        assert (acc.view(np.uint32) == glut.lut_acc(w, rows).view(np.uint32)).all()
+
+
+def test_scale_sum_too_wide_for_int64() -> None:
+    """Scales and sums spanning FP16's whole range: the float64 path, still exact."""
+    rng = np.random.default_rng(4)
+    g, n = 64, 40
+    w = _bcq(rng, 3, 2 * g, n, g)
+    alpha = w.alpha.copy()
+    alpha[0, 0, ::2] = np.float16(65504)
+    alpha[1, 2, 1::3] = np.float16(6e-8)
+    w = glut.Bcq(w.signs, alpha, w.z, g)
+    x = _x(rng, (2, 2 * g), 1.0)
+    x[:, 3] = np.float16(30000)
+    x[:, 5] = np.float16(6e-8)
+    p = lut.prepare(w)
+    ps, xs = lut.group_sums(p, x)
     with np.errstate(all="ignore"):
-        acc = lut.lut_acc(lut.prepare(w2), x2)
-    assert not calls  # ordinary data: the float64 bound decides every element
-    assert (acc.view(np.uint32) == real(*glut.group_sums(w2, x2), w2.alpha, w2.z)
-            .view(np.uint32)).all()
+        acc = lut.scale_sum(p, ps, xs)
+    assert (acc.view(np.uint32) == glut.lut_acc(w, x).view(np.uint32)).all()
+    assert _same(glut.lutmv(w, x), lut.lutmv(p, x))
