@@ -433,6 +433,16 @@ def section_verdict(b: Bench, anat: list[dict[str, Any]] | None) -> str:
                 f"{fc2['hbm']:,}, lanes {fc2['lanes']:,}, scalers {fc2['scalers']:,} cycles "
                 f"({fc2['hbm'] / fc2['groups']:.1f} cycles of HBM per group).")
         nm = non_matrix_ms(qq)
+        mean, clk, nl = qq["mean"], qq["clock_mhz"], qq["n_layer"]
+        parts = {"LayerNorms + residuals": mean[1] + mean[7], "attention": mean[3],
+                 "all-gathers": mean[0] + mean[4] + mean[6] + mean[9]}
+        gap_c = (gen - GOAL_MS) * clk * 1000 / nl
+        lines.append(
+            f"* The goal needs {gen - GOAL_MS:.3f} ms less per token, {gap_c:,.0f} cycles per "
+            "layer. The quantized layer's non-matrix segments: "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in parts.items())
+            + f" cycles (of {qq['layer']:,.0f}); its four matrix segments "
+            f"{sum(mean[j] for j in MATRIX_SEGMENTS):,.0f}.")
         lines.append(
             f"* Outside the weight matrices card 0 spends {nm:.3f} ms per pass (LayerNorms, "
             "residuals, attention, all-gathers, embedding, ln_f, arg-max); with the weights at "
