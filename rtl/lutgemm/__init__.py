@@ -3,8 +3,9 @@
 * :class:`LutGemm` (:mod:`.top`): the unit with its stream ports, built from ``core.lutgemm``;
 * :class:`TableBuilder` (:mod:`.builder`): the ``keys`` look-up tables of one input slice;
 * :class:`LutLane` (:mod:`.lane`): one row lane (keyed reads, exact group sums);
-* :class:`LutScaler` (:mod:`.scaler`): one FP32 scale unit (convert, x alpha, + accumulator);
-* :mod:`.fixed`: FP16 -> fixed point, sum widths, :class:`IntToFp32`.
+* :class:`LutScaler` (:mod:`.scaler`): one exact scale unit (group sum x FP16 scale into a
+  wide fixed-point row accumulator, rounded once to FP32);
+* :mod:`.fixed`: FP16 -> fixed point, sum widths, :class:`IntToFp32` (wide fixed -> FP32 RNE).
 """
 
 from .builder import TableBuilder

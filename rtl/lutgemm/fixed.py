@@ -1,12 +1,13 @@
 """Fixed-point pieces of the LUT-GEMM unit: FP16 -> exact signed integer (units of 2^-24),
 the widths that keep table entries and group sums exact, and :class:`IntToFp32`, the
-integer -> FP32 round-to-nearest-even converter of the scale stage.
+signed fixed-point -> FP32 round-to-nearest-even converter (the scale stage's final rounding of
+its wide row accumulator, units of 2^-48).
 
 Every finite FP16 value is ``sig * 2^(eff_exp - 25)`` with an 11-bit significand and
 ``eff_exp`` in 1..30, i.e. an integer multiple of 2^-24 of magnitude at most
 ``65504 * 2^24 < 2^40`` (:data:`FIX_MAX`). Sums of such integers are exact in wide two's
-complement; the only rounding is the one FP32 conversion per group sum (golden
-``dfx.isa.golden.lutgemm.group_sums`` / ``lut_acc``, docs/lutgemm.md step 1).
+complement (golden ``dfx.isa.golden.lutgemm.group_sums``, docs/lutgemm.md step 1); the scale
+stage keeps the products with the scales exact too and rounds each row once (step 2).
 """
 
 from __future__ import annotations
@@ -61,21 +62,29 @@ N_STEPS = 3
 
 
 class IntToFp32(wiring.Component):
-    """Signed ``width``-bit integer ``a`` in units of 2^-24 -> FP32 ``result`` (one RNE
-    rounding, = numpy ``float32(a * 2.0**-24)``; exact zero -> +0). ``nan`` high forces the
-    canonical NaN ``0x7FC00000`` (a group whose inputs held an inf or NaN).
+    """Signed ``width``-bit integer ``a`` in units of 2^-``frac_bits`` -> FP32 ``result`` (one
+    RNE rounding, = the FP32 nearest to ``a * 2^-frac_bits``, ties to even; exact zero -> +0).
+    ``nan`` high forces the canonical NaN ``0x7FC00000`` (a group whose inputs held an inf or
+    NaN).
 
     Ports: ``a`` (signed ``width``), ``nan``, ``valid_in``, ``en`` (clock enable, default 1) in;
     ``result`` (32-bit pattern), ``valid_out`` out. Same timing contract as the arithmetic blocks
     (:mod:`dfx.rtl.arith`): one operand per en-high cycle, ``latency`` en-cycles to the result,
     registers spread over the 3 steps (magnitude, normalise, round); ``latency`` 0 is
-    combinational. No overflow is possible: |a| < 2^(width-1) <= 2^127 * 2^24 for width <= 151.
+    combinational. Every non-zero input is an FP32 normal and nothing overflows: the smallest,
+    2^-frac_bits, is at least 2^-126 (``frac_bits <= 126``), and the largest magnitude,
+    2^(width - 1 - frac_bits), is at most 2^127 (``width <= 128 + frac_bits``).
     """
 
-    def __init__(self, width: int, latency: int = 1):
-        if not isinstance(width, int) or isinstance(width, bool) or not 2 <= width <= 151:
-            raise ValueError(f"width must be an integer in 2..151, not {width!r}")
+    def __init__(self, width: int, latency: int = 1, *, frac_bits: int = FRAC_BITS):
+        if not isinstance(frac_bits, int) or isinstance(frac_bits, bool) or not (
+                0 <= frac_bits <= 126):
+            raise ValueError(f"frac_bits must be an integer in 0..126, not {frac_bits!r}")
+        if (not isinstance(width, int) or isinstance(width, bool)
+                or not 2 <= width <= 128 + frac_bits):
+            raise ValueError(f"width must be an integer in 2..{128 + frac_bits}, not {width!r}")
         self._width = width
+        self._frac = frac_bits
         self._latency = check_latency(latency)
         super().__init__(
             {
@@ -90,13 +99,21 @@ class IntToFp32(wiring.Component):
 
     @classmethod
     def from_core(cls, core: Any) -> IntToFp32:
-        """The group-sum converter of ``core.lutgemm``: ``max_group`` terms, ``convert_latency``."""
+        """The row-accumulator converter of ``core.lutgemm``: the scale stage's accumulator
+        width (units of 2^-48), ``convert_latency``."""
+        from .scaler import ACC_FRAC_BITS, acc_bits
+
         c = core.lutgemm
-        return cls(sum_bits(c.max_group), c.convert_latency)
+        return cls(acc_bits(sum_bits(c.max_group), c.max_q), c.convert_latency,
+                   frac_bits=ACC_FRAC_BITS)
 
     @property
     def width(self) -> int:
         return self._width
+
+    @property
+    def frac_bits(self) -> int:
+        return self._frac
 
     @property
     def latency(self) -> int:
@@ -115,9 +132,9 @@ class IntToFp32(wiring.Component):
         mag = Cat(Const(0, mw - w), s["mag"])
         lz = lzc(m, mag, "lz")
         norm = wire(m, (mag << lz)[:mw], "norm")
-        # value = norm * 2^(-lz - 24 - (mw - w)) with the leading one at bit mw - 1:
-        # biased exponent = (mw - 1 - lz) - (mw - w) - 24 + 127 = w + 102 - lz
-        exp = (w + 102 - lz)[:8]
+        # value = norm * 2^(-lz - frac - (mw - w)) with the leading one at bit mw - 1:
+        # biased exponent = (mw - 1 - lz) - (mw - w) - frac + 127 = w + 126 - frac - lz
+        exp = (w + 126 - self._frac - lz)[:8]
         s = p.cut(norm=norm, exp=exp, zero=s["mag"] == 0, sign=s["sign"], nan=s["nan"])
         # step 3: round to nearest even (a carry out of the fraction bumps the exponent)
         norm = s["norm"]

@@ -1,58 +1,107 @@
-"""``LutScaler``: one FP32 scale unit of the LUT-GEMM unit (the ``scalers`` of ``core.lutgemm``).
+"""``LutScaler``: one exact scale multiply-accumulate unit of the LUT-GEMM unit (the ``scalers``
+of ``core.lutgemm``).
 
-For each op it converts an exact group sum (``p``: ``P[G, b, m]`` or the input sum ``X[G]``) to
-FP32 (:class:`.IntToFp32`, one RNE rounding, NaN when the group's inputs were not finite),
-multiplies it by the FP16 scale widened exactly to FP32 (:class:`~dfx.rtl.arith.Fp32Mul`) and
-adds the product to the row's FP32 accumulator (:class:`~dfx.rtl.arith.Fp32Add`): the golden
-``acc = acc + round32(round32(P) * alpha)`` (``dfx.isa.golden.lutgemm.lut_acc``). ``init``
-starts a row's sum: the adder then adds -0, the identity, so the first op yields
-``round32(P) * alpha`` itself.
+Each op adds one term ``s * P`` of a row's sum to the row's accumulator: ``P`` is an exact group
+sum (``p``: ``P[G, b, m]`` or the input sum ``X[G]``, a signed integer in units of 2^-24) and
+``s`` its FP16 scale (``alpha[G, b, m]`` or the offset ``z[G, m]``). Every finite FP16 scale is
+``sig * 2^shift`` units of 2^-24 with an 11-bit significand ``sig`` and ``shift = eff_exp - 1``
+in 0..29, so the term is the integer ``(P * ±sig) << shift`` in units of 2^-48: the multiply
+(a ``width`` x 12-bit signed product, ``mul_latency`` registers, shift included) is exact, and
+so is its addition into the row accumulator, a two's-complement fixed-point number of
+:func:`acc_bits` bits (units of 2^-48, room for 65535 groups of ``max_q + 1`` terms: 113 bits at
+``max_group`` 8192, ``max_q`` 4). After every op the accumulator is rounded once to FP32
+(:class:`.IntToFp32`, RNE, ``convert_latency``) and put on ``result``; the unit keeps the
+result of a row's last op (the golden ``dfx.isa.golden.lutgemm.scale_sum``: the exact
+``sum_G (sum_b alpha·P + z·X)`` rounded once, independent of the order of the terms). ``init``
+starts a row's sum (the accumulator is taken as 0). ``nan`` (the group's inputs held an inf or
+NaN) and a non-finite scale set the row's sticky NaN flag: the result is then the canonical NaN
+``0x7FC00000`` until the next ``init``. (The golden model defines finite scales only; a NaN row
+is this unit's answer to the others.)
 
-Storage: the accumulators (``acc_depth`` FP32, addressed by the op's row chunk ``addr``) and the
-scale slots (``slots`` entries of ``max_q + 1`` FP16: alpha_0 .. alpha_{q-1}, z), both memories.
+**Accumulator** (``add_latency`` = A en-cycles): the accumulator is cut into A limbs of
+``ceil(acc_bits / A)`` bits (the top limb signed, the others unsigned), each in its own memory of
+``acc_depth`` words addressed by the op's row chunk ``addr``. Limb k of an op is added in the
+op's k-th adder cycle, with the carry out of limb k - 1 from the cycle before (a skewed
+carry-propagate adder: one limb-wide carry chain per cycle). Each limb memory is read one cycle
+before its add (synchronous, transparent to its write), so an op sees every limb of the
+previous op on the same row even when it follows in the very next cycle: ops on one
+accumulator need no spacing (:attr:`min_distance` = 1), one op per en-cycle in any order. The
+limb results are re-aligned by registers and the whole accumulator goes to the converter.
+
+Storage: the limb memories (``acc_depth`` rows, the sticky NaN flag beside limb 0) and the scale
+slots (``slots`` entries of ``max_q + 1`` FP16: alpha_0 .. alpha_{q-1}, z), all memories.
 
 Timing (en-cycles, ``en`` low freezes everything): an op is *issued* at cycle t with ``valid``,
 ``slot``, ``b`` (the scale read), ``addr``, ``init``; its sum ``p`` and ``nan`` follow at t + 1
-(they come from synchronous reads). The accumulator is read at t + 1 + cvt + mul - 1 (synchronous,
-transparent to the write of the adder's result), so two ops of the same ``addr`` must be issued
-at least ``add_latency + 1`` cycles apart (:attr:`min_distance`). ``result``/``valid_out``:
-``latency`` = 1 + cvt + mul + add cycles after the issue.
+(they come from synchronous reads). The product is ready ``mul_latency`` cycles later, limb k is
+added at t + 1 + mul + k, the aligned accumulator is registered at t + 1 + mul + add, and
+``result``/``valid_out`` follow ``convert_latency`` cycles later: :attr:`latency` =
+1 + mul + add + convert after the issue.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..arith.fp32_add import Fp32Add
-from ..arith.fp32_mul import Fp32Mul
-from ..arith.fpformat import check_latency
-from ..arith.pwl_table import delay, fp16_to_fp32
-from ..mpu.mfu import NEG_ZERO32, check_pow2
-from .fixed import IntToFp32
+from ..arith.fpformat import FP16, check_latency, unpack, wire
+from ..arith.pwl_table import delay
+from ..mpu.mfu import check_pow2
+from .fixed import FIX_MAX, FRAC_BITS, IntToFp32
 
-__all__ = ["LutScaler"]
+__all__ = ["ACC_FRAC_BITS", "MAX_GROUPS", "LutScaler", "acc_bits"]
+
+ACC_FRAC_BITS = 2 * FRAC_BITS
+"""Fraction bits of the row accumulator: a product of two values in units of 2^-24."""
+
+MAX_GROUPS = 65535
+"""Groups per command (the 16-bit ``ng`` of the command)."""
+
+SIG_BITS = FP16.frac_bits + 1
+"""Bits of an FP16 significand with its implicit bit."""
+
+SHIFT_BITS = FP16.exp_bits
+"""Bits of a scale's shift ``eff_exp - 1`` (0..29 for finite scales, 30 for inf / NaN)."""
+
+
+def acc_bits(width: int, max_q: int, max_groups: int = MAX_GROUPS) -> int:
+    """Two's-complement width of a row accumulator that holds every sum of ``max_groups``
+    groups of ``max_q + 1`` terms ``P * s`` exactly (``|P| <= 2^(width-1)``, ``|s| <= 65504``;
+    units of 2^-48)."""
+    for name, v in (("width", width), ("max_q", max_q), ("max_groups", max_groups)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, not {v!r}")
+    return (max_groups * (max_q + 1) * (1 << (width - 1)) * FIX_MAX).bit_length() + 1
 
 
 class LutScaler(wiring.Component):
-    """Group sum -> FP32 x scale -> + accumulator, one op per en-cycle (module doc).
+    """Group sum x FP16 scale, exactly, + the row's wide accumulator, then one FP32 rounding;
+    one op per en-cycle, on any accumulator in any order (module doc).
+
+    Parameters: ``width`` (of ``p``), ``max_q`` (1..7), ``slots`` (scale slots), ``acc_depth``
+    (accumulators, a power of two), ``convert_latency`` (>= 1), ``mul_latency`` (>= 0),
+    ``add_latency`` (>= 1: limbs of the accumulator, each at least 2 bits), ``max_groups``
+    (groups per row sum, sets :attr:`acc_bits`).
 
     Ports in: ``en`` (default 1); issue stage ``valid``, ``slot``, ``b``, ``addr``, ``init``;
     ``p`` (signed ``width``), ``nan`` one cycle later; scale writes ``sc_we``, ``sc_waddr``,
-    ``sc_wdata`` (``max_q + 1`` FP16, independent of ``en``). Out: ``result`` (FP32 accumulator
-    after the op), ``valid_out``.
+    ``sc_wdata`` (``max_q + 1`` FP16, independent of ``en``). Out: ``result`` (the accumulator
+    after the op, rounded to FP32), ``valid_out``.
     """
 
     def __init__(self, *, width: int, max_q: int, slots: int, acc_depth: int,
-                 convert_latency: int, mul_latency: int, add_latency: int):
-        if not isinstance(max_q, int) or not 1 <= max_q <= 7:
+                 convert_latency: int, mul_latency: int, add_latency: int,
+                 max_groups: int = MAX_GROUPS):
+        if not isinstance(width, int) or isinstance(width, bool) or width < 2:
+            raise ValueError(f"width must be an integer >= 2, not {width!r}")
+        if not isinstance(max_q, int) or isinstance(max_q, bool) or not 1 <= max_q <= 7:
             raise ValueError(f"max_q must be an integer in 1..7, not {max_q!r}")
         check_pow2(acc_depth, "acc_depth")
-        if not isinstance(slots, int) or slots < 1:
+        if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
             raise ValueError(f"slots must be a positive integer, not {slots!r}")
         self._width = width
         self._max_q = max_q
@@ -61,6 +110,14 @@ class LutScaler(wiring.Component):
         self._cvt = check_latency(convert_latency, 1, name="convert_latency")
         self._mul = check_latency(mul_latency, name="mul_latency")
         self._add = check_latency(add_latency, 1, name="add_latency")
+        self._acc_bits = acc_bits(width, max_q, max_groups)
+        self._limb = -(-self._acc_bits // self._add)
+        if self._acc_bits - (self._add - 1) * self._limb < 2:
+            raise ValueError(f"add_latency = {add_latency} cuts the {self._acc_bits}-bit "
+                             f"accumulator into limbs that are too narrow")
+        if self._acc_bits > 128 + ACC_FRAC_BITS:
+            raise ValueError(f"width = {width} needs a {self._acc_bits}-bit accumulator, wider "
+                             f"than FP32's range")
         abits = max(acc_depth.bit_length() - 1, 1)
         super().__init__(
             {
@@ -81,19 +138,31 @@ class LutScaler(wiring.Component):
         )
 
     @property
+    def acc_bits(self) -> int:
+        """Width of the row accumulator (units of 2^-48)."""
+        return self._acc_bits
+
+    @property
+    def limbs(self) -> list[int]:
+        """Widths of the accumulator's limbs, lowest first (one per adder cycle)."""
+        a, lb = self._add, self._limb
+        return [lb] * (a - 1) + [self._acc_bits - (a - 1) * lb]
+
+    @property
     def min_distance(self) -> int:
         """Fewest en-cycles between two ops on the same accumulator."""
-        return self._add + 1
+        return 1
 
     @property
     def latency(self) -> int:
-        """En-cycles from an op's issue to its accumulator on ``result``."""
-        return 1 + self._cvt + self._mul + self._add
+        """En-cycles from an op's issue to its rounded accumulator on ``result``."""
+        return 1 + self._mul + self._add + self._cvt
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         en = self.en
-        cvt, mul_l, add_l = self._cvt, self._mul, self._add
+        mul_l, add_l = self._mul, self._add
+        wa = self._acc_bits
 
         # scale slots: the op's scale is read at issue (synchronous, data at t + 1)
         smem = Memory(shape=data.ArrayLayout(16, self._max_q + 1), depth=self._slots, init=[])
@@ -109,47 +178,75 @@ class LutScaler(wiring.Component):
         ]
         b1 = delay(m, self.b, 1, en, "b1")
         valid1 = delay(m, self.valid, 1, en, "valid1", reset_less=False)
-        addr1 = delay(m, self.addr, 1, en, "addr1")
         init1 = delay(m, self.init, 1, en, "init1")
         alpha16 = srp.data[0]
         for i in range(1, self._max_q + 1):
             alpha16 = Mux(b1 == i, srp.data[i], alpha16)
-        alpha32 = fp16_to_fp32(m, alpha16, "alpha")
+        alpha16 = wire(m, alpha16, "alpha16")
 
-        # t + 1: convert, then multiply by the widened scale
-        m.submodules.cvt = conv = IntToFp32(self._width, cvt)
-        m.submodules.mul = mul = Fp32Mul(mul_l)
-        m.submodules.add = add = Fp32Add(add_l)
+        # t + 1: the scale as ±sig << shift; the exact product, shifted into place
+        u = unpack(m, FP16, alpha16, "alpha")
+        ssig = wire(m, Mux(u.sign, -u.sig, u.sig).as_signed()[: SIG_BITS + 1].as_signed(),
+                    "ssig")
+        shift = wire(m, (u.eff_exp - 1)[:SHIFT_BITS], "shift")
+        prod = wire(m, self.p * ssig, "prod")  # signed width + 12 bits, exact
+        term = wire(m, (prod << shift).as_signed()[:wa].as_signed(), "term")
+        bad = wire(m, self.nan | u.is_inf | u.is_nan, "bad")
+        term = delay(m, term, mul_l, en, "term")
+        bad = delay(m, bad, mul_l, en, "bad")
+
+        # the accumulator limbs: limb k of an op is added mul + 1 + k cycles after its issue,
+        # its memory read one cycle before (the issue's addr delayed mul + k), transparent
+        widths = self.limbs
+        los = [sum(widths[:k]) for k in range(add_l)]
+        carry = Const(0, 1)
+        nan_new: Any = None
+        aligned = []
+        for k, wk in enumerate(widths):
+            top = k == add_l - 1
+            amem = Memory(shape=unsigned(wk + (k == 0)), depth=self._acc_depth, init=[])
+            m.submodules[f"acc{k}"] = amem
+            awp = amem.write_port()
+            arp = amem.read_port(transparent_for=(awp,))
+            addr_r = delay(m, self.addr, mul_l + k, en, f"addr_r{k}")
+            addr_w = delay(m, addr_r, 1, en, f"addr_w{k}")
+            init_k = delay(m, init1, mul_l + k, en, f"init{k}")
+            valid_k = delay(m, valid1, mul_l + k, en, f"valid{k}", reset_less=False)
+            part = delay(m, term[los[k] : los[k] + wk], k, en, f"term{k}")
+            old = Mux(init_k, 0, arp.data[:wk])
+            if top:
+                total = old.as_signed() + part.as_signed() + carry
+                new = wire(m, total[:wk], f"limb{k}")
+            else:
+                total = old + part + carry
+                new = wire(m, total[:wk], f"limb{k}")
+                carry_out = Signal(name=f"carry{k}")
+                with m.If(en):
+                    m.d.sync += carry_out.eq(total[wk])
+                carry = carry_out
+            wdata = new
+            if k == 0:
+                nan_new = wire(m, Mux(init_k, 0, arp.data[wk]) | bad, "nan_new")
+                wdata = Cat(new, nan_new)
+            m.d.comb += [
+                arp.addr.eq(addr_r),
+                arp.en.eq(en),
+                awp.addr.eq(addr_w),
+                awp.data.eq(wdata),
+                awp.en.eq(en & valid_k),
+            ]
+            aligned.append(delay(m, new, add_l - k, en, f"acc{k}"))
+        acc = Cat(*aligned).as_signed()
+        nan_acc = delay(m, nan_new, add_l, en, "nan_acc")
+        valid_acc = delay(m, valid1, mul_l + add_l, en, "valid_acc", reset_less=False)
+
+        m.submodules.cvt = conv = IntToFp32(wa, self._cvt, frac_bits=ACC_FRAC_BITS)
         m.d.comb += [
-            conv.a.eq(self.p),
-            conv.nan.eq(self.nan),
-            conv.valid_in.eq(valid1),
+            conv.a.eq(acc),
+            conv.nan.eq(nan_acc),
+            conv.valid_in.eq(valid_acc),
             conv.en.eq(en),
-            mul.a.eq(conv.result),
-            mul.b.eq(delay(m, alpha32, cvt, en, "alpha32")),
-            mul.valid_in.eq(conv.valid_out),
-            mul.en.eq(en),
-        ]
-
-        # the accumulator: read one cycle before the product arrives, transparent to the write
-        amem = Memory(shape=32, depth=self._acc_depth, init=[])
-        m.submodules.acc = amem
-        awp = amem.write_port()
-        arp = amem.read_port(transparent_for=(awp,))
-        addr_r = delay(m, addr1, cvt + mul_l - 1, en, "addr_r")
-        init_a = delay(m, init1, cvt + mul_l, en, "init_a")
-        addr_w = delay(m, addr_r, 1 + add_l, en, "addr_w")
-        m.d.comb += [
-            arp.addr.eq(addr_r),
-            arp.en.eq(en),
-            add.a.eq(Mux(init_a, NEG_ZERO32, arp.data)),
-            add.b.eq(mul.result),
-            add.valid_in.eq(mul.valid_out),
-            add.en.eq(en),
-            awp.addr.eq(addr_w),
-            awp.data.eq(add.result),
-            awp.en.eq(en & add.valid_out),
-            self.result.eq(add.result),
-            self.valid_out.eq(add.valid_out),
+            self.result.eq(conv.result),
+            self.valid_out.eq(conv.valid_out),
         ]
         return m

@@ -41,18 +41,34 @@ Architecture (module docs of :mod:`.builder`, :mod:`.lane`, :mod:`.scaler`):
    sum ``P[G, b, row]`` in its memory at (bank = G mod 2, rb, b); the beat is taken when a table
    is ready and the bank is free. The lanes take one beat per cycle as long as the scale stage
    keeps up (below).
-3. **Scale stage** (Sc x :class:`.LutScaler`, ``convert_latency + mul_latency + add_latency``):
-   while the lanes fill one bank, it reads the finished group of the other bank. Scaler j owns
-   rows ``c*Sc + j`` (chunk c; the lane ``(c mod L/Sc)*Sc + j``); per group it runs windows of
-   W = ``add_latency + 1`` chunks: for b in 0..q (b = q: the offset X[G] * z) one round of W
-   cycles, one op per chunk (a short last window idles the rest of its rounds), so the FP32 sums
-   of a row follow the golden order with add_latency + 1 cycles between dependent ops. Scale
-   beats go into 2W slots per scaler (a window loads while the previous one runs). A group
-   takes the stage ``(q + 1) * W * ceil(ceil(n/Sc) / W)`` cycles (:meth:`LutGemm.scaler_cycles`)
-   while the lanes fill the next group in ``gs * q * ceil(n/L)`` (:meth:`LutGemm.lane_cycles`);
-   the lanes are never held while the first is at most the second (for whole windows:
-   ``gs * q * Sc >= (q + 1) * L``), otherwise the unit is scaler-bound (docs/lutgemm.md,
-   Timing).
+3. **Scale stage** (Sc x :class:`.LutScaler`, ``1 + mul_latency + add_latency +
+   convert_latency`` from an op's issue to its FP32 result): while the lanes fill one bank, it
+   reads the finished group of the other bank. Scaler j owns rows ``c*Sc + j`` (chunk c; the
+   lane ``(c mod L/Sc)*Sc + j``). Per group it issues **one op per cycle**: for each chunk c
+   in order, its q + 1 terms on consecutive cycles (b = 0..q-1: ``alpha[G, b] * P[G, b]`` read
+   from the lane; b = q: ``z[G] * X[G]`` from the input-sum queue). Each op multiplies the
+   exact group sum by the scale's 11-bit significand (``mul_latency``), shifts it into place
+   and adds it exactly into the row's fixed-point accumulator (:func:`.scaler.acc_bits` = 113
+   bits at dfx-u280, units of 2^-48, one per chunk in the scaler's memory). The add is cut into
+   ``add_latency`` skewed limbs with transparent limb memories, so ops on the same row may
+   follow each other in consecutive cycles: no windows, no bubbles. Every op's accumulator is
+   rounded to FP32 (RNE, ``convert_latency``); the op of the command's last group with b = q
+   gives the row's result (exact ``sum_G (sum_b alpha*P + z*X)`` rounded once, the golden
+   ``scale_sum``). Scale beats (one per chunk) go into 4 slots per scaler, released with the
+   chunk's last term, so the loader runs up to 4 chunks ahead. A group takes the stage
+   ``(q + 1) * ceil(n/Sc)`` cycles (:meth:`LutGemm.scaler_cycles`), starting
+   ``lookup_latency + 1`` cycles after the lanes' last beat of it (the bank hand-over), while
+   the lanes fill the next group in ``gs * q * ceil(n/L)`` cycles (:meth:`LutGemm.lane_cycles`).
+   **Throughput condition** (:meth:`LutGemm.keeps_pace`, exact in the tests): the lanes take one
+   beat per cycle with no wait iff ``(q + 1) * ceil(n/Sc) + lookup_latency <= gs * q *
+   ceil(n/L)`` for each group and the next one (its gs and q on the right). With L = 2 Sc
+   that is about ``gs >= 2 (q + 1) / q``; for n a multiple of L (R = n/L >= 2 row beats) the
+   shortest groups that keep pace are gs = 5, 4, 3, 3 slices at q = 1, 2, 3, 4 (dfx-u280:
+   160, 128, 96, 96 inputs), and e.g. at n = 1600 gs = 4, 3, 3, 3. With one scaler per lane
+   (L = Sc), two-slice groups keep pace at q >= 2 when ``(q - 1) * ceil(n/L) >=
+   lookup_latency``; single-slice groups are always scaler-bound (q + 1 terms per row against
+   q lane words). Otherwise the stage runs its groups back to back and the unit is scaler-bound
+   (docs/lutgemm.md, Timing).
 
 Back-pressure: the scale stage has one clock enable (``en``), low while the 2-entry output
 buffer is full; the lanes and the builder stall through their stream handshakes only.
@@ -83,12 +99,16 @@ from ..mpu.mpu import _Fifo2
 from .builder import TableBuilder
 from .fixed import sum_bits
 from .lane import LutLane
-from .scaler import LutScaler
+from .scaler import LutScaler, acc_bits
 
 __all__ = ["LutGemm", "command_layout", "output_layout"]
 
 XQ_DEPTH = 4
 """Group input sums queued between the builder and the scale stage."""
+
+SCALE_SLOTS = 4
+"""Scale beats (row chunks) held per scaler: the loader runs up to this far ahead of the scale
+stage (a power of two)."""
 
 
 def _bits(n: int) -> int:
@@ -193,7 +213,6 @@ class LutGemm(wiring.Component):
         self._mu, self._keys, self._symmetric = mu, keys, bool(symmetric)
         self._max_q, self._max_rows, self._max_group = max_q, max_rows, max_group
         self._leaf = leaf
-        self._window = self._lat["add"] + 1
         super().__init__(
             {
                 "cmd": In(stream.Signature(self.command_layout)),
@@ -242,11 +261,6 @@ class LutGemm(wiring.Component):
         return self._max_q
 
     @property
-    def window(self) -> int:
-        """Row chunks per scale-stage window (add_latency + 1)."""
-        return self._window
-
-    @property
     def command_layout(self) -> data.StructLayout:
         return command_layout(self._max_rows, self._max_group // self._slice, self._max_q)
 
@@ -256,28 +270,43 @@ class LutGemm(wiring.Component):
         return sum_bits(self._max_group)
 
     @property
+    def acc_bits(self) -> int:
+        """Width of a scaler's exact row accumulator (units of 2^-48)."""
+        return acc_bits(self.sum_bits, self._max_q)
+
+    @property
     def scaler_latency(self) -> int:
-        """En-cycles from a scale op's issue to its FP32 accumulator."""
-        return 1 + self._lat["convert"] + self._lat["mul"] + self._lat["add"]
+        """En-cycles from a scale op's issue to its rounded accumulator."""
+        return 1 + self._lat["mul"] + self._lat["add"] + self._lat["convert"]
 
     @property
     def latency(self) -> int:
         """Cycles from a command's last sign beat (accepted) to its last output beat (valid)
-        when nothing stalls, the scale stage is idle and the command has one window of rows
-        (n <= W * scalers): lookup, bank hand-over, q + 1 rounds of the window (at most
-        (max_q + 1) * W - 1 cycles to the last op), scaler pipeline, output buffer. Every
-        further window of rows adds (q + 1) * W cycles."""
-        return (self._lat["lookup"] + 1 + (self._max_q + 1) * self._window - 1
-                + self.scaler_latency + 1)
+        when nothing stalls, the scale stage is idle and the command has one row chunk
+        (n <= scalers): lookup, bank hand-over, the chunk's q + 1 terms (at most max_q cycles
+        to the last op), scaler pipeline, output buffer. Every further chunk of rows adds
+        q + 1 cycles."""
+        return self._lat["lookup"] + 1 + self._max_q + self.scaler_latency + 1
 
     def lane_cycles(self, n: int, ng: int, gs: int, q: int) -> int:
         """Sign beats of a command: one per cycle when nothing stalls."""
         return ng * gs * q * -(-n // self._lanes)
 
     def scaler_cycles(self, n: int, q: int) -> int:
-        """Scale-stage cycles per group."""
-        chunks = -(-n // self._scalers)
-        return (q + 1) * self._window * -(-chunks // self._window)
+        """Scale-stage cycles per group: q + 1 terms for each of the ceil(n / Sc) row chunks,
+        one per cycle."""
+        return (q + 1) * -(-n // self._scalers)
+
+    def keeps_pace(self, n: int, gs: int, q: int, *, next_gs: int | None = None,
+                   next_q: int | None = None) -> bool:
+        """The throughput condition: the lanes take the next group's sign beats (``next_gs``,
+        ``next_q``: by default the same shape) one per cycle without waiting for the scale
+        stage iff the stage, which starts this group ``lookup_latency + 1`` cycles after the
+        lanes' last beat of it, frees its bank in time:
+        ``scaler_cycles(n, q) + lookup_latency <= next_gs * next_q * ceil(n / L)``."""
+        gs2 = gs if next_gs is None else next_gs
+        q2 = q if next_q is None else next_q
+        return self.scaler_cycles(n, q) + self._lat["lookup"] <= self.lane_cycles(n, 1, gs2, q2)
 
     def verilog(self, name: str = "lutgemm", *, flat: bool = False) -> str:
         """Verilog of this unit as module ``name``; the lanes and scalers are emitted once as
@@ -296,7 +325,7 @@ class LutGemm(wiring.Component):
 
     def elaborate(self, platform: Any) -> Module:  # noqa: C901 - one sequencer per stage
         m = Module()
-        L, Sc, S, W = self._lanes, self._scalers, self._slice, self._window  # noqa: N806
+        L, Sc, S = self._lanes, self._scalers, self._slice  # noqa: N806
         F = L // Sc  # lanes per scaler  # noqa: N806
         lat = self._lat
         max_q = self._max_q
@@ -441,13 +470,13 @@ class LutGemm(wiring.Component):
         kc = Signal(range(chunks_max + 1), name="k_chunk")
         kg = Signal(16, name="k_group")
         chunks_k = (kcur.n + (Sc - 1)) >> lb_s
-        avail = Signal(range(2 * W + 1), name="sc_avail")
-        swr = Signal(range(2 * W), name="sc_wr")
-        m.d.comb += self.scales.ready.eq(k_have & (avail < 2 * W))
+        avail = Signal(range(SCALE_SLOTS + 1), name="sc_avail")
+        swr = Signal(range(SCALE_SLOTS), name="sc_wr")
+        m.d.comb += self.scales.ready.eq(k_have & (avail < SCALE_SLOTS))
         k_take = self.scales.valid & self.scales.ready
         kc_last = kc == chunks_k - 1
         with m.If(k_take):
-            m.d.sync += [kc.eq(Mux(kc_last, 0, kc + 1)), swr.eq(Mux(swr == 2 * W - 1, 0, swr + 1))]
+            m.d.sync += [kc.eq(Mux(kc_last, 0, kc + 1)), swr.eq(swr + 1)]
             with m.If(kc_last):
                 m.d.sync += kg.eq(Mux(kg == kcur.ng - 1, 0, kg + 1))
                 with m.If(kg == kcur.ng - 1):
@@ -455,63 +484,47 @@ class LutGemm(wiring.Component):
         raw = self.scales.payload
 
         # ================================================================ scale stage
+        # one op per cycle: for each row chunk c of the group, its q + 1 terms (b = 0..q-1:
+        # alpha_b * P[G, b], b = q: z * X[G]) on consecutive cycles; a chunk's scale slot is
+        # released with its last term
         scur = cmd_at(sp)
         s_have = sp != wp
         chunks = (scur.n + (Sc - 1)) >> lb_s
         sgi = Signal(16, name="s_group")
-        c0 = Signal(range(chunks_max + W + 1), name="s_c0")
-        sb = Signal(range(max_q + 1), name="s_round")
-        pos = Signal(range(W), name="s_pos")
-        sbase = Signal(range(2 * W), name="sc_base")
-        rem = chunks - c0
-        k_win = Mux(rem >= W, W, rem)
-        start = (sb == 0) & (pos == 0)
-        ready_s = s_have & (ldone != sdone) & (~start | (avail >= k_win))
-        go = en & ready_s
-        issue = go & (pos < k_win)
-        round_end = pos == W - 1
-        win_end = round_end & (sb == scur.q)
-        grp_end = win_end & (c0 + W >= chunks)
-        retire = go & win_end
-        m.d.sync += avail.eq(avail + k_take - Mux(retire, k_win, 0))
-        with m.If(go):
-            m.d.sync += pos.eq(Mux(round_end, 0, pos + 1))
-            with m.If(round_end):
-                m.d.sync += sb.eq(Mux(sb == scur.q, 0, sb + 1))
-            with m.If(win_end):
-                s = sbase + k_win
-                m.d.sync += [sbase.eq(Mux(s >= 2 * W, s - 2 * W, s)),
-                             c0.eq(Mux(grp_end, 0, c0 + W))]
+        c = Signal(range(chunks_max), name="s_chunk")
+        sb = Signal(range(max_q + 1), name="s_term")
+        slot = Signal(range(SCALE_SLOTS), name="sc_rd")
+        issue = Signal(name="s_issue")
+        m.d.comb += issue.eq(en & s_have & (ldone != sdone) & (avail != 0))
+        offset = sb == scur.q
+        c_last = c == chunks - 1
+        grp_end = offset & c_last
+        retire = issue & offset
+        m.d.sync += avail.eq(avail + k_take - retire)
+        with m.If(issue):
+            m.d.sync += sb.eq(Mux(offset, 0, sb + 1))
+            with m.If(offset):
+                m.d.sync += [slot.eq(slot + 1), c.eq(Mux(c_last, 0, c + 1))]
             with m.If(grp_end):
                 m.d.sync += [sdone.eq(sdone + 1), xq_r.eq(xq_r + 1),
                              sgi.eq(Mux(sgi == scur.ng - 1, 0, sgi + 1))]
                 with m.If(sgi == scur.ng - 1):
                     m.d.sync += sp.eq(sp + 1)
 
-        c = Signal(range(chunks_max + W + 1), name="s_chunk")
-        slot = Signal(range(2 * W), name="s_slot")
-        m.d.comb += [c.eq(c0 + pos), slot.eq(Mux(sbase + pos >= 2 * W, sbase + pos - 2 * W,
-                                                 sbase + pos))]
-        offset = sb == scur.q
         final = (sgi == scur.ng - 1) & offset
         m.d.comb += s_paddr.eq(_cat_addr(sb, c >> (F.bit_length() - 1), sdone[0], qbits, rbits))
         head = xq[xq_r[: XQ_DEPTH.bit_length() - 1]]
         x1 = delay(m, head, 1, en, "x1")
         off1 = delay(m, offset, 1, en, "off1")
         f1 = delay(m, c[: F.bit_length() - 1] if F > 1 else Const(0, 1), 1, en, "f1")
-        tags = {
-            "final": final,
-            "last": final & (c == chunks - 1),
-            "rows": Const(0, Sc),
-        }
         row_ok = Signal(Sc, name="row_ok")
         for j in range(Sc):
             m.d.comb += row_ok[j].eq(((c << lb_s) + j) < scur.n)
-        tags["rows"] = row_ok
+        tags = {"final": final, "last": final & c_last, "rows": row_ok}
         scalers = []
         for j in range(Sc):
             sc = leaf(m, f"scaler{j}", LutScaler(
-                width=wg, max_q=max_q, slots=2 * W, acc_depth=acc_depth,
+                width=wg, max_q=max_q, slots=SCALE_SLOTS, acc_depth=acc_depth,
                 convert_latency=lat["convert"], mul_latency=lat["mul"], add_latency=lat["add"]))
             cands = [lanes[f * Sc + j].rd_data for f in range(F)]
             p_lane = Array(cands)[f1] if F > 1 else cands[0]

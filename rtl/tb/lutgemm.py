@@ -314,7 +314,6 @@ class TB:
         self.core = load_core(os.environ.get("DFX_CORE", "tiny"))
         self.overrides = json.loads(os.environ.get("LUTGEMM_OVERRIDES", "{}"))
         self.geo = Geometry.from_core(self.core, **self.overrides)
-        self.window = self.overrides.get("add_latency", self.core.lutgemm.add_latency) + 1
         self.rng = np.random.default_rng(seed + int(os.environ.get("LUTGEMM_SEED", "0")))
         self.cycle = 0
 
@@ -386,11 +385,10 @@ def sc_families(tb: TB) -> list[Problem]:
 
 
 def sc_shapes(tb: TB) -> list[Problem]:
-    """n around the lane and scaler counts and the scale window, several g, every q."""
+    """n around the lane and scaler counts (row chunks), several g, every q."""
     geo, out = tb.geo, []
-    window = tb.window
-    ns = sorted({1, geo.scalers - 1 or 1, geo.lanes - 1, geo.lanes, geo.lanes + 1,
-                 window * geo.scalers + 1, 2 * geo.lanes + 3})
+    ns = sorted({1, geo.scalers - 1 or 1, geo.scalers + 1, geo.lanes - 1, geo.lanes,
+                 geo.lanes + 1, 3 * geo.scalers + 1, 2 * geo.lanes + 3})
     for i, n in enumerate(ns):
         for q in range(1, geo.max_q + 1):
             out.append(random_problem(tb.rng, geo, n=n, ng=1 + (i + q) % 3, gs=1 + (i * q) % 3,
@@ -423,7 +421,8 @@ if cocotb is not None:
     async def lutgemm_throughput(dut):
         """Long groups without stalls: one sign beat (a lane word per lane) every cycle. The
         groups are long enough (gs = 16) that even a q = 1 group after a q = max_q one does not
-        wait for the scale stage (module doc of ``dfx.rtl.lutgemm.top``)."""
+        wait for the scale stage (``LutGemm.keeps_pace``; module doc of
+        ``dfx.rtl.lutgemm.top``)."""
         tb = TB(dut, 99)
         await tb.start()
         geo = tb.geo
@@ -436,3 +435,29 @@ if cocotb is not None:
         dut._log.info("throughput: %d sign beats in %d cycles = %.4f", len(acc), span,
                       len(acc) / span)
         assert len(acc) / span >= 0.99, f"{len(acc)} beats in {span} cycles"
+
+    @cocotb.test(timeout_time=5, timeout_unit="ms")
+    async def lutgemm_throughput_short(dut):
+        """The shortest groups that keep pace (``LutGemm.keeps_pace``: the scale stage's
+        ``(q + 1) * ceil(n/Sc)`` cycles plus the lookup latency within the next group's lane
+        cycles), q rising from command to command: one sign beat every cycle."""
+        from dfx.rtl.lutgemm import LutGemm
+
+        tb = TB(dut, 98)
+        await tb.start()
+        geo = tb.geo
+        unit = LutGemm.from_core(tb.core, **tb.overrides)
+        unit._MustUse__used = True  # only its schedule arithmetic is used
+        n = 4 * geo.lanes
+        problems = []
+        for q in range(1, geo.max_q + 1):
+            gs = next(gs for gs in range(1, geo.max_group // geo.slice + 1)
+                      if unit.keeps_pace(n, gs, q))
+            problems.append(random_problem(tb.rng, geo, n=n, ng=3, gs=gs, q=q))
+        out = await tb.run(problems, "none")
+        acc = out["signs_cycles"]
+        span = acc[-1] - acc[0] + 1
+        dut._log.info("short groups (gs = %s): %d sign beats in %d cycles = %.4f",
+                      [p.gs(geo) for p in problems], len(acc), span, len(acc) / span)
+        assert len(acc) == span, f"{len(acc)} beats in {span} cycles"
+

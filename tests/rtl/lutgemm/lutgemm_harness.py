@@ -69,3 +69,24 @@ def simulate(dut: LutGemm, problems: list[Problem], geo: Geometry, *, in_gap: fl
     sim.run()
     check(res["out"], st["out"], problems, geo)
     return res
+
+
+def rne32(v: int, frac: int) -> int:
+    """FP32 bits nearest to ``v * 2^-frac`` (ties to even; a normal or 0), integers only."""
+    if v == 0:
+        return 0
+    sign, mag = int(v < 0), abs(v)
+    e = mag.bit_length() - 1
+    if e > 23:
+        sh = e - 23
+        m, rem = mag >> sh, mag & ((1 << sh) - 1)
+        half = 1 << (sh - 1)
+        m += rem > half or (rem == half and m & 1)
+        if m >> 24:
+            m >>= 1
+            e += 1
+    else:
+        m = mag << (23 - e)
+    exp = e - frac + 127
+    assert 1 <= exp <= 254
+    return sign << 31 | exp << 23 | (m & 0x7FFFFF)

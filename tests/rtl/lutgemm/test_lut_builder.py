@@ -1,7 +1,8 @@
 """The LUT-GEMM table builder and fixed-point pieces on Amaranth's simulator: every table entry
 against ``sum_j ±x_j`` in exact integers (both table forms, several mu / keys / latencies, a
 random clock enable), the slice sum and inf/NaN flag; FP16 -> fixed point and the integer ->
-FP32 converter against numpy."""
+FP32 converter against numpy (group-sum width, units of 2^-24) and exact integer rounding (the
+scale stage's wide accumulator, units of 2^-48)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
+from lutgemm_harness import rne32
 
 from dfx.isa.config import load_core
 from dfx.rtl.lutgemm import IntToFp32, TableBuilder
@@ -113,6 +115,48 @@ def test_int_to_fp32(latency):
         sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
+
+
+@pytest.mark.parametrize(("latency", "width", "frac"), [(3, 113, 48), (1, 176, 48), (2, 60, 0)])
+def test_int_to_fp32_wide(latency, width, frac):
+    """The row-accumulator form: wide signed integers in units of 2^-frac (every magnitude up
+    to the width's bound, ties, sticky bits far below the kept ones) vs exact integer RNE."""
+    dut = IntToFp32(width, latency, frac_bits=frac)
+    assert dut.width == width and dut.frac_bits == frac
+    rnd = random.Random(width)
+    top = 1 << (width - 1)
+    vals = [0, 1, -1, top - 1, -top, -top + 1, 0x1000001, -0x3000001, (0x1000001 << 80) | 1,
+            0x1000001 << 80, 0x1FFFFFF << 60, -(0x1FFFFFF << 60) - 1, 0xFFFFFF << 70]
+    vals = [v for v in vals if -top <= v < top]
+    vals += [rnd.randrange(-top, top) >> rnd.randrange(width) for _ in range(400)]
+    nans = [int(rnd.random() < 0.05) for _ in vals]
+    want = [0x7FC00000 if n else rne32(v, frac) for v, n in zip(vals, nans, strict=True)]
+
+    async def tb(ctx):
+        got = []
+        for i in range(len(vals) + latency + 1):
+            ctx.set(dut.valid_in, int(i < len(vals)))
+            if i < len(vals):
+                ctx.set(dut.a, vals[i])
+                ctx.set(dut.nan, nans[i])
+            if ctx.get(dut.valid_out):
+                got.append(ctx.get(dut.result))
+            await ctx.tick()
+        assert [hex(g) for g in got] == [hex(x) for x in want]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_int_to_fp32_checks():
+    with pytest.raises(ValueError, match="width"):
+        IntToFp32(177, frac_bits=48)
+    with pytest.raises(ValueError, match="frac_bits"):
+        IntToFp32(60, frac_bits=127)
+    assert IntToFp32.from_core(TINY).width == 113
+    assert IntToFp32.from_core(TINY).frac_bits == 48
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ pytestmark = [
 ]
 
 TINY = load_core("tiny")
-N_TESTS = 3 * 4 + 1  # scenarios x pressure modes, throughput
+N_TESTS = 3 * 4 + 2  # scenarios x pressure modes, throughput (long and shortest groups)
 
 
 def lint(source, top: str, timeout: float) -> subprocess.CompletedProcess:

@@ -37,7 +37,9 @@ def test_layouts_match_the_model(geo):
     assert dut.signs.payload.shape().size == geo.lanes * geo.slice
     assert dut.scales.payload.shape().size == geo.scalers * (geo.max_q + 1) * 16
     assert dut.out.payload.shape().size == 32 * geo.scalers + 1
-    assert dut.window == TINY.lutgemm.add_latency + 1
+    assert dut.acc_bits == 113  # 54-bit group sums x FP16 scales, 65535 x 5 terms
+    assert dut.scaler_latency == 1 + sum(getattr(TINY.lutgemm, f"{k}_latency")
+                                         for k in ("mul", "add", "convert"))
 
 
 def test_parameters_are_checked():
@@ -159,6 +161,12 @@ def test_other_parameters(overrides):
     simulate(dut, problems, geo, in_gap=0.2, ready_p=0.7, seed=41)
 
 
+def sign_span(dut: LutGemm, problems: list[Problem], geo: Geometry) -> tuple[int, int]:
+    """(sign beats, cycles from the first to the last) of a run without stalls."""
+    acc = simulate(dut, problems, geo)["signs"]
+    return len(acc), acc[-1] - acc[0] + 1
+
+
 def test_one_lane_word_per_cycle(geo):
     """Long groups (gs = 8) at every q, n = 16, 3 groups, commands back to back, no stalls:
     a sign beat (one lane word per lane) moves on every cycle from the first to the last."""
@@ -166,34 +174,63 @@ def test_one_lane_word_per_cycle(geo):
     problems = [random_problem(rng, geo, n=16, ng=3, gs=8, q=1 + i % geo.max_q)
                 for i in range(4)]
     dut = LutGemm.from_core(TINY)
-    res = simulate(dut, problems, geo)
-    acc = res["signs"]
-    span = acc[-1] - acc[0] + 1
+    assert all(dut.keeps_pace(p.n, p.gs(geo), p.q) for p in problems)
+    beats, span = sign_span(dut, problems, geo)
     ideal = sum(dut.lane_cycles(p.n, p.ng, p.gs(geo), p.q) for p in problems)
-    print(f"throughput: {len(acc)} sign beats in {span} cycles (ideal {ideal}); "
-          f"{res['cycles']} cycles in all")
-    assert len(acc) == ideal == span
+    print(f"throughput: {beats} sign beats in {span} cycles (ideal {ideal})")
+    assert beats == ideal == span
+
+
+def test_short_groups_at_full_rate():
+    """One scaler per lane: groups of two slices (g = 16 inputs) at q = 2..4 keep the lanes at
+    one lane word per cycle (the scalers' q + 1 terms per row fit in the lanes' 2q cycles; q
+    never drops from one command to the next, see :meth:`LutGemm.keeps_pace`)."""
+    ov = {"scalers": 4}
+    geo = Geometry.from_core(TINY, **ov)
+    dut = LutGemm.from_core(TINY, **ov)
+    rng = np.random.default_rng(62)
+    problems = [random_problem(rng, geo, n=16, ng=4, gs=2, q=q) for q in (2, 2, 3, 4)]
+    assert all(dut.keeps_pace(p.n, p.gs(geo), p.q) for p in problems)
+    beats, span = sign_span(dut, problems, geo)
+    print(f"short groups: {beats} sign beats in {span} cycles")
+    assert beats == span == sum(dut.lane_cycles(p.n, p.ng, p.gs(geo), p.q) for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("n", "gs", "q"),
+    [(16, 1, 1), (16, 2, 1), (16, 2, 2), (16, 3, 2), (16, 2, 4), (16, 3, 4), (8, 3, 1),
+     (8, 4, 1), (4, 2, 3), (4, 3, 3), (2, 3, 1), (2, 4, 1)])
+def test_throughput_condition_is_exact(geo, n, gs, q):
+    """Runs of 4 equal groups: the lanes take one beat per cycle exactly when
+    :meth:`LutGemm.keeps_pace` says so (scaler_cycles + lookup_latency <= lane cycles)."""
+    dut = LutGemm.from_core(TINY)
+    p = random_problem(np.random.default_rng(63 + n * gs * q), geo, n=n, ng=4, gs=gs, q=q)
+    beats, span = sign_span(dut, [p], geo)
+    ok = dut.keeps_pace(n, gs, q)
+    print(f"n={n} gs={gs} q={q}: {beats} beats in {span} cycles, keeps pace: {ok}")
+    assert (beats == span) == ok
 
 
 def test_scaler_bound_groups(geo):
-    """Short groups (gs = 1) are scaler-bound: the lanes wait, the numbers stay exact, and the
-    rate is at least the scale stage's (q + 1) * W cycles per window."""
+    """Single-slice groups (gs = 1) are scaler-bound on the tiny core (2 lanes per scaler):
+    the lanes wait, the numbers stay exact, and the stage runs its groups back to back
+    (scaler_cycles per group)."""
     rng = np.random.default_rng(61)
     problems = [random_problem(rng, geo, n=8, ng=4, gs=1, q=2) for _ in range(2)]
     dut = LutGemm.from_core(TINY)
-    res = simulate(dut, problems, geo)
-    acc = res["signs"]
-    span = acc[-1] - acc[0] + 1
-    per_group = max(dut.scaler_cycles(8, 2), dut.lane_cycles(8, 1, 1, 2))
-    assert span <= 8 * per_group + 10
+    assert not dut.keeps_pace(8, 1, 2)
+    beats, span = sign_span(dut, problems, geo)
+    per_group = dut.scaler_cycles(8, 2)
+    print(f"scaler-bound: {beats} sign beats in {span} cycles ({per_group} per group)")
+    assert span <= 6 * per_group + 2 * dut.lane_cycles(8, 1, 1, 2) + TINY.lutgemm.lookup_latency
 
 
 @pytest.mark.parametrize("q", [1, 4])
 def test_latency_bound(geo, q):
-    """One-window commands (n <= W * scalers) alone: the last output beat is valid at most
+    """One-chunk commands (n = scalers) alone: the last output beat is valid at most
     ``latency`` cycles after the last sign beat (the manifest's figure)."""
     dut = LutGemm.from_core(TINY)
-    n = dut.window * geo.scalers
+    n = geo.scalers
     p = random_problem(np.random.default_rng(70 + q), geo, n=n, ng=2, gs=2, q=q)
     res = simulate(dut, [p], geo)
     took = res["out_t"][-1] - res["signs"][-1]
@@ -205,9 +242,10 @@ def test_latency_bound(geo, q):
 
 @pytest.mark.slow
 def test_u280_parameters_scaled_down():
-    """dfx-u280's mu, keys (32-input lane words), latencies (add 11, mul 6, convert 3, build 3,
+    """dfx-u280's mu, keys (32-input lane words), latencies (add 2, mul 4, convert 3, build 3,
     lookup 2) and lanes : scalers ratio (2 : 1) at 8 lanes: exact, and one lane word per lane
-    per cycle for gs = 8."""
+    per cycle for gs = 8 and for the shortest groups that keep pace (gs = 5, 4, 3, 3 at
+    q = 1..4)."""
     core = load_core("dfx-u280")
     ov = {"lanes": 8, "scalers": 4, "max_rows": 256}
     geo = Geometry.from_core(core, **ov)
@@ -215,6 +253,13 @@ def test_u280_parameters_scaled_down():
     simulate(LutGemm.from_core(core, **ov), problem_mix(rng, geo, 6, max_n=20, max_ng=2,
                                                         max_gs=2), geo, in_gap=0.2, ready_p=0.6)
     problems = [random_problem(rng, geo, n=64, ng=2, gs=8, q=q) for q in (1, 2, 3, 4)]
-    res = simulate(LutGemm.from_core(core, **ov), problems, geo)
-    acc = res["signs"]
-    assert len(acc) == acc[-1] - acc[0] + 1 == 1280
+    dut = LutGemm.from_core(core, **ov)
+    assert sign_span(dut, problems, geo) == (1280, 1280)
+    dut = LutGemm.from_core(core, **ov)
+    shortest = [next(gs for gs in range(1, 9) if dut.keeps_pace(64, gs, q)) for q in (1, 2, 3, 4)]
+    assert shortest == [5, 4, 3, 3]  # n = 8 row beats, 16 chunks, lookup_latency 2
+    problems = [random_problem(rng, geo, n=64, ng=3, gs=gs, q=q)
+                for gs, q in zip(shortest, (1, 2, 3, 4), strict=True)]
+    beats = sum(dut.lane_cycles(64, 3, gs, q) for gs, q in zip(shortest, (1, 2, 3, 4),
+                                                                   strict=True))
+    assert sign_span(dut, problems, geo) == (beats, beats)
