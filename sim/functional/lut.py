@@ -99,9 +99,12 @@ def prepare(w: glut.Bcq, packed: bool | None = None) -> PreparedLut:
     planes = w.signs.reshape(q, ng, g, n)
     if wp and packed is not False:
         c = wp + _log2g(g) + 1
-        s = np.zeros((ng, g, n), dtype=np.float64)
+        code = np.zeros((ng, g, n), dtype=np.uint8)  # bit b: the sign of plane b
         for b in range(q):
-            s += np.where(planes[b], 1.0, -1.0) * float(2 ** (c * b))
+            code |= planes[b].view(np.uint8) << b
+        digits = np.array([sum((1.0 if (v >> b) & 1 else -1.0) * float(2 ** (c * b))
+                               for b in range(q)) for v in range(1 << q)])
+        s = digits[code]
         limb, base = wp, c
     else:
         s = np.where(planes.transpose(1, 2, 0, 3), np.float32(1.0), np.float32(-1.0))
