@@ -78,6 +78,19 @@ def acc_bits(width: int, max_q: int, max_groups: int = MAX_GROUPS) -> int:
     return (max_groups * (max_q + 1) * (1 << (width - 1)) * FIX_MAX).bit_length() + 1
 
 
+def check_limbs(bits: int, add_latency: int) -> int:
+    """Width of the low limbs when a ``bits``-wide accumulator is added in ``add_latency``
+    skewed limbs; ValueError when the top limb would be narrower than 2 bits or the
+    accumulator wider than the converter takes."""
+    limb = -(-bits // add_latency)
+    if bits - (add_latency - 1) * limb < 2:
+        raise ValueError(f"add_latency = {add_latency} cuts the {bits}-bit accumulator into "
+                         f"limbs that are too narrow")
+    if bits > 128 + ACC_FRAC_BITS:
+        raise ValueError(f"a {bits}-bit accumulator is wider than FP32's range")
+    return limb
+
+
 class LutScaler(wiring.Component):
     """Group sum x FP16 scale, exactly, + the row's wide accumulator, then one FP32 rounding;
     one op per en-cycle, on any accumulator in any order (module doc).
@@ -111,13 +124,7 @@ class LutScaler(wiring.Component):
         self._mul = check_latency(mul_latency, name="mul_latency")
         self._add = check_latency(add_latency, 1, name="add_latency")
         self._acc_bits = acc_bits(width, max_q, max_groups)
-        self._limb = -(-self._acc_bits // self._add)
-        if self._acc_bits - (self._add - 1) * self._limb < 2:
-            raise ValueError(f"add_latency = {add_latency} cuts the {self._acc_bits}-bit "
-                             f"accumulator into limbs that are too narrow")
-        if self._acc_bits > 128 + ACC_FRAC_BITS:
-            raise ValueError(f"width = {width} needs a {self._acc_bits}-bit accumulator, wider "
-                             f"than FP32's range")
+        self._limb = check_limbs(self._acc_bits, self._add)
         abits = max(acc_depth.bit_length() - 1, 1)
         super().__init__(
             {

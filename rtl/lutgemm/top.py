@@ -99,7 +99,7 @@ from ..mpu.mpu import _Fifo2
 from .builder import TableBuilder
 from .fixed import sum_bits
 from .lane import LutLane
-from .scaler import LutScaler, acc_bits
+from .scaler import LutScaler, acc_bits, check_limbs
 
 __all__ = ["LutGemm", "command_layout", "output_layout"]
 
@@ -172,7 +172,8 @@ class LutGemm(wiring.Component):
     Parameters (``core.lutgemm``, :meth:`from_core`): ``mu``, ``keys``, ``lanes``, ``scalers``
     (powers of two, scalers <= lanes), ``max_q`` (1..7), ``max_rows`` (a multiple of lanes and
     of scalers), ``max_group`` (a multiple of mu * keys), ``symmetric``, ``build_latency``,
-    ``lookup_latency``, ``convert_latency`` (>= 1), ``mul_latency``, ``add_latency`` (>= 1);
+    ``lookup_latency``, ``convert_latency`` (>= 1), ``mul_latency``, ``add_latency`` (>= 1, the
+    limbs of the scalers' row accumulator);
     ``queue_depth`` (commands in flight, a power of two, default 4). ``leaf`` is how lanes and
     scalers are added (:meth:`verilog` passes black boxes); leave it alone.
     """
@@ -209,6 +210,7 @@ class LutGemm(wiring.Component):
             "mul": check_latency(mul_latency, name="mul_latency"),
             "add": check_latency(add_latency, 1, name="add_latency"),
         }
+        check_limbs(acc_bits(sum_bits(max_group), max_q), add_latency)
         self._queue_depth = check_pow2(queue_depth, "queue_depth")
         self._mu, self._keys, self._symmetric = mu, keys, bool(symmetric)
         self._max_q, self._max_rows, self._max_group = max_q, max_rows, max_group

@@ -57,6 +57,8 @@ def test_parameters_are_checked():
         LutGemm.from_core(TINY, max_q=8)
     with pytest.raises(ValueError, match="convert_latency"):
         LutGemm.from_core(TINY, convert_latency=0)
+    with pytest.raises(ValueError, match="add_latency"):
+        LutGemm.from_core(TINY, add_latency=100)
     with pytest.raises(ValueError, match="queue_depth"):
         LutGemm.from_core(TINY, queue_depth=3)
 
@@ -151,8 +153,11 @@ def test_idle_and_backpressure(geo, in_gap, ready_p):
         {"build_latency": 3, "lookup_latency": 2, "convert_latency": 2, "mul_latency": 1,
          "add_latency": 3, "queue_depth": 2},
         {"mu": 2, "keys": 4, "lanes": 8, "max_q": 3, "mul_latency": 0},
+        {"add_latency": 1, "mul_latency": 0, "convert_latency": 3},
+        {"add_latency": 4, "mul_latency": 4, "max_q": 7},
     ],
-    ids=["full_tables", "scaler_per_lane", "one_scaler", "latencies", "mu2_8lanes"],
+    ids=["full_tables", "scaler_per_lane", "one_scaler", "latencies", "mu2_8lanes", "one_limb",
+         "four_limbs_q7"],
 )
 def test_other_parameters(overrides):
     geo = Geometry.from_core(TINY, **overrides)
