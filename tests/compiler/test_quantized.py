@@ -264,7 +264,7 @@ def test_layer_variants_run_exactly() -> None:
     for cards, kw in ((4, {}), (4, {"golden_matvec": True}), (1, {})):
         comp = compile_model("gpt2-mini", cards=cards, quant=spec, scale=4.0)
         assert comp.memory[0].layer_variant == [0, 1, 2, 3]
-        runs.append(Appliance(comp.binary, **kw).generate([464, 2068], 3, write_logits=True))
+        runs.append(Appliance(comp.binary, **kw).generate([464], 1, write_logits=True))
     (t0, l0), *rest = runs
     for t, lg in rest:
         assert t == t0 and (lg.view(np.uint16) == l0.view(np.uint16)).all()
