@@ -59,7 +59,7 @@ UNITS: tuple[Unit, ...] = (
     Unit("vpu", "dfx.rtl.vpu:Vpu.from_core",
          "Vector Processing Unit: VFU + SFU_V (DFX §IV-D)"),
     Unit("lutgemm", "dfx.rtl.lutgemm:LutGemm.from_core",
-         "LUT-GEMM unit: table builder, row lanes, exact scalers (lutmv up to the FP32 accumulator)"),
+         "LUT-GEMM unit: table builder, row lanes, exact scalers (lutmv to the FP32 accumulator)"),
     Unit("datapath", "",
          "the core's datapath: MPU and VPU side by side (a Verilog top over mpu.v and vpu.v)"),
 )
