@@ -31,31 +31,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from dfx.host.sysinfo import cpu_model
+from dfx.host.sysinfo import loadavg as load
 
 DEFAULT = ["gpt2-xl-24h:4", "gpt2-xl:5", "gpt2-xl:1", "gpt2:4"]
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     u = platform.uname()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{u.system} {u.release} {u.machine}; {cpu}; {os.cpu_count()} cores; "
             f"{mem:.0f} GiB; Python {platform.python_version()}")
-
-
-def load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 def one(spec: str, directory: str, profile: bool) -> dict:

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -46,29 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dfx.host.sysinfo import loadavg as load
+from dfx.host.sysinfo import machine
+
 KINDS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 LAYER_REGIONS = ("wq", "wk", "wv", "wproj", "wfc", "wfc2")
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    u = platform.uname()
-    return (f"{u.system} {u.release} {u.machine}; {cpu}; {os.cpu_count()} cores; "
-            f"Python {platform.python_version()}, numpy {np.__version__}")
-
-
-def load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 def layer_bytes(comp) -> tuple[int, int]:

@@ -27,11 +27,13 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from dfx.host import sysinfo
+from dfx.host.sysinfo import cpu_model, loadavg
 
 MODEL, CARDS = "gpt2-xl-24h", 4
 GOAL_MS = 1.0  # ms per generated token at q=3, g=128
@@ -52,38 +54,14 @@ MATRIX_SEGMENTS = {2: ("attn.c_attn q", "attn.c_attn k", "attn.c_attn v"),
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     u = platform.uname()
     return (f"{u.system} {u.release} {u.machine}, {cpu}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}")
 
 
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def git_rev() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "compiler", "sim", "isa",
-                                "boards"], cwd=root, capture_output=True, text=True,
-                               check=True).stdout.strip()
-        return rev + (" (compiler/sim/isa/boards modified in the working tree)" if dirty
-                      else " (compiler, sim, isa, boards as committed)")
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
+    return sysinfo.git_rev("compiler", "sim", "isa", "boards")
 
 
 def table(head: list[str], rows: list[list[str]]) -> str:

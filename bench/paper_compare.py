@@ -34,12 +34,13 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from dfx.host.sysinfo import cpu_model, git_rev, loadavg
 
 XL, MED = "gpt2-xl-24h", "gpt2-medium"
 
@@ -68,36 +69,10 @@ WAITS = ("matrix", "attention", "vector", "ring", "dma", "control")
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     u = platform.uname()
     return {"system": f"{u.system} {u.release}", "machine": u.machine, "cpu": cpu,
             "cores": os.cpu_count(), "python": platform.python_version()}
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def git_rev() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return rev + (" (working tree modified)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
 
 
 # --------------------------------------------------------------------------- runs

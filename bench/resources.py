@@ -48,6 +48,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dfx.host.sysinfo import cpu_model
+from dfx.host.sysinfo import loadavg as load
+
 CORES = ("tiny", "dfx-u280")
 ARITH = ("fp16_mul", "fp32_add", "fp32_mul", "fp32_to_fp16")
 DEFAULT_UNITS = {
@@ -83,23 +86,9 @@ LOGIC_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
 # ------------------------------------------------------------------------------ environment
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     u = platform.uname()
     return f"{u.system} {u.release} {u.machine}; {cpu}; {os.cpu_count()} cores"
-
-
-def load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 def yosys_program() -> list[str]:

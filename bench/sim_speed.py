@@ -20,35 +20,14 @@ import argparse
 import cProfile
 import datetime
 import io
-import os
-import platform
 import pstats
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    u = platform.uname()
-    return (f"{u.system} {u.release} {u.machine}; {cpu}; {os.cpu_count()} cores; "
-            f"Python {platform.python_version()}, numpy {np.__version__}")
-
-
-def load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
+from dfx.host.sysinfo import loadavg as load
+from dfx.host.sysinfo import machine
 
 
 def main(argv: list[str] | None = None) -> int:

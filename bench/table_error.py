@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfx.host.sysinfo import cpu_model
 from dfx.isa.golden import tables
 from dfx.isa.golden.tables import DEFAULT_SPECS
 
@@ -110,14 +111,7 @@ def load_specs(core: str | None) -> dict[str, tuple[float, float, int]]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     py, npv = platform.python_version(), np.__version__
     return f"{platform.machine()}, {cpu}, Python {py}, numpy {npv}"
 
