@@ -115,7 +115,7 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
         try:
             rep = perf(b, len(ids), max_new_tokens)
         except Exception as e:  # noqa: BLE001 - the latency estimate is an extra of dfx run
-            # e.g. a timing model without lutmv yet: the functional result stands on its own
+            # e.g. a core the timing model cannot time: the functional result stands alone
             result.stats["modelled_error"] = " ".join(str(e).split()) or type(e).__name__
             return result
         result.stats["modelled"] = {
