@@ -158,7 +158,10 @@ class MpuConfig:
 
 @dataclass(frozen=True)
 class VpuConfig:
-    """Vector Processing Unit pipeline (DFX §IV-D); its width is the MPU's d."""
+    """Vector Processing Unit pipeline (DFX §IV-D); its width is the MPU's d. ``acc_*``: the
+    exact fixed-point accumulation of vacc/vaccsq (docs/numerics.md §5): the FP32 -> fixed
+    conversion and integer adder tree over one d-wide vector, the wide accumulator (one vector
+    per cycle), and the final rounding to FP32."""
 
     add_latency: int = field(metadata={"check": _positive})
     mul_latency: int = field(metadata={"check": _positive})
@@ -167,6 +170,9 @@ class VpuConfig:
     scalar_latency: int = field(metadata={"check": _positive})
     table_latency: int = field(metadata={"check": _positive})
     compare_latency: int = field(metadata={"check": _positive})
+    acc_tree_latency: int = field(metadata={"check": _positive})
+    acc_add_latency: int = field(metadata={"check": _positive})
+    acc_convert_latency: int = field(metadata={"check": _positive})
 
 
 def _table_check(t: TableSpec) -> str | None:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .fixed import add_shifted, fixed16, new_limbs, round_fixed32
 from .fp import _as16, canon32, quiet
 from .ops import epilogue16
 
@@ -49,7 +50,6 @@ __all__ = [
     "dequantize",
     "group_sums",
     "exact_dot32",
-    "round_fixed32",
     "scale_sum",
     "lut_acc",
     "lutmv",
@@ -196,59 +196,7 @@ def group_sums(w: Bcq, x16: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return p, xs
 
 
-_LIMB = 31  # bits per limb of the exact accumulator emulation
 _CHUNK_GROUPS = 1 << 12  # groups summed in int64 at once: 2^12·(q+1)·2^47 < 2^63
-
-
-def _fixed(v: np.ndarray) -> np.ndarray:
-    """Exact ``int64`` in units of 2^-24 of values that are FP16 numbers or exact sums of them
-    (finite, below 2^53 units)."""
-    return np.ldexp(np.asarray(v, dtype=np.float64), 24).astype(np.int64)
-
-
-def _normalize(limbs: np.ndarray) -> None:
-    """Carry-propagate ``int64[L, ...]`` base-2^31 limbs in place: all but the top in
-    [0, 2^31)."""
-    for i in range(limbs.shape[0] - 1):
-        c = limbs[i] >> _LIMB
-        limbs[i] -= c << _LIMB
-        limbs[i + 1] += c
-
-
-def _add_shifted(limbs: np.ndarray, v: np.ndarray, shift: int) -> None:
-    """``limbs += v · 2^shift`` for ``|v| < 2^63`` (then normalised)."""
-    q, r = divmod(shift, _LIMB)
-    lo = v & ((1 << _LIMB) - 1)
-    hi = v >> _LIMB  # floor: v = hi·2^31 + lo
-    limbs[q] += lo << r
-    limbs[q + 1] += hi << r
-    _normalize(limbs)
-
-
-def round_fixed32(limbs: np.ndarray, unit_exp: int) -> np.ndarray:
-    """RNE of ``sum_i limbs[i]·2^(31·i + unit_exp)`` to ``float32`` (normalised limbs; the
-    value must lie in FP32's normal range or be 0)."""
-    limbs = limbs.copy()
-    neg = limbs[-1] < 0
-    limbs[:, neg] = -limbs[:, neg]
-    _normalize(limbs)
-    nl = limbs.shape[0]
-    nz = limbs != 0
-    h = np.where(nz.any(axis=0), nl - 1 - np.argmax(nz[::-1], axis=0), 0)  # top limb index
-    pad = np.concatenate([np.zeros((1,) + limbs.shape[1:], np.int64), limbs])  # pad[i+1]=limbs[i]
-    top = np.take_along_axis(pad, (h + 1)[None], 0)[0]
-    below = np.take_along_axis(pad, h[None], 0)[0]
-    window = (top << _LIMB) | below  # bits 31·(h-1) .. 31·h + 30 (< 2^62)
-    bl = np.frexp(top.astype(np.float64))[1]  # bit length of the top limb (0 for 0)
-    sh = np.maximum(bl + _LIMB - 24, 0)  # window bits below the 24 kept
-    m = window >> sh
-    rem = window & ((np.int64(1) << sh) - 1)
-    half = np.where(sh > 0, np.int64(1) << np.maximum(sh - 1, 0), 0)
-    idx = np.arange(nl)[(slice(None),) + (None,) * (limbs.ndim - 1)]
-    sticky = ((limbs != 0) & (idx < h - 1)).any(axis=0)
-    up = (sh > 0) & ((rem > half) | ((rem == half) & (sticky | ((m & 1) == 1))))
-    mag = np.ldexp((m + up).astype(np.float64), sh + _LIMB * (h - 1) + unit_exp)
-    return np.where(neg, -mag, mag).astype(np.float32)
 
 
 def exact_dot32(p_fix: np.ndarray, a_fix: np.ndarray) -> np.ndarray:
@@ -259,12 +207,12 @@ def exact_dot32(p_fix: np.ndarray, a_fix: np.ndarray) -> np.ndarray:
     p1 = p_fix >> 26  # p = p1·2^26 + p0, |p1| < 2^27
     a0 = a_fix & ((1 << 20) - 1)
     a1 = a_fix >> 20  # a = a1·2^20 + a0, |a1| < 2^21
-    limbs = np.zeros((6, b_n, n), dtype=np.int64)  # 186 bits
+    limbs = new_limbs((b_n, n))
     for g0 in range(0, ng, _CHUNK_GROUPS):
         sl = slice(g0, g0 + _CHUNK_GROUPS)
         for pp, sp in ((p0[:, sl], 0), (p1[:, sl], 26)):
             for aa, sa in ((a0[sl], 0), (a1[sl], 20)):
-                _add_shifted(limbs, np.einsum("bgjn,gjn->bn", pp, aa), sp + sa)
+                add_shifted(limbs, np.einsum("bgjn,gjn->bn", pp, aa), sp + sa)
     return round_fixed32(limbs, -48)
 
 
@@ -276,11 +224,11 @@ def scale_sum(p: np.ndarray, xs: np.ndarray, alpha: npt.ArrayLike, z: npt.ArrayL
     b_n, ng, q, n = p.shape
     bad = np.isnan(xs).any(axis=1)
     pe = np.empty((b_n, ng, q + 1, n), dtype=np.int64)
-    pe[:, :, :q] = _fixed(np.where(np.isnan(p), 0.0, p))
-    pe[:, :, q] = _fixed(np.where(np.isnan(xs), 0.0, xs))[:, :, None]
+    pe[:, :, :q] = fixed16(np.where(np.isnan(p), 0.0, p))
+    pe[:, :, q] = fixed16(np.where(np.isnan(xs), 0.0, xs))[:, :, None]
     ae = np.empty((ng, q + 1, n), dtype=np.int64)
-    ae[:, :q] = _fixed(alpha)
-    ae[:, q] = _fixed(z)
+    ae[:, :q] = fixed16(alpha)
+    ae[:, q] = fixed16(z)
     acc = exact_dot32(pe, ae)
     acc[bad] = np.nan
     return canon32(acc)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .fixed import add_shifted, fixed16, new_limbs, round_fixed32
 from .fp import NEG_MAX16, _as16, _as32, _ret, canon16, canon32, quiet, round16
 from .tables import gelu16
 
@@ -154,14 +155,21 @@ def argmax16(x: npt.ArrayLike, n: int | None = None) -> Any:
 # ---------------------------------------------------------------------------- accumulation
 
 
+_SUM_CHUNK = 1 << 22  # elements per int64 partial sum (2^22 · 2^40 < 2^63)
+_SQ_CHUNK = 1 << 20  # elements per int64 partial sum of square pieces (2^20 · 2^41 < 2^63)
+
+
 @quiet
 def accum(x16: npt.ArrayLike, n: int, d: int, mode: Literal["sum", "sumsq"] = "sum") -> Any:
     """SFU_V accumulation (DFX §2.5) of the first ``n`` elements of ``x16[..., L]`` (L >= n).
 
-    The n elements form ``V = ceil(n/d)`` d-wide vectors, elements beyond n read as +0. Each
-    vector goes through the FP32 adder tree (:func:`~.fp.tree_sum32`) of ``x`` (mode "sum") or
-    of the exact products ``x*x`` ("sumsq"), then ``acc = t_0; acc = round32(acc + t_v)`` for
-    v = 1..V-1. Returns FP32 (``+0`` if n = 0), one per leading index.
+    The **exact** sum of the elements (mode "sum") or of their exact squares ("sumsq"),
+    rounded **once** to FP32 (RNE), one result per leading index; ``+0`` for n = 0 or an exact
+    zero. Every FP16 value is an integer in units of 2^-24 (its square in units of 2^-48), so
+    the hardware sums them in a wide fixed-point accumulator, one d-wide vector per cycle
+    (docs/numerics.md); no order of additions can change the result. Special values: a NaN,
+    or both +inf and -inf in a sum, give the canonical NaN; otherwise an infinity gives
+    itself (+inf for sumsq). ``d`` is the vector width (a power of two) the elements arrive in.
     """
     a = _as16(x16)
     _pow2("d", d)
@@ -170,22 +178,32 @@ def accum(x16: npt.ArrayLike, n: int, d: int, mode: Literal["sum", "sumsq"] = "s
     if mode not in ("sum", "sumsq"):
         raise ValueError(f"mode: expected 'sum' or 'sumsq', got {mode!r}")
     lead = a.shape[:-1]
-    v = -(-n // d)
-    if v == 0:
+    if n == 0:
         return _ret(np.zeros(lead, dtype=np.float32))
-    p = np.zeros((v * d, *lead), dtype=np.float32)
-    p[:n] = np.moveaxis(a[..., :n], -1, 0)
-    if mode == "sumsq":
-        p = p * p
-    # [V*d, ...] -> [d, V, ...]: the tree runs over the outer axis (contiguous blocks)
-    p = np.moveaxis(p.reshape(v, d, *lead), 1, 0)
-    while p.shape[0] > 1:
-        p = p[0::2] + p[1::2]
-    t = p[0]
-    acc = t[0]
-    for i in range(1, v):
-        acc = acc + t[i]
-    return canon32(acc)
+    v = a[..., :n]
+    nan = np.isnan(v).any(axis=-1)
+    pinf = (v == np.inf).any(axis=-1)
+    ninf = (v == -np.inf).any(axis=-1)
+    xi = fixed16(np.where(np.isfinite(v), v, np.float16(0)))  # |xi| < 2^40
+    limbs = new_limbs(lead)
+    if mode == "sum":
+        for c0 in range(0, n, _SUM_CHUNK):
+            add_shifted(limbs, xi[..., c0:c0 + _SUM_CHUNK].sum(axis=-1), 0)
+        r = round_fixed32(limbs, -24)
+        r = np.where(pinf, np.float32(np.inf), np.where(ninf, np.float32(-np.inf), r))
+        r = np.where(nan | (pinf & ninf), np.float32(np.nan), r)
+    else:
+        h, lo = xi >> 20, xi & ((1 << 20) - 1)  # xi = h·2^20 + lo: xi² = h²·2^40 + 2h·lo·2^20 + lo²
+        for c0 in range(0, n, _SQ_CHUNK):
+            s = slice(c0, c0 + _SQ_CHUNK)
+            hh, ll = h[..., s], lo[..., s]
+            add_shifted(limbs, (hh * hh).sum(axis=-1), 40)
+            add_shifted(limbs, (2 * hh * ll).sum(axis=-1), 20)
+            add_shifted(limbs, (ll * ll).sum(axis=-1), 0)
+        r = round_fixed32(limbs, -48)
+        r = np.where(pinf | ninf, np.float32(np.inf), r)
+        r = np.where(nan, np.float32(np.nan), r)
+    return canon32(r)
 
 
 # ---------------------------------------------------------------------------- matrix-vector

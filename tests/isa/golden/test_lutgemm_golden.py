@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dfx.isa.golden import lutgemm as lg
+from dfx.isa.golden.fixed import add_shifted, round_fixed32
 from dfx.isa.golden.fp import round16
 
 
@@ -102,9 +103,9 @@ def test_round_fixed32_ties_and_signs() -> None:
             -((1 << 25) + 3), (1 << 90) + (1 << 66) + 1, (1 << 90) + (1 << 66)]
     limbs = np.zeros((6, len(vals)), dtype=np.int64)
     for i, v in enumerate(vals):
-        lg._add_shifted(limbs[:, i:i + 1], np.array([v & ((1 << 62) - 1)], np.int64), 0)
-        lg._add_shifted(limbs[:, i:i + 1], np.array([v >> 62], np.int64), 62)
-    got = lg.round_fixed32(limbs, 0)
+        add_shifted(limbs[:, i:i + 1], np.array([v & ((1 << 62) - 1)], np.int64), 0)
+        add_shifted(limbs[:, i:i + 1], np.array([v >> 62], np.int64), 62)
+    got = round_fixed32(limbs, 0)
     for v, r in zip(vals, got, strict=True):
         assert r.view(np.uint32) == _rn32(Fraction(v)).view(np.uint32), v
 

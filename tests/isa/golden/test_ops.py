@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -177,36 +178,57 @@ def test_matvec_specials_and_errors():
 # -------------------------------------------------------------------------------- accum
 
 
-def ref_accum(x, n, d, mode):
-    v = -(-n // d)
-    if v == 0:
+def ref_accum(x, n, mode):
+    """The exact sum (of squares) of the first n elements, rounded once to FP32 (rationals)."""
+    if n == 0:
         return np.float32(0)
-    acc = None
-    for j in range(v):
-        p = []
-        for i in range(d):
-            e = j * d + i
-            xv = np.float32(x[e]) if e < n else np.float32(0)
-            p.append(np.float32(xv * xv) if mode == "sumsq" else xv)
-        s = rec_tree(p)
-        acc = s if acc is None else np.float32(acc + s)
-    return acc
+    s = sum((Fraction(float(v)) ** (2 if mode == "sumsq" else 1) for v in x[:n]), Fraction(0))
+    return _rn32(s)
+
+
+def _rn32(fr):
+    if fr == 0:
+        return np.float32(0.0)
+    neg, fr = fr < 0, abs(fr)
+    e = fr.numerator.bit_length() - fr.denominator.bit_length()
+    while Fraction(2) ** e > fr:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= fr:
+        e += 1
+    sc = fr / Fraction(2) ** (e - 23)
+    m = sc.numerator // sc.denominator
+    r = sc - m
+    if r > Fraction(1, 2) or (r == Fraction(1, 2) and m % 2):
+        m += 1
+    v = np.float32(np.ldexp(float(m), e - 23))
+    return -v if neg else v
 
 
 @pytest.mark.parametrize("mode", ["sum", "sumsq"])
-def test_accum_vs_reference(mode):
+def test_accum_is_the_exact_sum_rounded_once(mode):
     rng = np.random.default_rng(14)
     d = 8
     for n in (0, 1, 7, 8, 9, 30, 64):
         x = rand16(rng, 70, 8)
         got = ops.accum(x, n, d, mode)
         assert isinstance(got, np.float32)
-        assert b32(got) == b32(ref_accum(x, n, d, mode)), n
+        assert b32(got) == b32(ref_accum(x, n, mode)), n
     xb = rand16(rng, (3, 2, 40), 8)
     got = ops.accum(xb, 37, d, mode)
     assert got.shape == (3, 2)
     for i, j in itertools.product(range(3), range(2)):
-        assert b32(got[i, j]) == b32(ref_accum(xb[i, j], 37, d, mode))
+        assert b32(got[i, j]) == b32(ref_accum(xb[i, j], 37, mode))
+
+
+def test_accum_does_not_depend_on_order_and_cancels_exactly():
+    """What a sequential FP32 sum loses: 65504 + 2^-24 - 65504 + 2^-24 is 2^-23 in any order."""
+    x = np.array([65504, 2.0**-24, -65504, 2.0**-24], dtype=np.float16)
+    assert ops.accum(x, 4, 4, "sum") == np.float32(2.0**-23)
+    assert ops.accum(x[::-1].copy(), 4, 4, "sum") == np.float32(2.0**-23)
+    rng = np.random.default_rng(3)
+    y = rand16(rng, 256, 8)
+    assert b32(ops.accum(y, 256, 8, "sumsq")) == b32(ops.accum(rng.permutation(y), 256, 64,
+                                                                "sumsq"))
 
 
 def test_accum_ignores_elements_beyond_n_and_specials():
@@ -214,8 +236,14 @@ def test_accum_ignores_elements_beyond_n_and_specials():
     assert ops.accum(x, 3, 4, "sum") == 6.0
     assert b32(ops.accum(x, 4, 4, "sum")) == 0x7FC00000
     assert ops.accum(np.array([-0.0, -0.0], np.float16), 2, 2, "sum") == 0.0
+    inf = np.array([1, np.inf, 2, 3], dtype=np.float16)
+    assert ops.accum(inf, 4, 4, "sum") == np.inf
+    assert ops.accum(-inf, 4, 4, "sum") == -np.inf
+    assert ops.accum(-inf, 4, 4, "sumsq") == np.inf
+    both = np.array([np.inf, -np.inf], dtype=np.float16)
+    assert b32(ops.accum(both, 2, 2, "sum")) == 0x7FC00000
     big = np.full(64, 65504, np.float16)  # squares exceed FP16, not FP32
-    assert ops.accum(big, 64, 8, "sumsq") == ref_accum(big, 64, 8, "sumsq")
+    assert ops.accum(big, 64, 8, "sumsq") == ref_accum(big, 64, "sumsq")
     assert ops.accum(np.full(64, 32768, np.float16), 64, 8, "sumsq") == np.float32(2.0**36)
     with pytest.raises(ValueError, match="mode"):
         ops.accum(x, 3, 4, "max")
