@@ -4,7 +4,9 @@
 * :class:`Fp32Add`: FP32 + FP32 -> FP32, round-to-nearest-even (the MFU/VFU adder, §IV-C/D,
   in FP32 rather than DFX's FP16);
 * :class:`Fp32ToFp16`: FP32 -> FP16, round-to-nearest-even (the FP32 -> storage rounding point);
-* :class:`AdderTree`: n-input pairwise tree of :class:`Fp32Add` (the lane MAC tree, §IV-C).
+* :class:`AdderTree`: n-input pairwise tree of :class:`Fp32Add` (the lane MAC tree, §IV-C);
+* :class:`IntToFp32`: signed wide fixed point -> FP32, round-to-nearest-even (the one rounding
+  of the exact accumulators, §5); :mod:`.fixed`: FP16 / FP32 -> exact fixed point.
 
 All are IEEE with gradual underflow (no flush to zero) and canonical NaNs (FP16 ``0x7E00``, FP32
 ``0x7FC00000``), bit-exact against :mod:`dfx.isa.golden.fp`. Common timing contract: operands and
@@ -19,6 +21,7 @@ from .adder_tree import AdderTree
 from .fp16_mul import DEFAULT_MUL_LATENCY, Fp16Mul
 from .fp32_add import DEFAULT_ADD_LATENCY, Fp32Add
 from .fp32_to_fp16 import DEFAULT_CVT_LATENCY, Fp32ToFp16
+from .int_to_fp32 import IntToFp32
 
 __all__ = [
     "DEFAULT_ADD_LATENCY",
@@ -28,4 +31,5 @@ __all__ = [
     "Fp16Mul",
     "Fp32Add",
     "Fp32ToFp16",
+    "IntToFp32",
 ]

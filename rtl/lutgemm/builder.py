@@ -29,9 +29,9 @@ from amaranth.hdl import Cat, Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..arith.fixed import fp16_to_fixed, sum_bits
 from ..arith.fpformat import Pipeline, check_latency
 from ..mpu.mfu import check_pow2
-from .fixed import fp16_to_fixed, sum_bits
 
 __all__ = ["TableBuilder"]
 

@@ -1,10 +1,10 @@
 """Fixed-point pieces of the LUT-GEMM unit: FP16 -> exact signed integer (units of 2^-24),
-the widths that keep table entries and group sums exact, and :class:`IntToFp32`, the
-signed fixed-point -> FP32 round-to-nearest-even converter (the scale stage's final rounding of
-its wide row accumulator, units of 2^-48).
+the widths that keep table entries and group sums exact (shared with the VPU's exact
+accumulation, :mod:`dfx.rtl.arith.fixed`), and :class:`IntToFp32`, the signed fixed-point ->
+FP32 round-to-nearest-even converter (:mod:`dfx.rtl.arith.int_to_fp32`) with the scale stage's
+configuration (its wide row accumulator, units of 2^-48).
 
-Every finite FP16 value is ``sig * 2^(eff_exp - 25)`` with an 11-bit significand and
-``eff_exp`` in 1..30, i.e. an integer multiple of 2^-24 of magnitude at most
+Every finite FP16 value is an integer multiple of 2^-24 of magnitude at most
 ``65504 * 2^24 < 2^40`` (:data:`FIX_MAX`). Sums of such integers are exact in wide two's
 complement (golden ``dfx.isa.golden.lutgemm.group_sums``, docs/lutgemm.md step 1); the scale
 stage keeps the products with the scales exact too and rounds each row once (step 2).
@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Cat, Const, Module, Mux, Value, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
-
-from ..arith.fpformat import FP16, FP32, Pipeline, check_latency, lzc, rne_increment, unpack, wire
+from ..arith import int_to_fp32 as _i2f
+from ..arith.fixed import FIX_BITS, FIX_MAX, FRAC_BITS, fp16_to_fixed, sum_bits
 
 __all__ = [
     "FIX_BITS",
@@ -29,73 +26,10 @@ __all__ = [
     "sum_bits",
 ]
 
-FRAC_BITS = 24
-"""Fixed-point fraction bits: one unit is 2^-24, the smallest FP16 subnormal."""
 
-FIX_MAX = 65504 << FRAC_BITS
-"""Largest magnitude of an FP16 value in fixed point (max normal 65504)."""
-
-
-def sum_bits(terms: int) -> int:
-    """Two's-complement width that holds any signed sum of ``terms`` FP16 values exactly."""
-    if terms < 1:
-        raise ValueError(f"terms must be >= 1, not {terms!r}")
-    return (terms * FIX_MAX).bit_length() + 1
-
-
-FIX_BITS = sum_bits(1)
-"""Width of one FP16 value in fixed point (41 bits)."""
-
-
-def fp16_to_fixed(m: Module, x: Value, name: str) -> tuple[Value, Value]:
-    """``(value, bad)``: the FP16 pattern ``x`` as a signed :data:`FIX_BITS` integer in units of
-    2^-24 (combinational, exact; ±0 -> 0), and ``bad`` = x is inf or NaN (value 0 then)."""
-    u = unpack(m, FP16, x, name)
-    mag = wire(m, (u.sig << (u.eff_exp - 1)[:5])[: FIX_BITS - 1], f"{name}_mag")
-    bad = wire(m, u.is_inf | u.is_nan, f"{name}_bad")
-    val = Mux(bad, 0, Mux(u.sign, -mag, mag))
-    return wire(m, val.as_signed()[:FIX_BITS].as_signed(), f"{name}_fix"), bad
-
-
-N_STEPS = 3
-"""Combinational steps of the converter: magnitude, normalise, round."""
-
-
-class IntToFp32(wiring.Component):
-    """Signed ``width``-bit integer ``a`` in units of 2^-``frac_bits`` -> FP32 ``result`` (one
-    RNE rounding, = the FP32 nearest to ``a * 2^-frac_bits``, ties to even; exact zero -> +0).
-    ``nan`` high forces the canonical NaN ``0x7FC00000`` (a group whose inputs held an inf or
-    NaN).
-
-    Ports: ``a`` (signed ``width``), ``nan``, ``valid_in``, ``en`` (clock enable, default 1) in;
-    ``result`` (32-bit pattern), ``valid_out`` out. Same timing contract as the arithmetic blocks
-    (:mod:`dfx.rtl.arith`): one operand per en-high cycle, ``latency`` en-cycles to the result,
-    registers spread over the 3 steps (magnitude, normalise, round); ``latency`` 0 is
-    combinational. Every non-zero input is an FP32 normal and nothing overflows: the smallest,
-    2^-frac_bits, is at least 2^-126 (``frac_bits <= 126``), and the largest magnitude,
-    2^(width - 1 - frac_bits), is at most 2^127 (``width <= 128 + frac_bits``).
-    """
-
-    def __init__(self, width: int, latency: int = 1, *, frac_bits: int = FRAC_BITS):
-        if not isinstance(frac_bits, int) or isinstance(frac_bits, bool) or not (
-                0 <= frac_bits <= 126):
-            raise ValueError(f"frac_bits must be an integer in 0..126, not {frac_bits!r}")
-        if (not isinstance(width, int) or isinstance(width, bool)
-                or not 2 <= width <= 128 + frac_bits):
-            raise ValueError(f"width must be an integer in 2..{128 + frac_bits}, not {width!r}")
-        self._width = width
-        self._frac = frac_bits
-        self._latency = check_latency(latency)
-        super().__init__(
-            {
-                "a": In(signed(width)),
-                "nan": In(1),
-                "valid_in": In(1),
-                "en": In(1, init=1),
-                "result": Out(32),
-                "valid_out": Out(1),
-            }
-        )
+class IntToFp32(_i2f.IntToFp32):
+    """:class:`dfx.rtl.arith.int_to_fp32.IntToFp32` with :meth:`from_core`, the LUT-GEMM scale
+    stage's row-accumulator converter."""
 
     @classmethod
     def from_core(cls, core: Any) -> IntToFp32:
@@ -106,49 +40,3 @@ class IntToFp32(wiring.Component):
         c = core.lutgemm
         return cls(acc_bits(sum_bits(c.max_group), c.max_q), c.convert_latency,
                    frac_bits=ACC_FRAC_BITS)
-
-    @property
-    def width(self) -> int:
-        return self._width
-
-    @property
-    def frac_bits(self) -> int:
-        return self._frac
-
-    @property
-    def latency(self) -> int:
-        return self._latency
-
-    def elaborate(self, platform: Any) -> Module:
-        m = Module()
-        w = self._width
-        p = Pipeline(m, self._latency, N_STEPS, self.en, prefix="i2f")
-        a = self.a
-        # step 1: sign and magnitude (w bits: |-2^(w-1)| needs all of them)
-        mag = wire(m, Mux(a[-1], -a, a).as_unsigned()[:w], "mag")
-        s = p.cut(mag=mag, sign=a[-1], nan=self.nan)
-        # step 2: leading one to the top bit; its position gives the exponent
-        mw = max(w, 26)  # room for 23 fraction bits, guard and one sticky bit below the one
-        mag = Cat(Const(0, mw - w), s["mag"])
-        lz = lzc(m, mag, "lz")
-        norm = wire(m, (mag << lz)[:mw], "norm")
-        # value = norm * 2^(-lz - frac - (mw - w)) with the leading one at bit mw - 1:
-        # biased exponent = (mw - 1 - lz) - (mw - w) - frac + 127 = w + 126 - frac - lz
-        exp = (w + 126 - self._frac - lz)[:8]
-        s = p.cut(norm=norm, exp=exp, zero=s["mag"] == 0, sign=s["sign"], nan=s["nan"])
-        # step 3: round to nearest even (a carry out of the fraction bumps the exponent)
-        norm = s["norm"]
-        frac = norm[mw - 24 : mw - 1]
-        guard = norm[mw - 25]
-        sticky = norm[: mw - 25].any()
-        inc = rne_increment(frac[0], guard, sticky)
-        packed = (Cat(frac, s["exp"]) + inc)[:31]
-        result = Mux(
-            s["nan"],
-            FP32.nan_bits,
-            Mux(s["zero"], Const(0, 32), Cat(packed, s["sign"])),
-        )
-        result = p.cut(result=result)["result"]
-        p.done()
-        m.d.comb += [self.result.eq(result), self.valid_out.eq(p.delay_valid(self.valid_in))]
-        return m

@@ -24,10 +24,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..arith.fixed import sum_bits
 from ..arith.fpformat import Pipeline, check_latency
 from ..arith.pwl_table import delay
 from ..mpu.mfu import check_pow2
-from .fixed import sum_bits
 
 __all__ = ["LutLane"]
 

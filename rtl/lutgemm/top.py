@@ -92,12 +92,12 @@ from amaranth.hdl import (
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..arith.fixed import sum_bits
 from ..arith.fpformat import check_latency
 from ..arith.pwl_table import delay
 from ..mpu.mfu import check_pow2
 from ..mpu.mpu import _Fifo2
 from .builder import TableBuilder
-from .fixed import sum_bits
 from .lane import LutLane
 from .scaler import LutScaler, acc_bits, check_limbs
 

@@ -1,9 +1,10 @@
 """cocotb testbench of the Verilog ``Vpu`` (run by ``test_vpu_cocotb.py`` under Verilator).
 
 The configuration arrives in the environment variable ``VPU_CONFIG`` (JSON: ``d``, the table
-specs and the element-wise latencies). Each scenario coroutine builds a program with the shared
-harness (``vpu_harness``: the golden expectation of every output), and runs it through
-:class:`TB` under one back-pressure mode; ``cocotb.parametrize`` crosses scenarios and modes.
+specs, the element-wise latencies and the vacc/vaccsq result latency). Each scenario coroutine
+builds a program with the shared harness (``vpu_harness``: the golden expectation of every
+output), and runs it through :class:`TB` under one back-pressure mode; ``cocotb.parametrize``
+crosses scenarios and modes.
 Every transferred output word is compared bit for bit.
 """
 
@@ -51,6 +52,7 @@ class TB:
         self.d = int(CONFIG["d"])
         self.tables = {fn: gtab.table(fn, *spec) for fn, spec in CONFIG["tables"].items()}
         self.latencies = {VpuOp[k]: v for k, v in CONFIG["latencies"].items()}
+        self.acc_latency = CONFIG.get("acc_latency")
         self.rng = np.random.default_rng(seed)
         self.cycle = 0
 
@@ -75,7 +77,7 @@ class TB:
         p_valid, p_ready = PRESSURE[pressure]
         cmds, a, b, y_exp, r_exp = streams(prog)
         ic = ia = ib = 0
-        out = {"y": [], "results": [], "a_cycles": [], "y_cycles": []}
+        out = {"y": [], "results": [], "a_cycles": [], "y_cycles": [], "r_cycles": []}
         start = self.cycle
         while len(out["y"]) < len(y_exp) or len(out["results"]) < len(r_exp) or ic < len(cmds):
             self.cycle += 1
@@ -112,6 +114,7 @@ class TB:
                 out["y_cycles"].append(self.cycle)
             if rr and dut.result__valid.value:
                 out["results"].append(dut.result__payload.value.to_unsigned())
+                out["r_cycles"].append(self.cycle)
             await FallingEdge(dut.clk)
         # drained: no more output may appear, every input must have been consumed
         dut.cmd__valid.value = dut.a__valid.value = dut.b__valid.value = 0
@@ -126,7 +129,8 @@ class TB:
 
     def check(self, prog: list[Cmd], out: dict, pressure: str) -> None:
         """Every output bit against the golden expectation; without back-pressure also the
-        element-wise latencies and the one-vector-per-cycle throughput."""
+        element-wise latencies, the one-vector-per-cycle throughput (vacc/vaccsq included) and
+        the vacc/vaccsq result latency."""
         _, _, _, y_exp, r_exp = streams(prog)
         assert len(out["y"]) == len(y_exp) and len(out["results"]) == len(r_exp)
         bad = []
@@ -147,10 +151,17 @@ class TB:
                 bad.append(f"{c.op.name} n={c.n} s={c.s:#010x} t={c.t:#010x}: {g:#x} != {e:#x}")
         assert not bad, f"{len(bad)} mismatches:\n" + "\n".join(bad[:25])
         if pressure == "none":
-            ia = iy = 0
+            ia = iy = ir = 0
             for c in prog:
                 ac = out["a_cycles"][ia : ia + len(c.a)]
                 ia += len(c.a)
+                if c.result is not None:
+                    rc = out["r_cycles"][ir]
+                    ir += 1
+                    if c.op in (VpuOp.VACC, VpuOp.VACCSQ) and len(ac):
+                        assert all(q - p == 1 for p, q in zip(ac, ac[1:], strict=False)), c.op
+                        if self.acc_latency is not None:
+                            assert rc - ac[-1] == self.acc_latency, (c.op, rc - ac[-1])
                 if c.op in VEC_OPS:
                     yc = out["y_cycles"][iy : iy + len(c.y)]
                     iy += len(c.y)
@@ -172,10 +183,16 @@ def sc_elementwise(tb: TB) -> list[Cmd]:
 
 
 def sc_reductions(tb: TB) -> list[Cmd]:
+    """The reduction corners, longer random reductions, and accumulates back to back (each
+    streams one vector per cycle)."""
     return reduction_program(tb.rng, tb.tables, tb.d) + [
         make_cmd(tb.rng, op, n, tb.d, tb.tables)
         for op in (VpuOp.VACC, VpuOp.VACCSQ, VpuOp.VMAX)
         for n in (4, 7, 16)
+    ] + [
+        make_cmd(tb.rng, (VpuOp.VACC, VpuOp.VACCSQ)[i % 2], int(tb.rng.integers(1, 9)), tb.d,
+                 tb.tables)
+        for i in range(12)
     ]
 
 

@@ -248,7 +248,9 @@ def elementwise_program(rng, tables: dict, d: int, full: bool = False) -> list:
 
 def reduction_program(rng, tables: dict, d: int) -> list:
     """vacc/vaccsq/vmax/vargmax over n = 0.. vectors with signed zeros, infinities, NaNs,
-    subnormals, ties and elements beyond n."""
+    subnormals, ties and elements beyond n; for vacc/vaccsq also exact cancellation
+    (``[65504, 2^-24, -65504, 2^-24]`` gives 2^-23), max normals, lone +inf / -inf / NaN and
+    +inf with -inf (docs/numerics.md §5)."""
     prog = []
 
     def normal(n):
@@ -257,8 +259,17 @@ def reduction_program(rng, tables: dict, d: int) -> list:
     for op in (VpuOp.VACC, VpuOp.VACCSQ):
         for n in (0, 1, 2, 5):
             prog.append(make_cmd(rng, op, n, d, tables, a=normal(n)))
-        big = np.full((2, d), 0x7BFF, np.uint16)  # FP32 sums of 65504s: finite, no overflow
+        big = np.full((2, d), 0x7BFF, np.uint16)  # sums of 65504s: finite, no overflow
         prog.append(make_cmd(rng, op, 2, d, tables, a=big))
+        big = np.full((5, d), 0xFBFF, np.uint16)  # -65504s: squares up to 2^32 each
+        big[4, -1] = 0x8001
+        prog.append(make_cmd(rng, op, 5, d, tables, a=big))
+        cancel = np.resize([0x7BFF, 0x0001, 0xFBFF, 0x0001], (-(-4 // d), d))
+        prog.append(make_cmd(rng, op, len(cancel), d, tables, a=cancel.astype(np.uint16)))
+        for special in (0x7C00, 0xFC00, 0x7E01):  # a lone +inf / -inf / NaN among normals
+            sp = normal(2)
+            sp[1, d - 1] = special
+            prog.append(make_cmd(rng, op, 2, d, tables, a=sp))
         odd = normal(3)
         odd[1, 3 % d] = 0x7C00  # +inf
         odd[2, 5 % d] = 0xFC00  # -inf: inf - inf = NaN
@@ -487,4 +498,6 @@ def config_json(vpu: object) -> str:
 
     tables = {fn: [t.lo, t.hi, t.points] for fn, t in vpu.tables.items()}  # type: ignore[attr-defined]
     latencies = {op.name: lat for op, lat in vpu.latencies.items()}  # type: ignore[attr-defined]
-    return json.dumps({"d": vpu.d, "tables": tables, "latencies": latencies})  # type: ignore[attr-defined]
+    acc = vpu.result_latency(VpuOp.VACC)  # type: ignore[attr-defined]
+    return json.dumps({"d": vpu.d, "tables": tables, "latencies": latencies,  # type: ignore[attr-defined]
+                       "acc_latency": acc})

@@ -4,15 +4,26 @@
   results) and its command sequencer;
 * :class:`Vfu`: element-wise FP16 vector ops (add/sub/mul, vector-scalar, exp/gelu tables,
   bypass);
-* :class:`SfuV`: accumulation (adder tree + sequential FP32 chain), reduce-max/argmax, scalar
-  FP32 add/sub/mul and the recip/rsqrt tables (:class:`ScalarTable`).
+* :class:`SfuV`: accumulation (exact fixed point, rounded once: :class:`ExactAccumulate`),
+  reduce-max/argmax, scalar FP32 add/sub/mul and the recip/rsqrt tables (:class:`ScalarTable`).
 
 Bit-exact against ``dfx.isa.golden`` (docs/numerics.md).
 """
 
+from .accumulate import ExactAccumulate
 from .scalar_tables import ScalarTable
 from .sfu import INDEX_BITS, SfuV
 from .vfu import VFU_OPS, Vfu, VpuOp
 from .vpu import Command, Vpu
 
-__all__ = ["INDEX_BITS", "VFU_OPS", "Command", "ScalarTable", "SfuV", "Vfu", "Vpu", "VpuOp"]
+__all__ = [
+    "INDEX_BITS",
+    "VFU_OPS",
+    "Command",
+    "ExactAccumulate",
+    "ScalarTable",
+    "SfuV",
+    "Vfu",
+    "Vpu",
+    "VpuOp",
+]

@@ -1,12 +1,14 @@
 """``SfuV``: the reduction and scalar stage of the VPU (DFX §2.5 SFU_V), bit-exact against the
 golden model (docs/numerics.md):
 
-* accumulate (``vacc``/``vaccsq``): each vector's d FP32 values from the VFU multiplier bank
-  (``f32(a)`` or the exact ``a*a``) go through an :class:`~dfx.rtl.arith.AdderTree` (golden
-  ``tree_sum32``), then ``acc = t_0; acc = round32(acc + t_v)`` in vector order (golden
-  ``accum``). The chain has a true dependency through the FP32 adder, so the issuer sends
-  accumulate vectors at most one per ``scalar_latency`` cycles (the adder's latency); with
-  ``scalar_latency = 1`` that is one vector per cycle;
+* accumulate (``vacc``/``vaccsq``, docs/numerics.md §5, golden ``accum``): the **exact** sum
+  of the d FP32 values per vector from the VFU multiplier bank (``f32(a)`` or the exact
+  ``a*a``), rounded once to FP32 (:class:`~.accumulate.ExactAccumulate`: FP32 -> fixed point
+  in units of 2^-48 and an integer adder tree, ``acc_tree_latency``; a wide limb-pipelined
+  accumulator, ``acc_add_latency``; one RNE conversion, ``acc_convert_latency``, whose last
+  register is the result register). One vector per cycle (:attr:`SfuV.acc_interval` = 1);
+  the result is valid :attr:`SfuV.acc_latency` = tree + add + convert cycles after the
+  command's last vector on ``prod``;
 * reduce-max (``vmax``) and argmax (``vargmax``): a comparator tree over the FP16 order key
   (``-0 < +0``; NaN above everything, ties keep the lower index), then a running maximum across
   vectors (golden ``reduce_max16`` widened to FP32, ``argmax16``);
@@ -27,10 +29,10 @@ from amaranth.lib.wiring import In, Out
 
 from dfx.isa.golden import tables as gtab
 
-from ..arith.adder_tree import AdderTree
 from ..arith.fp32_add import Fp32Add
 from ..arith.fp32_mul import Fp32Mul
 from ..arith.fpformat import FP32, check_latency, wire
+from .accumulate import ExactAccumulate
 from .scalar_tables import ScalarTable
 from .vfu import VpuOp, check_pow2, delay, widen16
 
@@ -70,13 +72,22 @@ class SfuV(wiring.Component):
         self,
         d: int,
         *,
-        tree_add_latency: int,
         scalar_latency: int,
+        acc_tree_latency: int = 1,
+        acc_add_latency: int = 1,
+        acc_convert_latency: int = 1,
         recip_table: Any = None,
         rsqrt_table: Any = None,
     ):
         self._d = check_pow2(d, "d")
-        self._tree_add = check_latency(tree_add_latency, 0, "tree_add_latency")
+        check_latency(acc_convert_latency, 1, "acc_convert_latency")
+        self._acc = ExactAccumulate(
+            d,
+            count_bits=INDEX_BITS,
+            tree_latency=acc_tree_latency,
+            add_latency=acc_add_latency,
+            convert_latency=acc_convert_latency - 1,  # + the result register
+        )
         self._scalar = check_latency(scalar_latency, 1, "scalar_latency")
         self._recip = _table("recip", recip_table)
         self._rsqrt = _table("rsqrt", rsqrt_table)
@@ -108,9 +119,15 @@ class SfuV(wiring.Component):
         return self._d
 
     @property
-    def tree_latency(self) -> int:
-        """Adder-tree stages: log2(d) * tree_add_latency."""
-        return (self._d.bit_length() - 1) * self._tree_add
+    def acc_latency(self) -> int:
+        """Cycles from an accumulation's last vector on ``prod`` to ``result.valid``:
+        acc_tree_latency + acc_add_latency + acc_convert_latency."""
+        return self._acc.latency + 1
+
+    @property
+    def acc_bits(self) -> int:
+        """Width of the exact accumulator (units of 2^-48; 2^INDEX_BITS vectors of d)."""
+        return self._acc.acc_bits
 
     @property
     def max_tree_latency(self) -> int:
@@ -119,8 +136,8 @@ class SfuV(wiring.Component):
 
     @property
     def acc_interval(self) -> int:
-        """Minimum cycles between accumulate vectors: the chain adder's latency."""
-        return self._scalar
+        """Minimum cycles between accumulate vectors: 1 (no floating-point chain)."""
+        return 1
 
     @property
     def scalar_latencies(self) -> dict[VpuOp, int]:
@@ -153,40 +170,28 @@ class SfuV(wiring.Component):
             m.d.sync += [res.eq(value), res_valid.eq(1)]
         m.d.comb += [self.result.payload.eq(res), self.result.valid.eq(res_valid)]
 
-        # ---- accumulate: adder tree, then the sequential chain ------------------------------
-        tree = AdderTree(d, self._tree_add)
-        m.submodules.tree = tree
+        # ---- accumulate: exact fixed point, rounded once ----------------------------------
+        m.submodules.acc = acc = self._acc
         m.d.comb += [
-            tree.en.eq(en),
-            tree.valid_in.eq(self.prod_valid),
-            *(tree.inputs[i].eq(self.prod[i]) for i in range(d)),
+            acc.en.eq(en),
+            acc.prod.eq(self.prod),
+            acc.valid.eq(self.prod_valid),
+            acc.first.eq(self.prod_first),
+            acc.last.eq(self.prod_last),
         ]
-        t_valid = tree.valid_out
-        t_first = delay(m, self.prod_first, tree.latency, en, "t_first")
-        t_last = delay(m, self.prod_last, tree.latency, en, "t_last")
 
-        # one FP32 adder for the chain and for sadd/ssub (never both in flight)
+        # ---- scalar add / sub --------------------------------------------------------------
         add = Fp32Add(self._scalar)
         m.submodules.add = add
-        chain_in = wire(m, t_valid & ~t_first, "chain_in")
-        tag_chain = delay(m, chain_in, self._scalar, en, "tag_chain")
-        tag_last = delay(m, t_last, self._scalar, en, "tag_last")
-        acc = Signal(32, name="acc")
-        chain_out = wire(m, add.valid_out & tag_chain, "chain_out")
-        acc_cur = Mux(chain_out, add.result, acc)
-        sc_addsub = self.sc_valid & ((self.sc_op == VpuOp.SADD) | (self.sc_op == VpuOp.SSUB))
         negate = self.sc_op == VpuOp.SSUB
         m.d.comb += [
             add.en.eq(en),
-            add.a.eq(Mux(chain_in, acc_cur, self.sc_a)),
-            add.b.eq(Mux(chain_in, tree.result, Cat(self.sc_b[:31], self.sc_b[31] ^ negate))),
-            add.valid_in.eq(chain_in | sc_addsub),
+            add.a.eq(self.sc_a),
+            add.b.eq(Cat(self.sc_b[:31], self.sc_b[31] ^ negate)),
+            add.valid_in.eq(
+                self.sc_valid & ((self.sc_op == VpuOp.SADD) | (self.sc_op == VpuOp.SSUB))
+            ),
         ]
-        with m.If(en):
-            with m.If(t_valid & t_first):
-                m.d.sync += acc.eq(tree.result)
-            with m.Elif(chain_out):
-                m.d.sync += acc.eq(add.result)
 
         # ---- scalar multiply and tables --------------------------------------------------
         mul = Fp32Mul(self._scalar)
@@ -252,12 +257,9 @@ class SfuV(wiring.Component):
         max_value = Mux(new_ext[16], FP32.nan_bits, max32)
 
         # ---- the result -----------------------------------------------------------------
-        t_done = t_valid & t_first & t_last
-        chain_done = chain_out & tag_last
-        sc_add_done = add.valid_out & ~tag_chain
         mx_done = c_valid & c_last
         choices = [
-            (t_done, tree.result),
+            (acc.valid_out, acc.result),
             (add.valid_out, add.result),
             (mul.valid_out, mul.result),
             (recip.valid_out, recip.result),
@@ -266,9 +268,8 @@ class SfuV(wiring.Component):
         ]  # at most one is valid at a time (zero_valid: +0)
         m.d.comb += [
             produce.eq(
-                t_done
-                | chain_done
-                | sc_add_done
+                acc.valid_out
+                | add.valid_out
                 | mul.valid_out
                 | recip.valid_out
                 | rsqrt.valid_out

@@ -48,15 +48,17 @@ class Vpu(wiring.Component):
       or the unsigned argmax index of vargmax.
 
     Timing: the next command is taken in the cycle the current one issues its last vector, so
-    vectors stream back to back, one per cycle (vacc/vaccsq: one per :attr:`acc_interval`
-    cycles; a scalar op takes one issue cycle). Element-wise results appear :attr:`latencies`
-    cycles after issue; an op with a shorter latency than its predecessor waits for the
-    difference, so results never collide. Back-pressure: ``y`` valid and not ready freezes the
-    whole pipeline (one clock enable); ``result`` is a held register, and the next
-    scalar-result command waits until it is taken. ``n = 0``: element-wise ops do nothing,
-    reductions give +0 (index 0). Parameters: ``vpu.*`` latencies of the core configuration;
-    ``cvt_latency`` of each element-wise latency is the FP32 -> FP16 rounding; the squares of
-    vaccsq use the multiplier bank (``vpu.square_latency`` is not used).
+    vectors stream back to back, one per cycle (vacc/vaccsq too: the exact accumulator takes one
+    vector per cycle, :attr:`acc_interval` = 1; a scalar op takes one issue cycle).
+    Element-wise results appear :attr:`latencies` cycles after issue; an op with a shorter
+    latency than its predecessor waits for the difference, so results never collide.
+    Back-pressure: ``y`` valid and not ready freezes the whole pipeline (one clock enable);
+    ``result`` is a held register, and the next scalar-result command waits until it is taken.
+    ``n = 0``: element-wise ops do nothing, reductions give +0 (index 0). Parameters: ``vpu.*``
+    latencies of the core configuration; ``cvt_latency`` of each element-wise latency is the
+    FP32 -> FP16 rounding; the squares of vaccsq use the multiplier bank
+    (``vpu.square_latency`` is not used); ``acc_*_latency``: the exact accumulation of
+    vacc/vaccsq (:mod:`.accumulate`, docs/numerics.md §5).
     """
 
     def __init__(
@@ -69,12 +71,12 @@ class Vpu(wiring.Component):
         bypass_latency: int,
         scalar_latency: int,
         cvt_latency: int = 1,
-        tree_add_latency: int | None = None,
+        acc_tree_latency: int = 1,
+        acc_add_latency: int = 1,
+        acc_convert_latency: int = 1,
         tables: dict[str, Any] | None = None,
     ):
         self._d = check_pow2(d, "d")
-        if tree_add_latency is None:
-            tree_add_latency = add_latency
         tables = dict(tables or {})
         unknown = sorted(set(tables) - {"exp", "gelu", "recip", "rsqrt"})
         if unknown:
@@ -93,8 +95,10 @@ class Vpu(wiring.Component):
         )
         self._sfu = SfuV(
             d,
-            tree_add_latency=tree_add_latency,
             scalar_latency=scalar_latency,
+            acc_tree_latency=acc_tree_latency,
+            acc_add_latency=acc_add_latency,
+            acc_convert_latency=acc_convert_latency,
             recip_table=tables.get("recip"),
             rsqrt_table=tables.get("rsqrt"),
         )
@@ -105,7 +109,9 @@ class Vpu(wiring.Component):
             "bypass_latency": bypass_latency,
             "scalar_latency": scalar_latency,
             "cvt_latency": cvt_latency,
-            "tree_add_latency": tree_add_latency,
+            "acc_tree_latency": acc_tree_latency,
+            "acc_add_latency": acc_add_latency,
+            "acc_convert_latency": acc_convert_latency,
         }
         v16 = data.ArrayLayout(16, d)
         super().__init__(
@@ -121,7 +127,7 @@ class Vpu(wiring.Component):
     @classmethod
     def from_core(cls, core: Any, **overrides: Any) -> Vpu:
         """The VPU of a :class:`dfx.isa.config.CoreConfig`: d = ``core.d``, latencies from
-        ``core.vpu`` (the tree adders take ``vpu.add_latency``), tables from ``core.tables``.
+        ``core.vpu`` (including ``acc_tree/add/convert_latency``), tables from ``core.tables``.
         Keyword arguments override any constructor argument."""
         v = core.vpu
         kw: dict[str, Any] = {
@@ -130,6 +136,9 @@ class Vpu(wiring.Component):
             "table_latency": v.table_latency,
             "bypass_latency": v.bypass_latency,
             "scalar_latency": v.scalar_latency,
+            "acc_tree_latency": v.acc_tree_latency,
+            "acc_add_latency": v.acc_add_latency,
+            "acc_convert_latency": v.acc_convert_latency,
             "tables": {fn: getattr(core.tables, fn) for fn in ("exp", "gelu", "recip", "rsqrt")},
         }
         kw.update(overrides)
@@ -166,8 +175,16 @@ class Vpu(wiring.Component):
         return self._lat["cvt_latency"]
 
     @property
-    def tree_add_latency(self) -> int:
-        return self._lat["tree_add_latency"]
+    def acc_tree_latency(self) -> int:
+        return self._lat["acc_tree_latency"]
+
+    @property
+    def acc_add_latency(self) -> int:
+        return self._lat["acc_add_latency"]
+
+    @property
+    def acc_convert_latency(self) -> int:
+        return self._lat["acc_convert_latency"]
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -181,18 +198,18 @@ class Vpu(wiring.Component):
 
     @property
     def acc_interval(self) -> int:
-        """Cycles between the vectors of vacc/vaccsq (the accumulation adder's latency)."""
+        """Cycles between the vectors of vacc/vaccsq: 1 (the exact accumulator has no chain)."""
         return self._sfu.acc_interval
 
     def result_latency(self, op: VpuOp, n: int = 1) -> int:
         """Cycles from the issue of a reduction's last vector (a scalar op's issue) to
-        ``result.valid``, with ``n`` vectors."""
+        ``result.valid``, with ``n`` vectors (vacc/vaccsq: prod_latency + acc_tree_latency +
+        acc_add_latency + acc_convert_latency, whatever ``n``)."""
         op = VpuOp(op)
         if op in _SCALAR:
             return self._sfu.scalar_latencies[op]
         if op in _ACC:
-            chain = self._sfu.acc_interval if n > 1 else 0
-            return self._vfu.prod_latency + self._sfu.tree_latency + chain + 1
+            return self._vfu.prod_latency + self._sfu.acc_latency
         if op in _MAX:
             return self._sfu.max_tree_latency + 1
         raise ValueError(f"op: {op.name} has no scalar result")
@@ -248,7 +265,6 @@ class Vpu(wiring.Component):
         m.d.comb += gap_ok.eq(age + lat_new > last_lat)
 
         sfu_busy = Signal(name="sfu_busy")  # a scalar result is on its way or not yet taken
-        acc_wait = Signal(range(max(2, self.acc_interval)), name="acc_wait")
 
         fire = Signal(name="fire")  # one vector leaves a (and b) into the datapath
         fire_sc = Signal(name="fire_sc")
@@ -265,7 +281,6 @@ class Vpu(wiring.Component):
                 & (~needs_b | self.b.valid)
                 & (~vec_out | gap_ok)
                 & ~(is_red & first & sfu_busy)
-                & (~is_acc | (acc_wait == 0))
             ),
             fire_sc.eq(busy & en & is_scalar & ~sfu_busy),
             fire_zero.eq(busy & en & is_red & ~has_work & ~sfu_busy),
@@ -309,11 +324,6 @@ class Vpu(wiring.Component):
             m.d.sync += sfu_busy.eq(1)
         with m.Elif(self.result.valid & self.result.ready):
             m.d.sync += sfu_busy.eq(0)
-
-        with m.If(fire & is_acc):
-            m.d.sync += acc_wait.eq(self.acc_interval - 1)
-        with m.Elif(en & (acc_wait != 0)):
-            m.d.sync += acc_wait.eq(acc_wait - 1)
 
         # datapath
         m.d.comb += [

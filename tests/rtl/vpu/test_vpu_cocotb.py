@@ -20,7 +20,7 @@ TOP = "vpu"
 
 CONFIGS = {
     "tiny": lambda: Vpu.from_core(load_core("tiny")),
-    # every latency different, FP32 converter and adder tree combinational, full-rate vacc
+    # every latency different, FP32 converter and accumulate tree combinational, 3 limbs
     "odd": lambda: Vpu(
         2,
         add_latency=3,
@@ -29,7 +29,9 @@ CONFIGS = {
         bypass_latency=2,
         scalar_latency=1,
         cvt_latency=0,
-        tree_add_latency=0,
+        acc_tree_latency=0,
+        acc_add_latency=3,
+        acc_convert_latency=1,
         tables={"exp": {"lo": -8.0, "hi": 8.0, "points": 64}},
     ),
 }

@@ -37,7 +37,12 @@ def test_from_core_tiny_and_u280():
             v.table_latency,
         )
         assert (vpu.bypass_latency, vpu.scalar_latency) == (v.bypass_latency, v.scalar_latency)
-        assert vpu.tree_add_latency == v.add_latency and vpu.cvt_latency == 1
+        assert vpu.cvt_latency == 1
+        assert (vpu.acc_tree_latency, vpu.acc_add_latency, vpu.acc_convert_latency) == (
+            v.acc_tree_latency,
+            v.acc_add_latency,
+            v.acc_convert_latency,
+        )
         for fn in ("exp", "gelu", "recip", "rsqrt"):
             spec = getattr(core.tables, fn)
             tab = vpu.tables[fn]
@@ -47,16 +52,23 @@ def test_from_core_tiny_and_u280():
         assert vpu.latencies[VpuOp.VEXP] == vpu.latencies[VpuOp.VGELU] == v.table_latency
         assert vpu.latencies[VpuOp.VMOV] == v.bypass_latency
         assert set(vpu.latencies) == set(VFU_OPS)
-        assert vpu.acc_interval == v.scalar_latency
+        assert vpu.acc_interval == 1
+        # vacc/vaccsq: the VFU stage, then tree + add + convert, whatever the vector count
+        acc = v.acc_tree_latency + v.acc_add_latency + v.acc_convert_latency
+        for n in (1, 2, 100):
+            assert vpu.result_latency(VpuOp.VACC, n) == vpu.result_latency(VpuOp.VACCSQ, n)
+            assert vpu.result_latency(VpuOp.VACC, n) == v.mul_latency - 1 + acc
 
 
 def test_u280_numbers():
     vpu = Vpu.from_core(load_core("dfx-u280"))
     assert vpu.d == 64
     assert vpu.latencies[VpuOp.VADD] == 11 and vpu.latencies[VpuOp.VMOV] == 1
-    # vacc of V vectors: Fp16Mul (6 - 1) + tree 6 x 11 + chain 11 + result register
-    assert vpu.result_latency(VpuOp.VACC, 1) == 5 + 66 + 1
-    assert vpu.result_latency(VpuOp.VACC, 4) == 5 + 66 + 11 + 1
+    # vacc of V vectors, from the last vector's issue: Fp16Mul (6 - 1), then the exact
+    # accumulation: FP32 -> fixed + integer tree 4, wide accumulator 2, RNE to FP32 3 (the
+    # result register is the converter's last stage)
+    assert vpu.result_latency(VpuOp.VACC, 1) == 5 + 4 + 2 + 3
+    assert vpu.result_latency(VpuOp.VACC, 4) == 5 + 4 + 2 + 3
     assert vpu.result_latency(VpuOp.VMAX) == 6 + 1
     assert vpu.result_latency(VpuOp.SADD) == 11 + 1
     assert vpu.result_latency(VpuOp.SRECIP) == 11 + 11 + 2 + 1
@@ -79,7 +91,9 @@ def test_properties_are_read_only():
         "bypass_latency",
         "scalar_latency",
         "cvt_latency",
-        "tree_add_latency",
+        "acc_tree_latency",
+        "acc_add_latency",
+        "acc_convert_latency",
         "latencies",
         "acc_interval",
         "tables",
@@ -125,9 +139,19 @@ def test_op_values_are_isa_opcodes():
             "add_latency must be an integer >= 3, not 2",
         ),
         (
-            {"tree_add_latency": -2},
+            {"acc_tree_latency": -2},
             ValueError,
-            "tree_add_latency must be an integer >= 0, not -2",
+            "acc_tree_latency must be an integer >= 0, not -2",
+        ),
+        (
+            {"acc_add_latency": 0},
+            ValueError,
+            "acc_add_latency must be an integer >= 1, not 0",
+        ),
+        (
+            {"acc_convert_latency": 0},
+            ValueError,
+            "acc_convert_latency must be an integer >= 1, not 0",
         ),
         (
             {"tables": {"sin": {"lo": 0, "hi": 1, "points": 4}}},
@@ -156,7 +180,7 @@ def test_parts_validate_too():
     with pytest.raises(ValueError, match="mul_latency must be an integer >= 0, not -1"):
         ScalarTable("rsqrt", mul_latency=-1)
     with pytest.raises(ValueError, match="scalar_latency must be an integer >= 1, not 0"):
-        SfuV(8, tree_add_latency=1, scalar_latency=0)
+        SfuV(8, scalar_latency=0)
     with pytest.raises(ValueError, match="mul_latency must be an integer >= 2, not 1"):
         Vfu(8, add_latency=2, mul_latency=1, table_latency=1, bypass_latency=1, cvt_latency=2)
 

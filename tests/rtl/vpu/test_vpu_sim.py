@@ -2,7 +2,8 @@
 model: corner operands (signed zeros, subnormals, extreme normals, ties, overflow, inf, NaN
 payloads, table edges, recip/rsqrt specials), random operands, latency and throughput, and a
 random program under random back-pressure. A second, odd-latency configuration (d = 2, FP32
-converter and adder tree combinational) stresses the output-slot rule.
+converter and the accumulate tree combinational, a 3-limb accumulator) stresses the
+output-slot rule. The accumulate path alone: ``test_vpu_accumulate.py``.
 
 Building Amaranth's simulator for the VPU takes most of the time, so each configuration runs
 all its phases in one simulation (module-scoped fixtures) and the tests inspect the parts.
@@ -83,8 +84,9 @@ def test_random_program_under_backpressure(tiny):
 
 def test_latency_and_throughput(tiny):
     """Without back-pressure: element-wise results exactly ``latencies[op]`` cycles after their
-    vector was taken, one vector per cycle; accumulate vectors ``acc_interval`` apart;
-    reductions and scalar ops report after :meth:`Vpu.result_latency`."""
+    vector was taken, one vector per cycle; accumulate vectors one per cycle too
+    (``acc_interval`` = 1); reductions and scalar ops report after :meth:`Vpu.result_latency`
+    (vacc/vaccsq: the same whatever the vector count)."""
     dut, phases = tiny
     seen = set()
     for name in ("elementwise", "reduction", "scalar"):
@@ -95,9 +97,8 @@ def test_latency_and_throughput(tiny):
                 ), c.op
                 assert all(b - a == 1 for a, b in zip(ac, ac[1:], strict=False)), c.op
             elif c.op in (VpuOp.VACC, VpuOp.VACCSQ) and len(ac) > 1:
-                assert all(b - a == dut.acc_interval for a, b in zip(ac, ac[1:], strict=False)), (
-                    c.op
-                )
+                assert dut.acc_interval == 1
+                assert all(b - a == 1 for a, b in zip(ac, ac[1:], strict=False)), c.op
             if c.result is not None and len(ac) and c.n:
                 assert oc[0] - ac[-1] == dut.result_latency(c.op, len(ac)), c.op
             seen.add(c.op)
@@ -110,7 +111,7 @@ def test_latency_and_throughput(tiny):
 @pytest.fixture(scope="module")
 def odd():
     """d = 2 with latencies that all differ: add 3, mul 2 (cvt 0), table 1, bypass 2,
-    scalar 1 (full-rate accumulation), combinational tree adders."""
+    scalar 1, accumulate tree 0 (combinational), 3 accumulator limbs, convert 1."""
     dut = Vpu(
         2,
         add_latency=3,
@@ -119,7 +120,9 @@ def odd():
         bypass_latency=2,
         scalar_latency=1,
         cvt_latency=0,
-        tree_add_latency=0,
+        acc_tree_latency=0,
+        acc_add_latency=3,
+        acc_convert_latency=1,
         tables={"exp": {"lo": -8.0, "hi": 8.0, "points": 64}},
     )
     rng = np.random.default_rng(99)
