@@ -178,7 +178,8 @@ class CardSim:
         self.end = 0
         self.now = 0  # earliest cycle the next instruction can issue
         self.ends: list[list[list[int]]] = [[] for _ in UNITS]  # [stream end, category]
-        self.acc = [NEG, VECTOR]  # VPU accumulator free
+        self.acc = [NEG, VECTOR]  # SFU_V running maximum (vmax/vargmax) free
+        self.acc_in = NEG  # the last vacc/vaccsq vector's entry into the adder tree
         self.lut_s = [NEG, NEG]  # LUT scalers: end of the second-to-last and last group round
         self.vw: list[list[Any]] = []  # VRF writers [lo, hi, avail list, category, last]
         self.vr: list[list[int]] = []  # VRF readers [lo, hi, last read, category]
@@ -880,16 +881,25 @@ class CardSim:
             reads = self._chain(start, nv, av_a)
             last = reads[-1]
             if op in ("vacc", "vaccsq"):
-                pre = p.sum_tree + (p.vpu_square if op == "vaccsq" else 0)
-                step = p.vpu_scalar
-            else:
+                # exact fixed-point accumulation (docs/numerics.md §5): the vectors enter the
+                # adder tree in order, one per cycle (vaccsq after the square stage); the
+                # FP32 result is ready the tree, the wide accumulate and the rounding after
+                # the last one
+                sq = p.vpu_square if op == "vaccsq" else 0
+                e = self.acc_in
+                for r in reads:
+                    x = r + sq
+                    e = x if x > e else e + 1
+                self.acc_in = e
+                res = e + p.acc_drain
+            else:  # vmax/vargmax: comparator tree, then the sequential running maximum
                 pre, step = p.cmp_tree, p.vpu_compare
-            acc = self.acc[0]
-            for r in reads:  # the sequential accumulator after the per-vector tree
-                x = r + pre
-                acc = (x if x > acc else acc) + step
-            res = acc
-            self.acc[0] = res
+                acc = self.acc[0]
+                for r in reads:
+                    x = r + pre
+                    acc = (x if x > acc else acc) + step
+                res = acc
+                self.acc[0] = res
             self._read(a, nv, last, VECTOR)
         if op == "vargmax":
             self._set(ins.rd, 0, res, VECTOR)
@@ -1233,7 +1243,8 @@ class CardSim:
                       else (lp[0], lp[1], lp[3], lp[2], lp[4])
                       for k, lp in enumerate(self.loops))
         return (self.pc, now - ref, ends, (f(self.acc[0]), self.acc[1] if self.acc[0] > now
-                                          else -1), tuple(f(x) for x in self.lut_s),
+                                          else -1), f(self.acc_in, now - 1),
+                tuple(f(x) for x in self.lut_s),
                 vw, vr, ints, sav, slr, tuple(mem), wb, (f(h[0]), h[1] if h[0] > now else -1),
                 loops, occ, f(self.front))
 
@@ -1264,6 +1275,7 @@ class CardSim:
             for e in u:
                 e[0] = sh(e[0])
         self.acc[0] = sh(self.acc[0])
+        self.acc_in = sh(self.acc_in)
         self.lut_s = [sh(x) for x in self.lut_s]
         for w in self.vw:
             w[2] = [sh(x) for x in w[2]]

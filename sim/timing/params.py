@@ -160,7 +160,9 @@ class Params:
     vpu_scalar: int
     vpu_table: int
     vpu_compare: int
-    sum_tree: int  # d -> 1 FP32 adder tree of vacc/vaccsq
+    acc_tree: int  # vacc/vaccsq: FP32 -> fixed point and integer adder tree over one vector
+    acc_add: int  # the wide exact accumulator (one vector per cycle)
+    acc_convert: int  # the final rounding of the accumulator to FP32
     cmp_tree: int  # d -> 1 comparator tree of vmax/vargmax
     # memories
     hbm: Channels
@@ -176,6 +178,12 @@ class Params:
     srf: int
     vrf: int
     lut: LutParams | None = None  # the LUT-GEMM unit (None: the core has none)
+
+    @property
+    def acc_drain(self) -> int:
+        """vacc/vaccsq: cycles from the last vector entering the adder tree to the FP32 result
+        (tree, wide accumulate, rounding; docs/timing.md, "VPU")."""
+        return self.acc_tree + self.acc_add + self.acc_convert
 
     @property
     def hop(self) -> int:
@@ -243,7 +251,9 @@ def derive(core: CoreConfig) -> Params:
         vpu_scalar=vpu.scalar_latency,
         vpu_table=vpu.table_latency,
         vpu_compare=vpu.compare_latency,
-        sum_tree=depth * vpu.scalar_latency,
+        acc_tree=vpu.acc_tree_latency,
+        acc_add=vpu.acc_add_latency,
+        acc_convert=vpu.acc_convert_latency,
         cmp_tree=depth * vpu.compare_latency,
         hbm=hbm,
         ddr=ddr,

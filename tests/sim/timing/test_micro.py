@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 from timing_helpers import bytes_per_cycle, cycles, micro
 
+from dfx.isa.config import load_core
 from dfx.sim.timing import TimingError, simulate
 
 
@@ -109,12 +110,79 @@ def test_dependent_vector_chain_overlaps_by_chaining(u280):
     assert simulate(b).end == [v.add_latency + v.mul_latency + v.table_latency + n - 1]
 
 
-def test_vacc_is_a_tree_then_a_sequential_fp32_chain(u280):
+def acc_drain(core):
+    """vacc/vaccsq: last vector into the adder tree -> FP32 result (tree, wide accumulate,
+    rounding)."""
+    v = core.vpu
+    return v.acc_tree_latency + v.acc_add_latency + v.acc_convert_latency
+
+
+@pytest.mark.parametrize("core_name", ["dfx-u280", "tiny"])
+@pytest.mark.parametrize("op", ["vacc", "vaccsq"])
+def test_vacc_streams_one_vector_per_cycle_into_an_exact_accumulator(core_name, op):
+    """A LayerNorm reduction (n = 24 vectors, 1536 elements at d = 64): the vectors are read in
+    cycles 0..n-1 and enter the adder tree in the same cycles (vaccsq: after the square
+    stage); the exact sum is rounded to FP32 tree + accumulate + convert cycles after the last
+    one (9 at dfx-u280: 24 vectors cost 32 cycles, vaccsq 36, instead of 66 + 24 x 11 with the
+    old sequential FP32 chain)."""
+    core = load_core(core_name)
     n = 24
-    b = micro(f"vacc sd=s3, a=v[r0+0], n={n}\nhalt\n")
+    b = micro(f"{op} sd=s3, a=v[r0+0], n={n}\nhalt\n", core)
+    sq = core.vpu.square_latency if op == "vaccsq" else 0
+    assert simulate(b).end == [n - 1 + sq + acc_drain(core)]
+    if core_name == "dfx-u280":
+        assert simulate(b).end == [{"vacc": 32, "vaccsq": 36}[op]]
+
+
+def test_vacc_chains_on_its_producer_and_feeds_a_scalar_op(u280):
+    """vexp -> vacc -> smul (the softmax row sum, then a scalar op on it): the VPU takes vacc
+    after vexp's last input (cycle n) and vacc reads vector i no earlier than vexp has written
+    it (table_latency + i), one per cycle; its last vector enters the tree in the cycle it is
+    read; smul waits for the sum and takes scalar_latency."""
     v = u280.vpu
-    tree = int(math.log2(u280.d)) * v.scalar_latency
-    assert simulate(b).end == [tree + n * v.scalar_latency]
+    for n in (2, 5):  # producer-bound (n < table_latency) and VPU-bound
+        b = micro(f"vexp y=v[r0+10], a=v[r0+0], n={n}\n"
+                  f"vacc sd=s3, a=v[r0+10], n={n}\n"
+                  "smul sd=s4, sa=s3, sb=s5\n"
+                  "halt\n")
+        last = max(n, v.table_latency) + n - 1
+        assert simulate(b).end == [last + acc_drain(u280) + v.scalar_latency]
+
+
+def test_vaccsq_then_vacc_enter_the_adder_tree_in_order(u280):
+    """Back-to-back independent reductions: the adder tree takes one vector per cycle in
+    order. vaccsq reads cycles 0..n-1, its vectors enter the tree after the square stage
+    (sq..sq+n-1); vacc reads n..2n-1 but its first vector enters only after vaccsq's last,
+    so its vectors enter at sq+n..sq+2n-1. The accumulator does not wait for vaccsq's result."""
+    n = 3
+    v = u280.vpu
+    sq = v.square_latency
+    assert sq > 1  # otherwise the order costs nothing
+    b = micro(f"vaccsq sd=s3, a=v[r0+0], n={n}\n"
+              f"vacc sd=s4, a=v[r0+0], n={n}\n"
+              "halt\n")
+    assert simulate(b).end == [sq + 2 * n - 1 + acc_drain(u280)]
+    b = micro(f"vacc sd=s4, a=v[r0+0], n={n}\n"  # the other order: no wait
+              f"vaccsq sd=s3, a=v[r0+0], n={n}\n"
+              "halt\n")
+    assert simulate(b).end == [2 * n - 1 + sq + acc_drain(u280)]
+
+
+def test_vacc_of_nothing_and_vmax_keep_their_rules(u280):
+    """vacc n = 0 writes 0 after the bypass latency; vmax is still a comparator tree then a
+    running maximum of compare_latency per vector, and does not wait for a vacc before it."""
+    v = u280.vpu
+    b = micro("vacc sd=s3, a=v[r0+0], n=0\nsmul sd=s4, sa=s3, sb=s3\nhalt\n")
+    assert simulate(b).end == [max(v.bypass_latency, u280.timing.issue_cycles)
+                               + v.scalar_latency]
+    n = 4
+    cmp_tree = int(math.log2(u280.d)) * v.compare_latency
+    b = micro(f"vacc sd=s3, a=v[r0+0], n={n}\n"
+              f"vmax sd=s4, a=v[r0+0], n={n}\n"
+              "halt\n")
+    vacc = n - 1 + acc_drain(u280)
+    vmax = n + cmp_tree + n * v.compare_latency  # its reads start at cycle n
+    assert simulate(b).end == [max(vacc, vmax)]
 
 
 def test_write_after_read_waits_for_the_matrix_stream(u280):

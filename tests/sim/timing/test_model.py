@@ -79,7 +79,9 @@ def test_derived_parameters(u280):
     assert p.fill == m.mul_latency + int(math.log2(m.d)) * m.add_latency + m.add_latency \
         + m.sfu_latency
     assert p.fill == 87  # 6 + 6 x 11 + 11 + 4 for dfx-u280
-    assert p.sum_tree == int(math.log2(u280.d)) * v.scalar_latency
+    assert (p.acc_tree, p.acc_add, p.acc_convert) == (v.acc_tree_latency, v.acc_add_latency,
+                                                     v.acc_convert_latency)
+    assert p.acc_drain == 9  # 4 + 2 + 3 for dfx-u280: a 24-vector vacc takes 32 cycles
     assert p.hbm.latency == cycles(u280.b.hbm.read_latency_ns, u280)
     assert float(p.hbm.bytes_per_cycle) == u280.timing.dma_port_bits / 8  # port-bound
     assert float(p.hbm.bytes_per_cycle) * p.hbm.n * u280.clock_mhz / 1000 == pytest.approx(409.6)
