@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from golden_helpers import rn32
 
 from dfx.isa.golden import lutgemm as lg
 from dfx.isa.golden.fixed import add_shifted, round_fixed32
@@ -56,25 +57,6 @@ def test_group_sums_are_exact_and_match_the_dense_product() -> None:
     assert (p * 2.0**24 == np.round(p * 2.0**24)).all()
 
 
-def _rn32(fr: Fraction) -> np.float32:
-    """Round a rational to the nearest FP32 (ties to even) with integers only."""
-    if fr == 0:
-        return np.float32(0.0)
-    neg, fr = fr < 0, abs(fr)
-    e = fr.numerator.bit_length() - fr.denominator.bit_length()
-    while Fraction(2) ** e > fr:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= fr:
-        e += 1
-    sc = fr / Fraction(2) ** (e - 23)
-    m = sc.numerator // sc.denominator
-    r = sc - m
-    if r > Fraction(1, 2) or (r == Fraction(1, 2) and m % 2):
-        m += 1
-    v = np.float32(np.ldexp(float(m), e - 23))
-    return -v if neg else v
-
-
 @pytest.mark.parametrize("seed", range(40))
 def test_lut_acc_is_the_exact_product_rounded_once(seed: int) -> None:
     """Step 2: the FP32 nearest to the exact product with the dequantized weights (checked
@@ -94,7 +76,7 @@ def test_lut_acc_is_the_exact_product_rounded_once(seed: int) -> None:
           for k in range(ng * g)]
     for m in range(n):
         exact = sum((Fraction(float(x[0, k])) * wd[k][m] for k in range(ng * g)), Fraction(0))
-        assert got[0, m].view(np.uint32) == _rn32(exact).view(np.uint32)
+        assert got[0, m].view(np.uint32) == rn32(exact).view(np.uint32)
 
 
 def test_round_fixed32_ties_and_signs() -> None:
@@ -107,7 +89,7 @@ def test_round_fixed32_ties_and_signs() -> None:
         add_shifted(limbs[:, i:i + 1], np.array([v >> 62], np.int64), 62)
     got = round_fixed32(limbs, 0)
     for v, r in zip(vals, got, strict=True):
-        assert r.view(np.uint32) == _rn32(Fraction(v)).view(np.uint32), v
+        assert r.view(np.uint32) == rn32(Fraction(v)).view(np.uint32), v
 
 
 def test_lutmv_epilogue() -> None:

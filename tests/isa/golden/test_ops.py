@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from golden_helpers import rn32
 
 from dfx.isa.golden import fp, ops, tables
 
@@ -183,25 +184,7 @@ def ref_accum(x, n, mode):
     if n == 0:
         return np.float32(0)
     s = sum((Fraction(float(v)) ** (2 if mode == "sumsq" else 1) for v in x[:n]), Fraction(0))
-    return _rn32(s)
-
-
-def _rn32(fr):
-    if fr == 0:
-        return np.float32(0.0)
-    neg, fr = fr < 0, abs(fr)
-    e = fr.numerator.bit_length() - fr.denominator.bit_length()
-    while Fraction(2) ** e > fr:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= fr:
-        e += 1
-    sc = fr / Fraction(2) ** (e - 23)
-    m = sc.numerator // sc.denominator
-    r = sc - m
-    if r > Fraction(1, 2) or (r == Fraction(1, 2) and m % 2):
-        m += 1
-    v = np.float32(np.ldexp(float(m), e - 23))
-    return -v if neg else v
+    return rn32(s)
 
 
 @pytest.mark.parametrize("mode", ["sum", "sumsq"])
