@@ -117,10 +117,12 @@ def test_int_to_fp32(latency):
     sim.run()
 
 
-@pytest.mark.parametrize(("latency", "width", "frac"), [(3, 113, 48), (1, 176, 48), (2, 60, 0)])
+@pytest.mark.parametrize(("latency", "width", "frac"),
+                         [(3, 113, 48), (2, 111, 48), (1, 176, 48), (2, 60, 0)])
 def test_int_to_fp32_wide(latency, width, frac):
-    """The row-accumulator form: wide signed integers in units of 2^-frac (every magnitude up
-    to the width's bound, ties, sticky bits far below the kept ones) vs exact integer RNE."""
+    """Wide forms (LUT-GEMM row accumulator, 113 bits; VPU accumulator, 111): signed integers
+    in units of 2^-frac (every magnitude up to the width's bound, ties, sticky bits far below
+    the kept ones) vs exact integer RNE."""
     dut = IntToFp32(width, latency, frac_bits=frac)
     assert dut.width == width and dut.frac_bits == frac
     rnd = random.Random(width)
