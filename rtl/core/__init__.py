@@ -1,0 +1,1 @@
+"""The dfx compute core: top (:mod:`.core`), unit ports, faults (docs/core.md)."""
