@@ -1,0 +1,1 @@
+"""The scalar register file (SFU_V scalars, FP32)."""
