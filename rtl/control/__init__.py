@@ -1,1 +1,3 @@
-"""The control slave: the Vitis ap_ctrl_hs register map (:mod:`.regmap`) and its AXI4-Lite slave (docs/core.md)."""
+"""The control slave: the Vitis ap_ctrl_hs register map (:mod:`.regmap`) and its AXI4-Lite slave
+(docs/core.md).
+"""

@@ -1,1 +1,3 @@
-"""The controller (DFX §2.1): integer registers, hardware loops, branches, integer ALU, lw/sw, operand resolution (docs/core.md)."""
+"""The controller (DFX §2.1): integer registers, hardware loops, branches, integer ALU, lw/sw,
+operand resolution (docs/core.md).
+"""

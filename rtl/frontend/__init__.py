@@ -1,1 +1,3 @@
-"""The front end of the core: program loader, instruction buffer, fetch and decode (docs/core.md)."""
+"""The front end of the core: program loader, instruction buffer, fetch and decode (docs/core.md).
+
+"""

@@ -1,1 +1,3 @@
-"""In-order issue (DFX §2.1 scheduler and scoreboard): hazards, operand checks, dispatch (docs/core.md)."""
+"""In-order issue (DFX §2.1 scheduler and scoreboard): hazards, operand checks, dispatch
+(docs/core.md).
+"""
