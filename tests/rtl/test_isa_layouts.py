@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import re
+
 from amaranth.hdl import Const, unsigned
 from amaranth.lib.data import View
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfx.isa.encoding import Instruction
+from dfx.isa.encoding import Instruction, decode
+from dfx.isa.errors import IsaError
 from dfx.isa.spec import load_spec
-from dfx.rtl.isa_layouts import FORMAT_OF, LAYOUTS, RESERVED, WORD_BITS, Opcode
+from dfx.rtl.isa_layouts import (
+    CONTROLLER,
+    DEST_OPERAND,
+    FIELD_RULES,
+    FORMAT_OF,
+    INT_DEST,
+    INT_READS,
+    LAYOUTS,
+    REG_READS,
+    RESERVED,
+    RESOLVED,
+    RESOLVED_MAX,
+    UNIT_OF,
+    USED_MASK,
+    WORD_BITS,
+    Opcode,
+    Space,
+)
 
 SPEC = load_spec()
 
@@ -68,3 +88,82 @@ def test_view_over_encoded_word_matches_python_decoder(ins):
     assert Opcode(got["opcode"]) is Opcode[ins.op.upper()]
     const = LAYOUTS[ins.spec.format.name].from_bits(ins.word)
     assert all(const[name] == value for name, value in ins.fields.items())
+
+
+# -- derived tables for the front end and the controller -------------------------------------
+
+def test_space_enum_and_units():
+    assert {m.name.lower(): m.value for m in Space} == {n: s.code for n, s in SPEC.spaces.items()}
+    assert Space.as_shape() == unsigned(SPEC.widths["space"])
+    for name, i in SPEC.instructions.items():
+        assert UNIT_OF[Opcode[name.upper()]] == SPEC.classes[i.cls].unit
+    ctrl = {n for n, i in SPEC.instructions.items() if SPEC.classes[i.cls].unit == CONTROLLER}
+    assert ctrl == {i.name for i in SPEC.instructions.values() if i.cls in ("control", "integer")}
+
+
+def test_resolved_operands_in_format_order():
+    # docs/core.md "Controller -> issue": the order of val[] per format
+    expected = {
+        "mat": ["y", "x", "w", "b", "kt", "nt"],
+        "lut": ["y", "x", "w", "b", "n", "ng"],
+        "vec": ["y", "a", "b", "n"],
+        "dma": ["dst", "src", "n"],
+        "route": ["v", "n"],
+        "int": ["mem"],
+        "ctrl": ["count"],
+        "scal": [],
+    }
+    assert {f: [o.name for o in ops] for f, ops in RESOLVED.items()} == expected
+    assert RESOLVED_MAX == max(len(v) for v in expected.values())
+    for fname, ops in RESOLVED.items():
+        fmt = SPEC.formats[fname]
+        for o in ops:
+            spec_op = fmt.operands[o.name]
+            assert o.kind == spec_op.kind
+            reg, imm = fmt.field_by_name[o.reg], fmt.field_by_name[o.imm]
+            assert reg.regfile == "int" and reg.operand == o.name
+            assert imm.operand == o.name and not imm.signed and imm.width == o.imm_bits
+            assert {reg.name, imm.name} | {f.name for f in spec_op.fields if f.kind == "space"} \
+                == {f.name for f in spec_op.fields}
+
+
+def test_integer_register_fields():
+    for fname, fmt in SPEC.formats.items():
+        int_fields = {f.name for f in fmt.fields if f.regfile == "int"}
+        dest = INT_DEST[fname]
+        assert set(INT_READS[fname]) | ({dest} if dest else set()) == int_fields
+        assert all(REG_READS[fname][i] in INT_READS[fname] for i in range(len(REG_READS[fname])))
+    # every instruction whose doc writes "r{x} = ..." writes its DEST_OPERAND, and only those
+    writes = re.compile(r"r\{(\w+)\} =(?!=)")
+    for name, i in SPEC.instructions.items():
+        targets = set(writes.findall(i.doc))
+        assert targets <= {DEST_OPERAND}, name
+        assert bool(targets) == (DEST_OPERAND in i.operand_names), name
+
+
+def test_used_masks_and_field_rules():
+    for name, i in SPEC.instructions.items():
+        op = Opcode[name.upper()]
+        assert USED_MASK[op] == i.used_mask
+        assert USED_MASK[op] & 0xFF == 0xFF
+        for rule in FIELD_RULES[op]:
+            f = i.format.field_by_name[rule.name]
+            assert (rule.lsb, rule.width) == (f.lsb, f.width)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instructions(), st.integers(0, WORD_BITS - 1))
+def test_used_mask_is_what_the_decoder_accepts(ins, bit):
+    word = ins.word ^ (1 << bit)
+    op = Opcode[ins.op.upper()]
+    try:
+        decode(word.to_bytes(WORD_BITS // 8, "little"))
+        accepted = True
+    except IsaError:
+        accepted = False
+    if bit < 8:
+        return  # another opcode
+    if not USED_MASK[op] >> bit & 1:
+        assert not accepted
+    elif not FIELD_RULES[op]:
+        assert accepted
