@@ -391,7 +391,7 @@ class Card:
 
     # -- matrix -------------------------------------------------------------------------------
     def _weights(self, ins: Instruction, kt: int, nt: int, kts: int) -> Any:
-        m, addr = self._mem(ins.w, "w", _ELEM_SPACES)
+        m, addr = self._mem(ins.w, "w", _ELEM_SPACES, align=self.tile_bytes)
         tb = self.tile_bytes
         key = ((self.index, ins.w.space), addr, kt, nt, kts)
         e = self.cache.get(key)
