@@ -58,6 +58,7 @@ __all__ = [
     "output_layout",
     "tile_layout",
     "tile_order",
+    "zigzag_interleave",
 ]
 
 
@@ -98,6 +99,16 @@ def tile_order(kt: int, nt: int, interleave: int) -> Iterator[tuple[int, int]]:
                 yield n, k
 
 
+def zigzag_interleave(d: int, l: int, add_latency: int) -> int:  # noqa: E741
+    """The default block width G of :func:`tile_order` (DFX §2.3 zig-zag): the fewest whole
+    output vectors (d/l output groups each) covering the accumulator latency,
+    ``G = (d/l) * ceil(add_latency / (d/l))`` (12 at dfx-u280: 3 vectors of 4 groups >= 11).
+    Blocks then hold whole vectors, so no vector waits for the next block. The timing model
+    reads it back as ``Mpu.from_core(core).interleave`` (docs/timing.md, "MPU")."""
+    per_vector = max(1, d // l)
+    return per_vector * -(-add_latency // per_vector)
+
+
 class _Fifo2(Elaboratable):
     """Two-entry register FIFO; ``w_rdy`` and ``r_rdy`` depend on registered state only."""
 
@@ -135,10 +146,10 @@ class Mpu(wiring.Component):
     ``add_latency`` (FP32 adders of the trees, accumulator and bias; >= 1), ``scale_latency``
     (FP32 multiplier), ``cvt_latency`` (FP32 -> FP16), ``gelu_table`` (a golden gelu
     :class:`~dfx.isa.golden.tables.PwlTable`) and ``gelu_latency``, ``interleave`` (block width
-    G of the tile order, >= add_latency; default add_latency), ``queue_depth`` (commands in
-    flight, a power of two; default the power of two above ``mfu_latency + 1``, which lets even
-    one-tile commands follow each other every cycle). ``leaf`` is how arithmetic blocks are added
-    (:meth:`verilog` passes black boxes); leave it alone.
+    G of the tile order, >= add_latency; default :func:`zigzag_interleave`), ``queue_depth``
+    (commands in flight, a power of two; default the power of two above ``mfu_latency + 1``,
+    which lets even one-tile commands follow each other every cycle). ``leaf`` is how
+    arithmetic blocks are added (:meth:`verilog` passes black boxes); leave it alone.
     """
 
     def __init__(
@@ -177,7 +188,7 @@ class Mpu(wiring.Component):
         if scale_latency is None:
             scale_latency = self._mul_latency
         if interleave is None:
-            interleave = self._add_latency
+            interleave = zigzag_interleave(self._d, self._l, self._add_latency)
         self._interleave = check_latency(interleave, self._add_latency, name="interleave")
         if queue_depth is not None:
             check_pow2(queue_depth, "queue_depth")
@@ -222,7 +233,9 @@ class Mpu(wiring.Component):
     def from_core(cls, core: Any, **overrides: Any) -> Mpu:
         """The MPU of a :class:`dfx.isa.config.CoreConfig`: ``core.mpu`` d, l, mul/add
         latencies, the scale multiplier at ``mul_latency``, the ``core.tables.gelu`` table at
-        ``core.mpu.sfu_latency``; keyword arguments override any parameter."""
+        ``core.mpu.sfu_latency`` (the GELU stage only: the whole SFU_M takes
+        :attr:`sfu_latency`), the default :func:`zigzag_interleave`; keyword arguments override
+        any parameter."""
         params: dict[str, Any] = {
             "d": core.mpu.d,
             "l": core.mpu.l,
@@ -276,10 +289,22 @@ class Mpu(wiring.Component):
         return self._sfu.latency
 
     @property
+    def epilogue_latency(self) -> int:
+        """Cycles from FP32 sums at the SFU_M input (a group leaving the MFU) to the vector
+        they complete, valid on ``out``: SFU_M + the output buffer."""
+        return self._sfu.latency + 1
+
+    @property
+    def bias_latency(self) -> int:
+        """Cycles from a group's bias moving on ``bias`` to, at the earliest, the vector that
+        group completes, valid on ``out``: the bias buffer, then :attr:`epilogue_latency`."""
+        return 1 + self.epilogue_latency
+
+    @property
     def latency(self) -> int:
         """Cycles from accepting a command's last tile to its last vector on ``out`` (valid),
         without stalls: MFU + SFU_M + the output buffer."""
-        return self._mfu.latency + self._sfu.latency + 1
+        return self._mfu.latency + self.epilogue_latency
 
     @property
     def rowmax_latency(self) -> int:

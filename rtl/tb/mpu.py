@@ -49,10 +49,15 @@ class Geometry:
 
     @classmethod
     def from_core(cls, core, interleave: int | None = None) -> Geometry:
+        """The unit of ``Mpu.from_core(core)`` (its default ``interleave`` unless given)."""
+        from dfx.rtl.mpu.mpu import zigzag_interleave
+
+        m = core.mpu
         return cls(
-            d=core.mpu.d,
-            l=core.mpu.l,
-            interleave=core.mpu.add_latency if interleave is None else interleave,
+            d=m.d,
+            l=m.l,
+            interleave=zigzag_interleave(m.d, m.l, m.add_latency) if interleave is None
+            else interleave,
             gelu=gtab.table_from_spec("gelu", core.tables.gelu),
         )
 

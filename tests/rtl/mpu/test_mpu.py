@@ -11,6 +11,7 @@ from amaranth.lib import stream
 from dfx.isa.config import load_core
 from dfx.isa.golden import tables as gt
 from dfx.rtl.mpu import Mfu, Mpu, SfuM, command_layout, output_layout, tile_layout, tile_order
+from dfx.rtl.mpu.mpu import zigzag_interleave
 from dfx.rtl.tb.mpu import CMD_FIELDS
 from dfx.rtl.tb.mpu import tile_order as tb_tile_order
 
@@ -71,13 +72,24 @@ def test_from_core_and_properties():
     assert (t.interleave, t.queue_depth) == (2, 16)  # power of two above mfu_latency + 1
     assert t.gelu_table is GELU
     u = Mpu.from_core(U280)
-    assert (u.d, u.l, u.mul_latency, u.add_latency, u.interleave) == (64, 16, 6, 11, 11)
+    # the zig-zag block: the fewest whole output vectors (d/l = 4 groups) covering add = 11
+    assert (u.d, u.l, u.mul_latency, u.add_latency, u.interleave) == (64, 16, 6, 11, 12)
     assert u.gelu_table.points == 2048 and u.queue_depth == 128
     assert Mpu.from_core(TINY, interleave=5).interleave == 5
     attrs = "d l mul_latency add_latency interleave queue_depth gelu_table latency"
-    for attr in (attrs + " mfu_latency sfu_latency rowmax_latency").split():
+    more = " mfu_latency sfu_latency rowmax_latency epilogue_latency bias_latency"
+    for attr in (attrs + more).split():
         with pytest.raises(AttributeError):
             setattr(t, attr, 1)
+
+
+@pytest.mark.parametrize(
+    ("d", "l", "add", "g"),
+    [(8, 4, 2, 2), (64, 16, 11, 12), (8, 2, 3, 4), (8, 2, 5, 8), (4, 4, 3, 3)],
+)
+def test_default_interleave_is_whole_vectors(d, l, add, g):  # noqa: E741
+    assert zigzag_interleave(d, l, add) == g
+    assert make(d=d, l=l, add_latency=add).interleave == g
 
 
 def test_latencies():
@@ -91,6 +103,7 @@ def test_latencies():
     assert u.mfu_latency == 6 + 6 * 11 + 11 == 83
     assert u.sfu_latency == 11 + 6 + 2 + 4 + 1 == 24
     assert u.latency == 108 and u.rowmax_latency == 109
+    assert u.epilogue_latency == u.sfu_latency + 1 and u.bias_latency == u.sfu_latency + 2
 
 
 def test_signature():

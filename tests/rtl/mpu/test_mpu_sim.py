@@ -172,10 +172,10 @@ def test_wider_interleave(interleave):
 
 def test_other_latencies():
     """Longer pipelines (add 3, mul 1, scale 2, GELU 5) and a deeper/shallower queue."""
-    geo = Geometry.from_core(TINY, 3)
     dut = Mpu.from_core(
         TINY, add_latency=3, mul_latency=1, scale_latency=2, gelu_latency=5, queue_depth=2
     )
+    geo = Geometry.from_core(TINY, dut.interleave)  # 4: two whole vectors cover add = 3
     problems = problem_mix(np.random.default_rng(50), geo, 10, max_kt=4, max_nt=4)
     simulate(dut, problems, geo, in_gap=0.2, ready_p=0.7)
 
