@@ -95,8 +95,8 @@ from amaranth.lib.wiring import In, Out
 from ..arith.fixed import sum_bits
 from ..arith.fpformat import check_latency
 from ..arith.pwl_table import delay
+from ..bus.stream import Fifo2
 from ..mpu.mfu import check_pow2
-from ..mpu.mpu import _Fifo2
 from .builder import TableBuilder
 from .lane import LutLane
 from .scaler import LutScaler, acc_bits, check_limbs
@@ -261,6 +261,40 @@ class LutGemm(wiring.Component):
     @property
     def max_q(self) -> int:
         return self._max_q
+
+    @property
+    def max_rows(self) -> int:
+        return self._max_rows
+
+    @property
+    def max_group(self) -> int:
+        return self._max_group
+
+    @property
+    def build_latency(self) -> int:
+        return self._lat["build"]
+
+    @property
+    def lookup_latency(self) -> int:
+        return self._lat["lookup"]
+
+    @property
+    def first_lookup_latency(self) -> int:
+        """Cycles from a slice's ``x`` beat (accepted) to the lanes' first sign beat on its
+        tables (accepted) when nothing stalls: the builder, then the table-buffer register."""
+        return self._lat["build"] + 1
+
+    @property
+    def handover_latency(self) -> int:
+        """Cycles from the lanes' last sign beat of a group (accepted) to the scale stage's
+        first op on that group, when the stage is free: look-up, then the bank hand-over."""
+        return self._lat["lookup"] + 1
+
+    @property
+    def result_latency(self) -> int:
+        """Cycles from a command's last scale op (issued) to its last ``out`` beat (valid):
+        the scaler pipeline, then the output buffer."""
+        return self.scaler_latency + 1
 
     @property
     def command_layout(self) -> data.StructLayout:
@@ -551,7 +585,7 @@ class LutGemm(wiring.Component):
             scalers.append(sc)
 
         # ---- results out
-        m.submodules.out_buf = out_buf = _Fifo2(output_layout(Sc))
+        m.submodules.out_buf = out_buf = Fifo2(output_layout(Sc))
         lat_s = self.scaler_latency
         v_o = delay(m, issue, lat_s, en, "v_o", reset_less=False)
         final_o = delay(m, tags["final"], lat_s, en, "final_o")

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,6 +49,7 @@ from dfx.isa.golden import tables as gtab
 
 from ..arith.fp32_to_fp16 import DEFAULT_CVT_LATENCY
 from ..arith.fpformat import check_latency
+from ..bus.stream import Fifo2
 from .mfu import BlackboxLeaves, Leaf, Mfu, add_leaf, check_pow2
 from .sfu import SfuM
 
@@ -107,36 +108,6 @@ def zigzag_interleave(d: int, l: int, add_latency: int) -> int:  # noqa: E741
     reads it back as ``Mpu.from_core(core).interleave`` (docs/timing.md, "MPU")."""
     per_vector = max(1, d // l)
     return per_vector * -(-add_latency // per_vector)
-
-
-class _Fifo2(Elaboratable):
-    """Two-entry register FIFO; ``w_rdy`` and ``r_rdy`` depend on registered state only."""
-
-    def __init__(self, shape):
-        self.w_data = Signal(shape)
-        self.w_en = Signal()
-        self.w_rdy = Signal()
-        self.r_data = Signal(shape)
-        self.r_en = Signal()
-        self.r_rdy = Signal()
-        self._shape = shape
-
-    def elaborate(self, platform: Any) -> Module:
-        m = Module()
-        e1 = Signal(self._shape)
-        level = Signal(range(3))
-        push = self.w_en & self.w_rdy
-        pop = self.r_en & self.r_rdy
-        m.d.comb += [self.w_rdy.eq(level < 2), self.r_rdy.eq(level != 0)]
-        m.d.sync += level.eq(level + push - pop)
-        with m.If(pop):
-            m.d.sync += self.r_data.eq(e1)
-        with m.If(push):
-            with m.If((level == 0) | ((level == 1) & pop)):
-                m.d.sync += self.r_data.eq(self.w_data)
-            with m.Else():
-                m.d.sync += e1.eq(self.w_data)
-        return m
 
 
 class Mpu(wiring.Component):
@@ -342,9 +313,9 @@ class Mpu(wiring.Component):
         d, l, G, A, Q = self._d, self._l, self._interleave, self._add_latency, self._queue_depth  # noqa: E741
         m.submodules.mfu = mfu = self._mfu
         m.submodules.sfu = sfu = self._sfu
-        m.submodules.out_buf = out_buf = _Fifo2(output_layout(d))
-        m.submodules.max_buf = max_buf = _Fifo2(32)
-        m.submodules.bias_buf = bias_buf = _Fifo2(data.ArrayLayout(16, l))
+        m.submodules.out_buf = out_buf = Fifo2(output_layout(d))
+        m.submodules.max_buf = max_buf = Fifo2(32)
+        m.submodules.bias_buf = bias_buf = Fifo2(data.ArrayLayout(16, l))
         en = Signal(name="en")  # the global pipeline enable
 
         # ---- command queue: written from cmd, read by the issuer (ip) and the retirer (rp)
