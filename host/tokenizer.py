@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import json
 import operator
 import os
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import tiktoken
 
+from dfx.isa.documents import parse_json, read_text
 from dfx.isa.errors import DfxError
 
 __all__ = [
@@ -132,22 +132,16 @@ def gpt2_tokenizer_files() -> tuple[Path, Path]:
     return data / "encoder.json", data / "vocab.bpe"
 
 
+#: Largest tokenizer file read (GPT-2's vocab.json is 1 MiB, tokenizer.json 1.4 MiB).
+MAX_TOKENIZER_BYTES = 64 << 20
+
+
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise TokenizerError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    except OSError as e:
-        raise TokenizerError(f"{path}: cannot read ({e.strerror})") from e
+    return read_text(path, error=TokenizerError, max_bytes=MAX_TOKENIZER_BYTES)
 
 
 def _json(path: Path, text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TokenizerError(
-            f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from e
+    return parse_json(text, str(path), error=TokenizerError, max_bytes=MAX_TOKENIZER_BYTES)
 
 
 def _parse_merges(path: Path, text: str) -> list[tuple[str, str]]:
@@ -241,13 +235,16 @@ def gpt2_tokenizer() -> Tokenizer:
     )
 
 
-def load_tokenizer(checkpoint_dir: str | os.PathLike[str] | None = None) -> Tokenizer:
-    """The tokenizer of ``checkpoint_dir`` if it has one, else GPT-2's (see module docstring)."""
+def load_tokenizer(checkpoint_dir: str | os.PathLike[str] | None = None, *,
+                   what: str = "checkpoint directory") -> Tokenizer:
+    """The tokenizer of ``checkpoint_dir`` if it has one, else GPT-2's (see module docstring).
+    ``what`` names the directory in messages (``--tokenizer``)."""
     if checkpoint_dir is None:
         return gpt2_tokenizer()
     directory = Path(checkpoint_dir)
     if not directory.is_dir():
-        raise TokenizerError(f"checkpoint directory {os.fspath(checkpoint_dir)!r} does not exist")
+        state = "is not a directory" if directory.exists() else "does not exist"
+        raise TokenizerError(f"{what} {os.fspath(checkpoint_dir)!r} {state}")
     vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
     has_vocab, has_merges = vocab_path.is_file(), merges_path.is_file()
     if has_vocab != has_merges:
@@ -268,15 +265,26 @@ def load_tokenizer(checkpoint_dir: str | os.PathLike[str] | None = None) -> Toke
         model = data.get("model") if isinstance(data, dict) else None
         if not isinstance(model, dict) or model.get("type") != "BPE":
             raise TokenizerError(f'{tok_path}: expected a byte-level BPE model ("type": "BPE")')
-        vocab = dict(model.get("vocab") or {})
-        for added in data.get("added_tokens") or []:
+        raw_vocab = model.get("vocab") or {}
+        if not isinstance(raw_vocab, dict):
+            raise TokenizerError(f"{tok_path}: model.vocab must be an object of token -> id")
+        vocab = dict(raw_vocab)
+        added_tokens = data.get("added_tokens") or []
+        if not isinstance(added_tokens, list):
+            raise TokenizerError(f"{tok_path}: added_tokens must be a list")
+        for added in added_tokens:
             if isinstance(added, dict) and added.get("content") == ENDOFTEXT:
                 vocab[ENDOFTEXT] = added.get("id")
         merges = []
-        for m in model.get("merges") or []:
+        raw_merges = model.get("merges") or []
+        if not isinstance(raw_merges, list):
+            raise TokenizerError(f"{tok_path}: model.merges must be a list")
+        for k, m in enumerate(raw_merges):
             pair = m.split(" ") if isinstance(m, str) else m
-            if not isinstance(pair, list) or len(pair) != 2:
-                raise TokenizerError(f"{tok_path}: merge {m!r} is not a pair of tokens")
+            if (not isinstance(pair, list) or len(pair) != 2
+                    or not all(isinstance(t, str) and t for t in pair)):
+                text = repr(m) if len(repr(m)) <= 60 else repr(m)[:57] + "..."
+                raise TokenizerError(f"{tok_path}: merge {k} {text} is not a pair of tokens")
             merges.append((pair[0], pair[1]))
         return _build(vocab, merges, str(tok_path), directory.name or "checkpoint")
     return gpt2_tokenizer()

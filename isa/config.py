@@ -17,13 +17,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dfx.isa.documents import read_yaml
 from dfx.isa.errors import DfxError
 
 
 class ConfigError(DfxError):
     """A configuration file is missing, malformed or has an invalid field."""
+
+
+#: Largest configuration YAML read (the built-in ones are under 16 KiB).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,17 +51,17 @@ def _fraction(v: float) -> str | None:
 
 @dataclass(frozen=True)
 class HbmConfig:
-    pseudo_channels: int = field(metadata={"check": _positive})
-    pc_capacity_bytes: int = field(metadata={"check": _positive})
-    pc_bandwidth_gbs: float = field(metadata={"check": _positive})
-    axi_port_bits: int = field(metadata={"check": _power_of_two})
-    axi_clock_mhz: float = field(metadata={"check": _positive})
-    interleave_bytes: int = field(metadata={"check": _power_of_two})
+    pseudo_channels: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    pc_capacity_bytes: int = field(metadata={"check": _positive, "range": (1024, 1 << 40)})
+    pc_bandwidth_gbs: float = field(metadata={"check": _positive, "range": (0.001, 10000)})
+    axi_port_bits: int = field(metadata={"check": _power_of_two, "range": (8, 4096)})
+    axi_clock_mhz: float = field(metadata={"check": _positive, "range": (1, 10000)})
+    interleave_bytes: int = field(metadata={"check": _power_of_two, "range": (1, 1 << 20)})
     # timing (docs/timing.md): sustained fraction of pc_bandwidth_gbs for streams, idle read
     # latency, and the bus turnaround when a pseudo-channel switches between read and write
-    efficiency: float = field(metadata={"check": _fraction})
-    read_latency_ns: float = field(metadata={"check": _positive})
-    turnaround_ns: float = field(metadata={"check": _non_negative})
+    efficiency: float = field(metadata={"check": _fraction, "range": (0, 1)})
+    read_latency_ns: float = field(metadata={"check": _positive, "range": (0, 1_000_000)})
+    turnaround_ns: float = field(metadata={"check": _non_negative, "range": (0, 1_000_000)})
 
     @property
     def capacity_bytes(self) -> int:
@@ -71,13 +74,13 @@ class HbmConfig:
 
 @dataclass(frozen=True)
 class DdrConfig:
-    channels: int = field(metadata={"check": _positive})
-    channel_capacity_bytes: int = field(metadata={"check": _positive})
-    channel_bandwidth_gbs: float = field(metadata={"check": _positive})
+    channels: int = field(metadata={"check": _positive, "range": (1, 64)})
+    channel_capacity_bytes: int = field(metadata={"check": _positive, "range": (1024, 1 << 44)})
+    channel_bandwidth_gbs: float = field(metadata={"check": _positive, "range": (0.001, 10000)})
     # timing (docs/timing.md): access granule, sustained fraction of the peak, read latency
-    burst_bytes: int = field(metadata={"check": _power_of_two})
-    efficiency: float = field(metadata={"check": _fraction})
-    read_latency_ns: float = field(metadata={"check": _positive})
+    burst_bytes: int = field(metadata={"check": _power_of_two, "range": (1, 4096)})
+    efficiency: float = field(metadata={"check": _fraction, "range": (0, 1)})
+    read_latency_ns: float = field(metadata={"check": _positive, "range": (0, 1_000_000)})
 
     @property
     def capacity_bytes(self) -> int:
@@ -86,37 +89,37 @@ class DdrConfig:
 
 @dataclass(frozen=True)
 class QsfpConfig:
-    ports: int = field(metadata={"check": _positive})
-    line_rate_gbps: float = field(metadata={"check": _positive})
+    ports: int = field(metadata={"check": _positive, "range": (1, 64)})
+    line_rate_gbps: float = field(metadata={"check": _positive, "range": (0.001, 100000)})
     # timing (docs/timing.md): line code (payload bits per line block), the link layer's
     # transmit-to-receive latency and the cable's propagation delay
-    encoding_payload_bits: int = field(metadata={"check": _positive})
-    encoding_line_bits: int = field(metadata={"check": _positive})
-    link_latency_ns: float = field(metadata={"check": _non_negative})
-    cable_delay_ns: float = field(metadata={"check": _non_negative})
+    encoding_payload_bits: int = field(metadata={"check": _positive, "range": (1, 4096)})
+    encoding_line_bits: int = field(metadata={"check": _positive, "range": (1, 4096)})
+    link_latency_ns: float = field(metadata={"check": _non_negative, "range": (0, 1_000_000)})
+    cable_delay_ns: float = field(metadata={"check": _non_negative, "range": (0, 1_000_000)})
 
 
 @dataclass(frozen=True)
 class PcieConfig:
-    generation: int = field(metadata={"check": _positive})
-    lanes: int = field(metadata={"check": _power_of_two})
-    bandwidth_gbs: float = field(metadata={"check": _positive})
+    generation: int = field(metadata={"check": _positive, "range": (1, 16)})
+    lanes: int = field(metadata={"check": _power_of_two, "range": (1, 64)})
+    bandwidth_gbs: float = field(metadata={"check": _positive, "range": (0.001, 10000)})
 
 
 @dataclass(frozen=True)
 class ResourceConfig:
-    lut: int
-    ff: int
-    dsp: int
-    bram36: int
-    uram: int
-    slr: int
+    lut: int = field(metadata={"range": (0, 10**9)})
+    ff: int = field(metadata={"range": (0, 10**9)})
+    dsp: int = field(metadata={"range": (0, 10**9)})
+    bram36: int = field(metadata={"range": (0, 10**9)})
+    uram: int = field(metadata={"range": (0, 10**9)})
+    slr: int = field(metadata={"range": (0, 64)})
 
 
 @dataclass(frozen=True)
 class ClockConfig:
-    kernel_default_mhz: float = field(metadata={"check": _positive})
-    max_kernel_mhz: float = field(metadata={"check": _positive})
+    kernel_default_mhz: float = field(metadata={"check": _positive, "range": (1, 10000)})
+    max_kernel_mhz: float = field(metadata={"check": _positive, "range": (1, 10000)})
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class BoardConfig:
     pcie: PcieConfig
     resources: ResourceConfig
     clocks: ClockConfig
-    power_w: float
+    power_w: float = field(metadata={"range": (0, 100_000)})
     sources: dict[str, str]
 
 
@@ -141,11 +144,12 @@ class BoardConfig:
 class MpuConfig:
     """Matrix Processing Unit geometry and pipeline (DFX §IV-B/C)."""
 
-    d: int = field(metadata={"check": _power_of_two})
-    l: int = field(metadata={"check": _power_of_two})  # noqa: E741 - the paper's name
-    mul_latency: int = field(metadata={"check": _positive})
-    add_latency: int = field(metadata={"check": _positive})
-    sfu_latency: int = field(metadata={"check": _positive})
+    d: int = field(metadata={"check": _power_of_two, "range": (2, 1024)})
+    l: int = field(  # noqa: E741 - the paper's name
+        metadata={"check": _power_of_two, "range": (1, 1024)})
+    mul_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    add_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    sfu_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
 
     @property
     def tree_depth(self) -> int:
@@ -163,16 +167,16 @@ class VpuConfig:
     conversion and integer adder tree over one d-wide vector, the wide accumulator (one vector
     per cycle), and the final rounding to FP32."""
 
-    add_latency: int = field(metadata={"check": _positive})
-    mul_latency: int = field(metadata={"check": _positive})
-    square_latency: int = field(metadata={"check": _positive})
-    bypass_latency: int = field(metadata={"check": _positive})
-    scalar_latency: int = field(metadata={"check": _positive})
-    table_latency: int = field(metadata={"check": _positive})
-    compare_latency: int = field(metadata={"check": _positive})
-    acc_tree_latency: int = field(metadata={"check": _positive})
-    acc_add_latency: int = field(metadata={"check": _positive})
-    acc_convert_latency: int = field(metadata={"check": _positive})
+    add_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    mul_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    square_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    bypass_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    scalar_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    table_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    compare_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    acc_tree_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    acc_add_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    acc_convert_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
 
 
 def _table_check(t: TableSpec) -> str | None:
@@ -191,9 +195,9 @@ def _table_check(t: TableSpec) -> str | None:
 class TableSpec:
     """A piecewise-linear function table: ``points`` segments on [lo, hi] (docs/numerics.md)."""
 
-    lo: float
-    hi: float
-    points: int
+    lo: float = field(metadata={"range": (-65504, 65504)})
+    hi: float = field(metadata={"range": (-65504, 65504)})
+    points: int = field(metadata={"range": (1, 1 << 20)})
 
     @property
     def step(self) -> float:
@@ -210,16 +214,16 @@ class TablesConfig:
 
 @dataclass(frozen=True)
 class BufferConfig:
-    vrf_vectors: int = field(metadata={"check": _positive})
-    srf_scalars: int = field(metadata={"check": _positive})
-    wbuf_tiles: int = field(metadata={"check": _positive})
-    router_fifo_vectors: int = field(metadata={"check": _positive})
-    instruction_words: int = field(metadata={"check": _positive})
+    vrf_vectors: int = field(metadata={"check": _positive, "range": (1, 65536)})
+    srf_scalars: int = field(metadata={"check": _positive, "range": (1, 65536)})
+    wbuf_tiles: int = field(metadata={"check": _positive, "range": (1, 65536)})
+    router_fifo_vectors: int = field(metadata={"check": _positive, "range": (1, 65536)})
+    instruction_words: int = field(metadata={"check": _positive, "range": (1, 1 << 24)})
 
 
 @dataclass(frozen=True)
 class ControlConfig:
-    loop_depth: int = field(metadata={"check": _positive})
+    loop_depth: int = field(metadata={"check": _positive, "range": (1, 64)})
 
 
 @dataclass(frozen=True)
@@ -228,13 +232,13 @@ class TimingConfig:
     (docs/timing.md): instruction issue, unit queues, the DMA's memory ports, buffers and the
     router's pipeline."""
 
-    issue_cycles: int = field(metadata={"check": _positive})
-    branch_penalty: int = field(metadata={"check": _non_negative})
-    int_latency: int = field(metadata={"check": _positive})
-    unit_queue: int = field(metadata={"check": _non_negative})
-    dma_port_bits: int = field(metadata={"check": _power_of_two})
-    wbuf_latency: int = field(metadata={"check": _positive})
-    router_latency: int = field(metadata={"check": _positive})
+    issue_cycles: int = field(metadata={"check": _positive, "range": (1, 64)})
+    branch_penalty: int = field(metadata={"check": _non_negative, "range": (0, 1024)})
+    int_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    unit_queue: int = field(metadata={"check": _non_negative, "range": (0, 1024)})
+    dma_port_bits: int = field(metadata={"check": _power_of_two, "range": (8, 65536)})
+    wbuf_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    router_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
 
 
 def _lut_check(c: LutGemmConfig) -> str | None:
@@ -257,19 +261,19 @@ class LutGemmConfig:
     sign bits (one row, one bit-plane) and does ``keys`` table look-ups with ``mu``-bit keys.
     """
 
-    mu: int = field(metadata={"check": _power_of_two})
-    keys: int = field(metadata={"check": _power_of_two})
-    lanes: int = field(metadata={"check": _power_of_two})
-    max_q: int = field(metadata={"check": _positive})
-    max_rows: int = field(metadata={"check": _positive})
-    max_group: int = field(metadata={"check": _positive})
+    mu: int = field(metadata={"check": _power_of_two, "range": (1, 8)})
+    keys: int = field(metadata={"check": _power_of_two, "range": (1, 64)})
+    lanes: int = field(metadata={"check": _power_of_two, "range": (1, 65536)})
+    max_q: int = field(metadata={"check": _positive, "range": (1, 8)})
+    max_rows: int = field(metadata={"check": _positive, "range": (1, 1 << 24)})
+    max_group: int = field(metadata={"check": _positive, "range": (1, 8192)})
     symmetric: bool
-    scalers: int = field(metadata={"check": _positive})
-    build_latency: int = field(metadata={"check": _positive})
-    lookup_latency: int = field(metadata={"check": _positive})
-    convert_latency: int = field(metadata={"check": _positive})
-    mul_latency: int = field(metadata={"check": _positive})
-    add_latency: int = field(metadata={"check": _positive})
+    scalers: int = field(metadata={"check": _positive, "range": (1, 65536)})
+    build_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    lookup_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    convert_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    mul_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    add_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
 
     @property
     def slice(self) -> int:
@@ -289,7 +293,7 @@ class CoreConfig:
     name: str
     description: str
     board: str
-    clock_mhz: float = field(metadata={"check": _positive})
+    clock_mhz: float = field(metadata={"check": _positive, "range": (1, 10000)})
     dtype: str = field(metadata={"choices": ("fp16",)})
     mpu: MpuConfig = None  # type: ignore[assignment]
     vpu: VpuConfig = None  # type: ignore[assignment]
@@ -338,7 +342,8 @@ def _type_name(tp: Any) -> str:
 def _build(cls: type, data: Any, where: str, origin: str) -> Any:
     """Turn a parsed YAML mapping into dataclass ``cls``, checking every field."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: {where or 'top level'}: expected a mapping, got {data!r}")
+        raise ConfigError(
+            f"{origin}: {where or 'top level'}: expected a mapping, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(data) - set(fields))
@@ -358,17 +363,55 @@ def _build(cls: type, data: Any, where: str, origin: str) -> Any:
                 raise ConfigError(f"{origin}: {path}: missing required field")
             continue
         values[name] = _convert(hints[name], data[name], path, origin)
+        bounds = f.metadata.get("range")
         check = f.metadata.get("check")
+        if isinstance(values[name], float) and not math.isfinite(values[name]):
+            within = f" in {_num(bounds[0])}..{_num(bounds[1])}" if bounds else ""
+            raise ConfigError(f"{origin}: {path}: must be a finite number{within}, "
+                              f"got {_short(data[name])}")
         if check is not None:
             problem = check(values[name])
             if problem:
-                raise ConfigError(f"{origin}: {path}: {problem}, got {data[name]!r}")
+                raise ConfigError(f"{origin}: {path}: {problem}, got {_short(data[name])}")
+        if bounds is not None:
+            _check_range(values[name], bounds, path, origin)
         choices = f.metadata.get("choices")
         if choices is not None and values[name] not in choices:
             raise ConfigError(
-                f"{origin}: {path}: must be one of {', '.join(choices)}, got {data[name]!r}"
+                f"{origin}: {path}: must be one of {', '.join(choices)}, got {_short(data[name])}"
             )
     return cls(**values)
+
+
+def _check_range(value: float, bounds: tuple[float, float], path: str, origin: str) -> None:
+    """A configuration number lies in the range the hardware makes sensible (docs/limits.md)."""
+    lo, hi = bounds
+    if not lo <= value <= hi:
+        raise ConfigError(f"{origin}: {path}: must be in {_num(lo)}..{_num(hi)}, "
+                          f"got {_short(value)}")
+
+
+def _yaml_hint(value: Any) -> str:
+    """Why a number-looking string is a string: YAML 1.1 exponents need a dot (1.0e-3)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return " (a string: YAML reads an exponent only after a dot, as in 1.0e-3)"
+    return ""
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a value for a one-line message, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _num(v: float) -> str:
+    if isinstance(v, int) and v >= 1 << 20 and v & (v - 1) == 0:
+        return f"2^{v.bit_length() - 1}"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _join(where: str, name: str) -> str:
@@ -384,32 +427,26 @@ def _convert(tp: Any, value: Any, path: str, origin: str) -> Any:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            raise ConfigError(f"{origin}: {path}: expected a mapping of strings, got {value!r}")
+            raise ConfigError(
+                f"{origin}: {path}: expected a mapping of strings, got {_short(value)}")
         return dict(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{origin}: {path}: expected a number, got {value!r}")
+            raise ConfigError(f"{origin}: {path}: expected a number, got {_short(value)}"
+                              + _yaml_hint(value))
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{origin}: {path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{origin}: {path}: expected an integer, got {_short(value)}")
         return value
     if not isinstance(value, tp):
-        raise ConfigError(f"{origin}: {path}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{origin}: {path}: expected {_type_name(tp)}, got {_short(value)}")
     return value
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}") from None
+    """A configuration file, through the one YAML parser (size, depth, UTF-8 checked)."""
+    return read_yaml(path, error=ConfigError, max_bytes=MAX_CONFIG_BYTES)
 
 
 def _check_sources(obj: Any, origin: str) -> None:

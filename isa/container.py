@@ -31,7 +31,6 @@ import bisect
 import hashlib
 import json
 import os
-import secrets
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,7 +41,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from dfx.isa.config import ConfigError, CoreConfig, core_from_dict, to_dict
-from dfx.isa.errors import BinaryFormatError, DfxError, IsaError
+from dfx.isa.documents import open_input, parse_json
+from dfx.isa.errors import BinaryFormatError, IsaError
+from dfx.isa.outputs import open_output
 
 FORMAT = "dfx-binary"
 CONTAINER_VERSION = 1
@@ -51,6 +52,7 @@ META_SHA_KEY = "dfx.sha256"
 SPACES = ("hbm", "ddr")
 SUFFIX = ".dfx"
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
+MAX_DOCUMENT_DEPTH = 32  # nesting of the header document (the compiler's is 6 deep)
 _CHUNK = 64 << 20  # bytes hashed / written per step
 
 
@@ -318,6 +320,179 @@ def _check_symbols(symbols: Any, capacity: dict[str, int], where: str, fail: Cal
             raise fail(f"{w}: addr and bytes must be non-negative integers")
         if addr + nbytes > capacity[space]:
             raise fail(f"{w}: {space}[{addr:#x}:{addr + nbytes:#x}] is beyond the board's memory")
+        for key, value in sym.items():
+            check = _SYMBOL_FIELDS.get(key)
+            problem = check(value, sym) if check is not None else None
+            if problem:
+                raise fail(f"{w}: field {key!r} {problem}")
+
+
+# The fields of the model description and of the symbols that dfx itself reads (the runtime,
+# both simulators, dfx inspect): checked when present, so that a checksum-valid binary with
+# odd values is refused on load with one line instead of failing deep inside a command.
+
+#: Ranges of a GPT-2 model's dimensions, for checkpoints (config.json) and binaries alike
+#: (docs/limits.md). GPT-2 XL is 48 x 1600 x 25 heads, 1024 positions, 50,257 tokens.
+MODEL_LIMITS: dict[str, tuple[int, int]] = {
+    "n_layer": (1, 65536),
+    "n_embd": (1, 65536),
+    "n_head": (1, 4096),
+    "n_ctx": (1, 65536),
+    "vocab_size": (1, 1 << 24),
+}
+MAX_CFG_FIELDS = 64
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(v: Any, *_: Any) -> str | None:
+        if not _is_int(v) or not lo <= v <= hi:
+            return f"must be an integer in {lo}..{hi}, got {_short(v)}"
+        return None
+
+    return check
+
+
+def _is(v: Any, types: tuple[type, ...]) -> bool:
+    """``isinstance`` where a boolean is not an integer (JSON's view)."""
+    if isinstance(v, bool):
+        return bool in types
+    return isinstance(v, types)
+
+
+def _kind_is(*types: type, none: bool = False) -> Callable[..., str | None]:
+    def check(v: Any, *_: Any) -> str | None:
+        if (v is None and none) or _is(v, types):
+            return None
+        want = " or ".join(t.__name__ for t in types) + (" or null" if none else "")
+        return f"must be {want}, got {_short(v)}"
+
+    return check
+
+
+def _positive_number(v: Any, *_: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and v < float("inf")
+    return None if ok else f"must be a positive finite number, got {_short(v)}"
+
+
+def _finite_number(v: Any, *_: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < float("inf")
+    return None if ok else f"must be a finite number, got {_short(v)}"
+
+
+def _str_map(*types: type, none: bool = False) -> Callable[..., str | None]:
+    def check(v: Any, *_: Any) -> str | None:
+        if not isinstance(v, dict):
+            return f"must be an object, got {_short(v)}"
+        for k, x in v.items():
+            if not ((x is None and none) or _is(x, types)):
+                return f"entry {k!r} has an invalid value {_short(x)}"
+        return None
+
+    return check
+
+
+def _str_list(v: Any, *_: Any) -> str | None:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        return f"must be a list of strings, got {_short(v)}"
+    return None
+
+
+def _sub(fields: dict[str, Callable]) -> Callable[[Any], str | None]:
+    """An optional object (null allowed) whose known fields are checked."""
+    def check(v: Any, *_: Any) -> str | None:
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            return f"must be an object or null, got {_short(v)}"
+        for key, value in v.items():
+            f = fields.get(key)
+            problem = f(value) if f is not None else None
+            if problem:
+                return f"field {key!r} {problem}"
+        return None
+
+    return check
+
+
+_MODEL_FIELDS: dict[str, Callable[..., str | None]] = {
+    **{k: _int_in(lo, hi) for k, (lo, hi) in MODEL_LIMITS.items()},
+    "layer_norm_epsilon": _positive_number,
+    "weights": _kind_is(bool),
+    "name": _kind_is(str),
+    "arch": _kind_is(str),
+    "kind": _kind_is(str),
+    "source": _kind_is(str),
+    "seed": _kind_is(int),
+    "scale": _finite_number,
+    "labels": _str_map(int),
+    "tokenizer": _sub({"builtin": _kind_is(bool), "dir": _kind_is(str, none=True),
+                       "sha256": _str_map(str)}),
+    "quant": _sub({"spec": _kind_is(str), "scheme": _kind_is(str), "q": _int_in(1, 64),
+                   "groups": _str_map(int, none=True), "slice": _int_in(1, 1 << 20),
+                   "fp16_layers": _str_list}),
+}
+
+
+def _weight_bytes(v: Any, n_cards: int) -> str | None:
+    if not isinstance(v, list) or len(v) != n_cards or not all(_is_int(x) and x >= 0 for x in v):
+        return f"must be a list of {n_cards} byte counts, got {_short(v)}"
+    return None
+
+
+def _check_model(model: Any, n_cards: int, fail: Callable[[str], Exception]) -> None:
+    """The well-known fields of the model description have the types and ranges dfx needs."""
+    if not isinstance(model, dict):
+        raise fail(f"model description must be an object, got {_short(model)}")
+    for key, value in model.items():
+        check = _MODEL_FIELDS.get(key)
+        problem = check(value) if check is not None else None
+        if key == "weight_bytes":
+            problem = _weight_bytes(value, n_cards)
+        if problem:
+            raise fail(f"model field {key!r} {problem}")
+
+
+def _cfg_fields(v: Any, _sym: Any) -> str | None:
+    if _str_list(v) or not 1 <= len(v) <= MAX_CFG_FIELDS:
+        return f"must be a list of 1..{MAX_CFG_FIELDS} field names, got {_short(v)}"
+    return None
+
+
+def _capacity(v: Any, sym: dict[str, Any]) -> str | None:
+    if not _is_int(v) or not 0 <= v <= sym["bytes"] // 4:
+        return f"must be a token count in 0..bytes / 4 = {sym['bytes'] // 4}, got {_short(v)}"
+    return None
+
+
+def _row_elements(v: Any, sym: dict[str, Any]) -> str | None:
+    if not _is_int(v) or not 1 <= v <= 1 << 26:
+        return f"must be an integer in 1..{1 << 26}, got {_short(v)}"
+    return None
+
+
+def _vocab(v: Any, sym: dict[str, Any]) -> str | None:
+    row = sym.get("row_elements")
+    hi = row if _is_int(row) and row >= 1 else MODEL_LIMITS["vocab_size"][1]
+    if not _is_int(v) or not 1 <= v <= hi:
+        return f"must be an integer in 1..{hi} (row_elements), got {_short(v)}"
+    return None
+
+
+_SYMBOL_FIELDS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
+    "fields": _cfg_fields,
+    "capacity": _capacity,
+    "row_elements": _row_elements,
+    "vocab": _vocab,
+}
+
+
+def _short(value: Any) -> str:
+    """A value for a one-line message: JSON-ish, cut at 60 characters."""
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,6 +526,7 @@ def _serialize(binary: Binary, path: Path) -> tuple[bytes, list[np.ndarray]]:
         raise fail(f"model config must be a mapping, got {type(binary.model).__name__}")
     spec = _spec()
     _check_layout(binary.cards, binary.core, spec.word_bytes, fail)
+    _check_model(binary.model, len(binary.cards), fail)
 
     table: dict[str, dict[str, Any]] = {}
     blobs: list[np.ndarray] = []
@@ -425,36 +601,23 @@ def _serialize(binary: Binary, path: Path) -> tuple[bytes, list[np.ndarray]]:
     return struct.pack("<Q", len(raw)) + raw, blobs
 
 
-def write_binary(path: str | os.PathLike[str], binary: Binary) -> Path:
+def write_binary(path: str | os.PathLike[str], binary: Binary, *, option: str = "",
+                 inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
     """Write ``binary`` to ``path`` atomically; returns the path.
 
-    Everything is validated and serialised before the file system is touched; the bytes go to
-    a temporary file in the same directory which replaces ``path`` only when complete. On any
-    error the temporary file is removed and an existing ``path`` is left as it was.
+    Everything is validated and serialised before the file system is touched; the bytes go
+    through :func:`dfx.isa.outputs.open_output` (a temporary file in the same directory that
+    replaces ``path`` only when complete; special files and ``inputs`` are refused). On any
+    error an existing ``path`` is left as it was. ``option`` names the path in messages
+    (``-o``).
     """
     target = Path(path)
-    if target.name in ("", ".", ".."):
-        raise DfxError(f"{str(path)!r}: cannot write: not a file name")
     head, blobs = _serialize(binary, target)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            for blob in blobs:
-                for piece in _pieces(blob):
-                    f.write(piece)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise DfxError(f"{target}: cannot write: {e.strerror or _one_line(e)}") from e
-        raise
+    with open_output(target, option=option, inputs=inputs) as f:
+        f.write(head)
+        for blob in blobs:
+            for piece in _pieces(blob):
+                f.write(piece)
     return target
 
 
@@ -480,7 +643,7 @@ class _Reader:
         """The parsed safetensors header and the offset of the data area."""
         p = self.path
         try:
-            with open(p, "rb") as f:
+            with open_input(p, error=self.fail) as f:
                 size = os.fstat(f.fileno()).st_size
                 first = f.read(8)
                 if len(first) < 8:
@@ -495,18 +658,12 @@ class _Reader:
                         f"truncated binary: the header needs {8 + n} bytes, the file has {size}"
                     )
                 raw = f.read(n)
-        except FileNotFoundError:
-            raise self.fail("no such file") from None
-        except IsADirectoryError:
-            raise self.fail("is a directory, not a .dfx binary") from None
         except OSError as e:
             raise self.fail(f"cannot read: {e.strerror or _one_line(e)}") from None
         if raw[:1] != b"{":
             raise self.fail("not a dfx binary (not a safetensors file)")
-        try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise self.corrupt("the safetensors header is not valid JSON") from None
+        header = parse_json(raw, "the safetensors header", error=self.corrupt,
+                            max_bytes=MAX_HEADER_BYTES, max_depth=MAX_DOCUMENT_DEPTH)
         if not isinstance(header, dict):
             raise self.corrupt("the safetensors header is not a JSON object")
         data_start = 8 + n
@@ -538,10 +695,8 @@ class _Reader:
             raise self.corrupt("the dfx metadata is not a string with its checksum")
         if hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != digest:
             raise self.corrupt("header checksum mismatch")
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            raise self.corrupt("the dfx metadata is not valid JSON") from None
+        doc = parse_json(text, "the dfx metadata", error=self.corrupt,
+                         max_bytes=MAX_HEADER_BYTES, max_depth=MAX_DOCUMENT_DEPTH)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise self.fail(f"not a dfx binary (format is not {FORMAT!r})")
         version = doc.get("container_version")
@@ -738,6 +893,7 @@ def read_binary(path: str | os.PathLike[str], *, lazy: bool = False) -> Binary:
                     raise r.corrupt(f"card {i} program checksum mismatch")
                 card.program = arr.tobytes()
         _check_layout(cards, core, spec.word_bytes, r.corrupt)
+        _check_model(model, len(cards), r.corrupt)
         with open(r.path, "rb") as f:
             for i, (card, _prog, names, hashes) in enumerate(parsed):
                 for j, (seg, name, digest) in enumerate(

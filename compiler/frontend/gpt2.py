@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfx.isa.container import MODEL_LIMITS
 from dfx.isa.errors import DfxError
 
 __all__ = [
@@ -74,6 +75,10 @@ class WeightsError(FrontendError):
 def _positive_int(owner: str, field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise ModelConfigError(f"{owner}: {field} must be a positive integer, got {value!r}")
+    lo, hi = MODEL_LIMITS[field]
+    if not lo <= value <= hi:
+        raise ModelConfigError(f"{owner}: {field} must be in {lo}..{hi} (docs/limits.md), "
+                               f"got {value}")
     return int(value)
 
 

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from dfx.isa.documents import open_input, parse_json, read_json
+
 from .gpt2 import (
     ACTIVATION,
     LM_HEAD,
@@ -62,6 +64,10 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.json"
+#: Size limits of a checkpoint's JSON files (docs/limits.md); real ones are a few KiB.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_INDEX_BYTES = 64 << 20
+MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 PREFIX = "transformer."
@@ -92,6 +98,12 @@ def _kind(value: object) -> str:
         dict: "object",
         type(None): "null",
     }.get(type(value), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    """JSON text of a value for a one-line message, cut at 60 characters."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def hub_id_error(src: str) -> CheckpointError:
@@ -140,7 +152,7 @@ def _field(cfg: dict[str, Any], where: str, key: str, kind: str) -> Any:
         want = "a string"
     if not ok:
         raise CheckpointError(
-            f"{where}: field {key!r} must be {want}, got {json.dumps(value)} ({_kind(value)})"
+            f"{where}: field {key!r} must be {want}, got {_short(value)} ({_kind(value)})"
         )
     return value
 
@@ -157,22 +169,13 @@ def read_config(path: str | os.PathLike[str]) -> tuple[GPT2Config, bool]:
             f"checkpoint directory {src!r} has no {CONFIG_FILE} "
             "(expected a Hugging Face GPT-2 checkpoint: config.json + model.safetensors)"
         )
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise CheckpointError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    except json.JSONDecodeError as e:
-        raise CheckpointError(
-            f"{where}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from e
-    except OSError as e:
-        raise CheckpointError(f"{where}: cannot read ({e.strerror})") from e
+    cfg = read_json(cfg_path, error=CheckpointError, max_bytes=MAX_CONFIG_BYTES)
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{where}: expected a JSON object, got {_kind(cfg)}")
 
     if "model_type" in cfg and cfg["model_type"] != "gpt2":
         raise CheckpointError(
-            f"{where}: model_type {json.dumps(cfg['model_type'])} is not supported; "
+            f"{where}: model_type {_short(cfg['model_type'])} is not supported; "
             'dfx compiles only GPT-2 checkpoints (model_type "gpt2")'
         )
     for key in ("n_layer", "n_embd", "n_head", "vocab_size"):
@@ -199,13 +202,13 @@ def read_config(path: str | os.PathLike[str]) -> tuple[GPT2Config, bool]:
         act = ACTIVATION
     if act != ACTIVATION:
         raise CheckpointError(
-            f"{where}: activation_function {json.dumps(act)} is not supported; "
+            f"{where}: activation_function {_short(act)} is not supported; "
             f'DFX implements only "{ACTIVATION}" (GELU, tanh approximation)'
         )
     n_inner = cfg.get("n_inner")
     if n_inner is not None and n_inner != 4 * ints["n_embd"]:
         raise CheckpointError(
-            f"{where}: n_inner {json.dumps(n_inner)} is not supported; "
+            f"{where}: n_inner {_short(n_inner)} is not supported; "
             f"only null or 4 * n_embd = {4 * ints['n_embd']}"
         )
     for key, supported in (
@@ -215,7 +218,7 @@ def read_config(path: str | os.PathLike[str]) -> tuple[GPT2Config, bool]:
     ):
         if key in cfg and _field(cfg, where, key, "bool") != supported:
             raise CheckpointError(
-                f"{where}: {key} {json.dumps(cfg[key])} is not supported; "
+                f"{where}: {key} {_short(cfg[key])} is not supported; "
                 f"only {json.dumps(supported)} (standard GPT-2)"
             )
     tied = (
@@ -270,14 +273,15 @@ class _TensorFiles:
 
     @staticmethod
     def _shards(index: Path) -> list[Path]:
-        try:
-            data = json.loads(index.read_text(encoding="utf-8"))
-            weight_map = data["weight_map"]
-            names = sorted(set(weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        data = read_json(index, error=CheckpointError, max_bytes=MAX_INDEX_BYTES)
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(weight_map, dict):
             raise CheckpointError(
                 f"{index}: invalid index (needs a JSON object with a 'weight_map' object)"
-            ) from e
+            )
+        if not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"{index}: weight_map values must be shard file names")
+        names = sorted(set(weight_map.values()))
         files = []
         for name in names:
             if not isinstance(name, str) or Path(name).name != name:
@@ -307,9 +311,15 @@ class _TensorFiles:
 
     def _header(self, file: Path) -> tuple[int, dict[str, Any]]:
         if file not in self._headers:
-            with open(file, "rb") as f:
+            with open_input(file, error=CheckpointError) as f:
                 (n,) = struct.unpack("<Q", f.read(8))
-                self._headers[file] = (8 + n, json.loads(f.read(n)))
+                if n > MAX_SAFETENSORS_HEADER:
+                    raise CheckpointError(f"{file}: safetensors header of {n} bytes is too large")
+                header = parse_json(f.read(n), f"{file}: safetensors header",
+                                    error=CheckpointError, max_bytes=MAX_SAFETENSORS_HEADER)
+            if not isinstance(header, dict):
+                raise CheckpointError(f"{file}: safetensors header is not a JSON object")
+            self._headers[file] = (8 + n, header)
         return self._headers[file]
 
     def read(self, key: str) -> np.ndarray:
