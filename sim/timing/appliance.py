@@ -44,7 +44,7 @@ class SimResult:
 
     params: Params
     end: list[int]  # per card: cycle its last work completed
-    stats: list[list[int]]  # per card: the statistics vector (card.py S_* layout)
+    stats: list[list[int]]  # per card: the statistics vector (stats.py S_* layout)
     channels: list[dict[str, list[list[int]]]]  # per card and memory: [read, written] bytes
     snap: list[list[int] | None]  # per card: statistics when the prompt's last token finished
     token_times: list[list[int]]  # per card: completion cycle of each token's arg-max

@@ -11,8 +11,10 @@ period, which is all the channel split depends on.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from .params import Channels
+if TYPE_CHECKING:
+    from .params import Channels
 
 Counts = tuple[int, ...]
 """Granules per channel (one entry per channel)."""

@@ -16,6 +16,8 @@ from fractions import Fraction
 
 from dfx.isa.config import CoreConfig
 
+from .lutgemm import LutParams
+
 
 def _frac(x: float | int) -> Fraction:
     """A configuration number as an exact fraction of its decimal text (0.924 -> 231/250)."""
@@ -64,71 +66,6 @@ class Channels:
 
 
 @dataclass(frozen=True)
-class LutParams:
-    """The LUT-GEMM unit (``core.lutgemm``, docs/timing.md "LUT-GEMM unit"), in cycles. The
-    stages and their registers follow ``rtl/lutgemm/top.py`` (checked cycle for cycle against
-    its Amaranth simulation in tests/sim/timing/test_lut.py)."""
-
-    lanes: int  # row lanes; each takes one lane word (slice sign bits) per cycle
-    slice: int  # inputs per lane word (mu * keys)
-    scalers: int  # shared FP32 scale units (one op per cycle each)
-    build: int  # table builder latency
-    lookup: int  # lane word -> partial group sum written
-    scale: int  # scaler op issue -> rounded row accumulator (1 + mul + add + convert)
-    max_q: int
-    max_rows: int
-    max_group: int
-
-    @property
-    def first_lookup(self) -> int:
-        """Cycles from the builder's read of a slice of x to the lanes' first look-up in its
-        tables: the builder, then the table-buffer register."""
-        return self.build + 1
-
-    def lane_cycles(self, n: int, gs: int, q: int) -> int:
-        """Lane cycles of one group: gs slices x q planes x ceil(n / lanes) row batches."""
-        return gs * q * -(-n // self.lanes)
-
-    def scaler_cycles(self, n: int, q: int) -> int:
-        """Scale-stage cycles of one group: scaler j owns the row chunks ``c * scalers + j``;
-        for each of the ``ceil(n / scalers)`` chunks it issues the q + 1 terms (alpha_b * P[G,
-        b], then z * X[G]) on consecutive cycles. The terms add exactly into a fixed-point row
-        accumulator (docs/lutgemm.md), so ops on one row need no spacing."""
-        return (q + 1) * -(-n // self.scalers)
-
-    def result(self, group_end: int, n: int) -> int:
-        """When the accumulators of a group whose scale ops end at ``group_end`` have all left
-        the unit: the last op (cycle ``group_end - 1``), the scaler pipeline, the output
-        register (the MPU epilogue comes after)."""
-        return group_end - 1 + self.scale + 1
-
-    def schedule(self, lanes_at: int, n: int, gs: int, q: int, arrivals: list[int],
-                 banks: tuple[int, int]) -> tuple[int, list[int], tuple[int, int]]:
-        """The groups of one or more lutmv streams through the lanes and the scale stage.
-
-        ``lanes_at``: the earliest first look-up (tables built, the previous instruction's
-        lanes done); ``arrivals``: per group, the cycle its stream section is in; ``banks``:
-        when the scale stage finished the last two groups before (the partial-sum banks they
-        hold are free then). Group G's lanes start when group G-1's are done and its bank is
-        free, and end no earlier than its data; its scale rounds start ``lookup`` after its
-        lanes end, once the stage has finished group G-1. Returns (lanes done, per group the
-        end of its scale rounds, the new ``banks``)."""
-        lane, sc, lk = self.lane_cycles(n, gs, q), self.scaler_cycles(n, q), self.lookup
-        s2, s1 = banks
-        lane_end = lanes_at
-        ends = []
-        for arr in arrivals:
-            le = (lane_end if lane_end > s2 else s2) + lane
-            lane_end = le if le > arr else arr
-            ss = lane_end + lk
-            if s1 > ss:
-                ss = s1
-            s2, s1 = s1, ss + sc
-            ends.append(s1)
-        return lane_end, ends, (s2, s1)
-
-
-@dataclass(frozen=True)
 class Params:
     """Everything the timing model needs, in cycles (see the module docstring)."""
 
@@ -151,7 +88,9 @@ class Params:
     fill: int  # first tile in -> its output vector available
     max_tail: int  # last output -> MaskedMM row maximum available
     accumulate: int  # bias add after the last partial sum (= mpu.add_latency)
-    sfu_m: int
+    mpu_bias: int
+    mpu_epilogue: int
+    lut_bias: int
     # VPU
     vpu_add: int
     vpu_mul: int
@@ -243,7 +182,9 @@ def derive(core: CoreConfig) -> Params:
         fill=mpu.mul_latency + depth * mpu.add_latency + mpu.add_latency + mpu.sfu_latency,
         max_tail=(int(math.log2(mpu.l)) + 1) * vpu.compare_latency,
         accumulate=mpu.add_latency,
-        sfu_m=mpu.sfu_latency,
+        mpu_bias=mpu.add_latency + mpu.sfu_latency,
+        mpu_epilogue=mpu.sfu_latency,
+        lut_bias=mpu.sfu_latency,
         vpu_add=vpu.add_latency,
         vpu_mul=vpu.mul_latency,
         vpu_square=vpu.square_latency,
@@ -275,7 +216,7 @@ def _lut(core: CoreConfig) -> LutParams | None:
     if c is None:
         return None
     return LutParams(
-        lanes=c.lanes, slice=c.slice, scalers=c.scalers, build=c.build_latency,
-        lookup=c.lookup_latency,
-        scale=1 + c.mul_latency + c.add_latency + c.convert_latency,
+        lanes=c.lanes, slice=c.slice, scalers=c.scalers, first_lookup=c.build_latency + 1,
+        handover=c.lookup_latency + 1,
+        result_latency=1 + c.mul_latency + c.add_latency + c.convert_latency + 1,
         max_q=c.max_q, max_rows=c.max_rows, max_group=c.max_group)

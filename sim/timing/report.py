@@ -29,7 +29,7 @@ from .card import (
 )
 
 UNIT_NAMES = ("controller",) + UNITS
-"""Trace thread names (tid 0 = controller, then the units in card.py order)."""
+"""Trace thread names (tid 0 = controller, then the units in stats.py order)."""
 
 
 def _ms(cycles: float, clock_mhz: float) -> float:
@@ -282,11 +282,12 @@ def parameters(p: Any) -> dict[str, Any]:
     lut = p.lut
     extra = {} if lut is None else {
         "lut_lanes": lut.lanes, "lut_slice": lut.slice, "lut_scalers": lut.scalers,
-        "lut_build_cycles": lut.build, "lut_lookup_cycles": lut.lookup,
-        "lut_scaler_latency_cycles": lut.scale,
+        "lut_first_lookup_cycles": lut.first_lookup, "lut_handover_cycles": lut.handover,
+        "lut_result_cycles": lut.result_latency,
     }
     return extra | {
         "mpu_fill_cycles": p.fill,
+        "mpu_zigzag_tiles": p.zigzag,
         "hbm_bytes_per_cycle_per_channel": float(p.hbm.bytes_per_cycle),
         "hbm_latency_cycles": p.hbm.latency,
         "hbm_turnaround_cycles": p.hbm.turnaround,

@@ -30,7 +30,7 @@ class Link:
         self.pop_base = 0
         self.free_q = 0  # serialiser free, in 1/ser_den cycles
 
-    # send/recv (card.py) append to ``arr``/``pops`` and advance ``sent``/``popped`` directly
+    # send/recv (router.py) append to ``arr``/``pops`` and advance ``sent``/``popped`` directly
     def arrival(self, s: int) -> int | None:
         i = s - self.arr_base
         return self.arr[i] if i < len(self.arr) else None
