@@ -224,3 +224,13 @@ def test_bad_parameters() -> None:
     with pytest.raises(ValueError, match="outstanding must be an integer >= 1"):
         WordPort(0)
     gc.collect()
+
+
+def test_resolved_layout_is_the_issue_stage_payload() -> None:
+    from dfx.isa.config import load_core
+    from dfx.rtl.controller.resolve import resolved_layout
+    from dfx.rtl.issue.plan import resolved_layout as issue_layout
+
+    for name in ("tiny", "dfx-u280"):
+        core = load_core(name)
+        assert resolved_layout(core.buffers.instruction_words) == issue_layout(core)
