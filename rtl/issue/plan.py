@@ -19,11 +19,11 @@ from amaranth.lib.wiring import In, Out
 
 from dfx.isa.spec import load_spec
 from dfx.rtl.core.faults import Fault
-from dfx.rtl.isa_layouts import FORMAT_OF, LAYOUTS, WORD_BITS, Opcode
+from dfx.rtl.isa_layouts import FORMAT_OF, LAYOUTS, RESOLVED_MAX, WORD_BITS, Opcode
 
 __all__ = ["Plan", "Unit", "resolved_layout", "RESOLVED_SLOTS", "SPACE"]
 
-RESOLVED_SLOTS = 6
+RESOLVED_SLOTS = RESOLVED_MAX
 """Resolved operand values per instruction (the ``mat`` and ``lut`` formats have six)."""
 
 SPACE = {name: s.code for name, s in load_spec().spaces.items()}

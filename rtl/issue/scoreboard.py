@@ -28,6 +28,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .ports import AdvanceSignature, CheckSignature, DoneSignature
+
 __all__ = ["Scoreboard"]
 
 
@@ -43,10 +45,9 @@ class Scoreboard(wiring.Component):
     """The VRF scoreboard (module doc).
 
     Parameters: ``vectors`` (VRF size), ``writers``, ``readers`` (table entries, >= 1),
-    ``check_ports`` (names of the VRF read ports that check availability: ``check_<p>_v``,
-    ``check_<p>_own``, ``check_<p>_has_own`` in, ``check_<p>_ok`` out), ``write_units`` (names of
-    the units that write vectors: ``adv_<u>_en``, ``adv_<u>_idx``), ``read_units`` (units that
-    retire readers: ``done_<u>_en``, ``done_<u>_idx``).
+    ``check_ports`` (names of the VRF read ports that check availability: ``check_<p>``, a
+    :class:`~dfx.rtl.issue.ports.CheckSignature`), ``write_units`` (units that write vectors:
+    ``adv_<u>``), ``read_units`` (units that retire readers: ``done_<u>``).
     """
 
     def __init__(self, vectors: int, *, writers: int, readers: int, check_ports: Any,
@@ -74,16 +75,11 @@ class Scoreboard(wiring.Component):
             "clear": In(1),
         }
         for p in self._checks:
-            members[f"check_{p}_v"] = In(range(vectors))
-            members[f"check_{p}_own"] = In(range(writers))
-            members[f"check_{p}_has_own"] = In(1)
-            members[f"check_{p}_ok"] = Out(1)
+            members[f"check_{p}"] = In(CheckSignature(vectors, writers))
         for u in self._wunits:
-            members[f"adv_{u}_en"] = In(1)
-            members[f"adv_{u}_idx"] = In(range(writers))
+            members[f"adv_{u}"] = In(AdvanceSignature(writers))
         for u in self._runits:
-            members[f"done_{u}_en"] = In(1)
-            members[f"done_{u}_idx"] = In(range(readers))
+            members[f"done_{u}"] = In(DoneSignature(readers))
         super().__init__(members)
 
     @property
@@ -136,16 +132,15 @@ class Scoreboard(wiring.Component):
 
         # chaining checks
         for p in self._checks:
-            v = getattr(self, f"check_{p}_v")
-            own = getattr(self, f"check_{p}_own")
-            has_own = getattr(self, f"check_{p}_has_own")
+            port = getattr(self, f"check_{p}")
+            v, own, has_own = port.v, port.own, port.has_own
             stale = [w_valid[i] & ~(has_own & (own == i)) & (w_lo[i] <= v) & (v < w_hi[i])
                      & (v - w_lo[i] >= w_cnt[i]) for i in range(nw)]
-            m.d.comb += getattr(self, f"check_{p}_ok").eq(~Cat(*stale).any())
+            m.d.comb += port.ok.eq(~Cat(*stale).any())
 
         # writer table: allocate, advance, retire
         for i in range(nw):
-            adv = Cat(*(getattr(self, f"adv_{u}_en") & (getattr(self, f"adv_{u}_idx") == i)
+            adv = Cat(*(getattr(self, f"adv_{u}").en & (getattr(self, f"adv_{u}").idx == i)
                         for u in self._wunits)).any() if self._wunits else 0
             with m.If(self.alloc_w_en & wf & (wi == i)):
                 m.d.sync += [w_valid[i].eq(self.alloc_w_n != 0), w_lo[i].eq(self.alloc_w_lo),
@@ -157,7 +152,7 @@ class Scoreboard(wiring.Component):
 
         # reader table: allocate, retire
         for i in range(nr):
-            done = Cat(*(getattr(self, f"done_{u}_en") & (getattr(self, f"done_{u}_idx") == i)
+            done = Cat(*(getattr(self, f"done_{u}").en & (getattr(self, f"done_{u}").idx == i)
                          for u in self._runits)).any() if self._runits else 0
             a0 = self.alloc_r0_en & r0f & (r0i == i)
             a1 = self.alloc_r1_en & r1f & (r1i == i)

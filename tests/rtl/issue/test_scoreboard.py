@@ -41,39 +41,39 @@ def test_chaining_and_hazards() -> None:
             ctx.set(s, 0)
         assert not ctx.get(dut.empty)
         for v, ok in ((3, 1), (4, 0), (7, 0), (8, 1)):
-            ctx.set(dut.check_a_v, v)
-            assert ctx.get(dut.check_a_ok) == ok, v
+            ctx.set(dut.check_a.v, v)
+            assert ctx.get(dut.check_a.ok) == ok, v
         # its own instruction may read it (in-place ops)
-        ctx.set(dut.check_a_v, 5)
-        ctx.set(dut.check_a_own, w)
-        ctx.set(dut.check_a_has_own, 1)
-        assert ctx.get(dut.check_a_ok) == 1
-        ctx.set(dut.check_a_has_own, 0)
+        ctx.set(dut.check_a.v, 5)
+        ctx.set(dut.check_a.own, w)
+        ctx.set(dut.check_a.has_own, 1)
+        assert ctx.get(dut.check_a.ok) == 1
+        ctx.set(dut.check_a.has_own, 0)
         # WAW on an overlapping destination, WAR on the reader's range
         for lo, n, waw, war in ((0, 4, 0, 0), (0, 5, 1, 0), (7, 4, 1, 1), (12, 4, 0, 0)):
             ctx.set(dut.dst_lo, lo)
             ctx.set(dut.dst_n, n)
             assert (ctx.get(dut.waw_busy), ctx.get(dut.war_busy)) == (waw, war), (lo, n)
         # the VPU writes v4: available from the next cycle; then v5 is the stale one
-        ctx.set(dut.adv_vpu_en, 1)
-        ctx.set(dut.adv_vpu_idx, w)
-        ctx.set(dut.check_b_v, 4)
-        assert ctx.get(dut.check_b_ok) == 0
+        ctx.set(dut.adv_vpu.en, 1)
+        ctx.set(dut.adv_vpu.idx, w)
+        ctx.set(dut.check_b.v, 4)
+        assert ctx.get(dut.check_b.ok) == 0
         await ctx.tick()
-        ctx.set(dut.adv_vpu_en, 0)
-        assert ctx.get(dut.check_b_ok) == 1
-        ctx.set(dut.check_b_v, 5)
-        assert ctx.get(dut.check_b_ok) == 0
+        ctx.set(dut.adv_vpu.en, 0)
+        assert ctx.get(dut.check_b.ok) == 1
+        ctx.set(dut.check_b.v, 5)
+        assert ctx.get(dut.check_b.ok) == 0
         # three more writes retire the writer; done retires the reader
-        ctx.set(dut.adv_mpu_en, 1)
-        ctx.set(dut.adv_mpu_idx, w)
+        ctx.set(dut.adv_mpu.en, 1)
+        ctx.set(dut.adv_mpu.idx, w)
         for _ in range(3):
             await ctx.tick()
-        ctx.set(dut.adv_mpu_en, 0)
-        ctx.set(dut.done_vpu_en, 1)
-        ctx.set(dut.done_vpu_idx, r)
+        ctx.set(dut.adv_mpu.en, 0)
+        ctx.set(dut.done_vpu.en, 1)
+        ctx.set(dut.done_vpu.idx, r)
         await ctx.tick()
-        ctx.set(dut.done_vpu_en, 0)
+        ctx.set(dut.done_vpu.en, 0)
         assert ctx.get(dut.empty)
 
     sim = Simulator(dut)

@@ -1,0 +1,127 @@
+"""``Backend``: everything after the controller (docs/core.md): issue, the scoreboard, the
+scalar and vector register files and the unit ports (operand collectors with their units).
+
+It takes resolved instructions from the controller (``ins``) and talks to the memory system
+through streams (weights, biases, DMA data; the memory commands leave at issue on ``mem``).
+``dbg_*`` ports read and write the VRF and read the SRF for testbenches and the host's debug
+reads; the core's Vitis top leaves them unconnected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from dfx.rtl.issue.issue import Issue, command_layout
+from dfx.rtl.issue.plan import resolved_layout
+from dfx.rtl.issue.ports import IntWriteSignature
+from dfx.rtl.issue.scoreboard import Scoreboard
+from dfx.rtl.regs.srf import ScalarRegs
+from dfx.rtl.vrf.vrf import Vrf, VrfReadSignature, VrfWriteSignature
+
+from .vpu_port import VpuPort
+
+__all__ = ["Backend"]
+
+WRITERS = 16
+"""Scoreboard writer entries: one per in-flight instruction with a VRF destination."""
+READERS = 16
+"""Scoreboard reader entries: one per in-flight VRF source range."""
+
+
+class Backend(wiring.Component):
+    """Issue, scoreboard, SRF, VRF and unit ports of one core (module doc)."""
+
+    def __init__(self, core: Any):
+        self._core = core
+        v, d = core.buffers.vrf_vectors, core.d
+        n_srf = core.buffers.srf_scalars
+        self._cmd = command_layout(core, WRITERS, READERS)
+        super().__init__({
+            "ins": In(stream.Signature(resolved_layout(core))),
+            "cards": In(8),
+            "clear": In(1),
+            "mem": Out(stream.Signature(self._cmd)),
+            "rd": Out(IntWriteSignature()),
+            "fault": Out(Issue(core, writers=WRITERS, readers=READERS).fault.shape()),
+            "fault_pc": Out(self._cmd["pc"].shape),
+            "fault_word": Out(self._cmd["word"].shape),
+            "idle": Out(1),
+            "dbg_vrf_r": In(VrfReadSignature(v, d)),
+            "dbg_vrf_w": In(VrfWriteSignature(v, d)),
+            "dbg_srf_idx": In(range(n_srf)),
+            "dbg_srf_value": Out(32),
+        })
+
+    @property
+    def command_layout(self):
+        return self._cmd
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        core = self._core
+        m.submodules.issue = issue = Issue(core, writers=WRITERS, readers=READERS)
+        m.submodules.vpu = vpu = VpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        m.submodules.sb = sb = Scoreboard(
+            core.buffers.vrf_vectors, writers=WRITERS, readers=READERS,
+            check_ports=["vpu_a", "vpu_b"], write_units=["vpu"],
+            read_units=["vpu_a", "vpu_b"])
+        m.submodules.srf = srf = ScalarRegs.from_core(
+            core, read_ports=["i0", "i1", "dbg"], write_ports=["sli", "vpu"])
+        m.submodules.vrf = vrf = Vrf.from_core(
+            core, read_ports=["vpu_a", "vpu_b", "dbg"], write_ports=["vpu", "dbg"])
+
+        # controller -> issue -> memory system
+        wiring.connect(m, wiring.flipped(self.ins), issue.ins)
+        wiring.connect(m, issue.mem, wiring.flipped(self.mem))
+        m.d.comb += [issue.cards.eq(self.cards), issue.clear.eq(self.clear),
+                     sb.clear.eq(self.clear), srf.clear.eq(self.clear)]
+
+        # issue <-> scoreboard and SRF
+        for name in ("alloc_w_en", "alloc_w_lo", "alloc_w_n", "alloc_r0_en", "alloc_r0_lo",
+                     "alloc_r0_n", "alloc_r1_en", "alloc_r1_lo", "alloc_r1_n", "dst_lo",
+                     "dst_n"):
+            m.d.comb += getattr(sb, name).eq(getattr(issue, "sb_" + name))
+        for name in ("alloc_w_idx", "w_full", "alloc_r0_idx", "alloc_r1_idx", "r_full",
+                     "waw_busy", "war_busy"):
+            m.d.comb += getattr(issue, "sb_" + name).eq(getattr(sb, name))
+        m.d.comb += [
+            issue.srf_pending.eq(srf.pending),
+            srf.r_i0_idx.eq(issue.srf_r0_idx), issue.srf_r0_value.eq(srf.r_i0_value),
+            srf.r_i1_idx.eq(issue.srf_r1_idx), issue.srf_r1_value.eq(srf.r_i1_value),
+            srf.claim_en.eq(issue.srf_claim_en), srf.claim_lo.eq(issue.srf_claim_lo),
+            srf.claim_count.eq(issue.srf_claim_count),
+            srf.w_sli.en.eq(issue.srf_sli_en), srf.w_sli.idx.eq(issue.srf_sli_idx),
+            srf.w_sli.value.eq(issue.srf_sli_value),
+        ]
+
+        # the VPU port
+        wiring.connect(m, issue.vpu, vpu.cmd)
+        wiring.connect(m, vpu.ra, vrf.r_vpu_a)
+        wiring.connect(m, vpu.rb, vrf.r_vpu_b)
+        wiring.connect(m, vpu.w, vrf.w_vpu)
+        wiring.connect(m, vpu.check_a, sb.check_vpu_a)
+        wiring.connect(m, vpu.check_b, sb.check_vpu_b)
+        wiring.connect(m, vpu.adv, sb.adv_vpu)
+        wiring.connect(m, vpu.done_a, sb.done_vpu_a)
+        wiring.connect(m, vpu.done_b, sb.done_vpu_b)
+        wiring.connect(m, vpu.srf, srf.w_vpu)
+        wiring.connect(m, vpu.rd, wiring.flipped(self.rd))
+
+        # units not built yet take nothing
+        for u in ("mpu", "lut", "dma", "tx", "rx"):
+            m.d.comb += getattr(issue, u).ready.eq(0)
+
+        # status and debug
+        m.d.comb += [self.fault.eq(issue.fault), self.fault_pc.eq(issue.fault_pc),
+                     self.fault_word.eq(issue.fault_word)]
+        busy = Signal()
+        m.d.comb += [busy.eq(~issue.idle | ~vpu.idle | ~sb.empty | (srf.pending != 0)),
+                     self.idle.eq(~busy)]
+        wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
+        wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)
+        m.d.comb += [srf.r_dbg_idx.eq(self.dbg_srf_idx), self.dbg_srf_value.eq(srf.r_dbg_value)]
+        return m
