@@ -3,7 +3,14 @@
 The host writes the system configuration (prompt length, tokens to generate) and the prompt
 tokens into every card's DDR, starts the cards, and after the single *done* reads back the
 generated tokens (greedy arg-max, computed on the cards) and, on request, the logits of every
-step. :func:`generate` is the Python API behind ``dfx run``.
+step. :func:`generate` is the Python API behind ``dfx run`` for a compiled model.
+
+A binary without a model (``dfx asm``: no ``cfg``/``tokens`` symbols) is a program:
+:func:`execute` runs it on its cards until every card halts and returns each card's final
+state (:class:`ProgramResult`). :func:`is_model` tells the two apart.
+
+Both stop at an instruction budget and a host-memory limit (``max_instructions``,
+``memory_limit``; None: the defaults of :mod:`dfx.sim.limits`, docs/limits.md).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import numpy as np
 
 from dfx.host.tokenizer import Tokenizer, gpt2_tokenizer, load_tokenizer
 from dfx.isa.container import Binary, read_binary
-from dfx.isa.errors import DfxError
+from dfx.isa.errors import BinaryFormatError, DfxError
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
@@ -34,6 +41,45 @@ class GenerationResult:
     stats: dict = field(default_factory=dict)
 
 
+@dataclass
+class ProgramResult:
+    """The final state of a program run (a binary without a model): per card ``card``,
+    ``halted``, ``pc``, ``instructions`` and the non-zero integer ``registers``."""
+
+    cards: list[dict]
+    instructions: int
+
+
+def is_model(binary: Binary) -> bool:
+    """True if ``binary`` is a compiled model that serves generation requests (every card has
+    the host's ``cfg`` and ``tokens`` symbols), False for a program. A binary that has the
+    symbols but lacks the model's context or vocabulary size is refused as malformed."""
+    if not all("cfg" in c.symbols and "tokens" in c.symbols for c in binary.cards):
+        return False
+    for key in ("n_ctx", "vocab_size"):
+        if key not in binary.model:
+            where = f"{binary.path}: " if binary.path is not None else ""
+            raise BinaryFormatError(f"{where}corrupted binary: it has the host symbols of a "
+                                    f"compiled model but no model field {key!r}")
+    return True
+
+
+def execute(binary: str | Path | Binary, *, max_instructions: int | None = None,
+            memory_limit: int | None = None) -> ProgramResult:
+    """Run ``binary``'s program on its simulated cards until all halt (no host request)."""
+    from dfx.sim.functional import Appliance
+
+    b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
+    app = Appliance(b, memory_limit=memory_limit)
+    app.run(max_instructions=max_instructions)
+    cards = []
+    for c in app.cards:
+        regs = {f"r{i}": int(v) for i, v in enumerate(c.r) if i and v}
+        cards.append({"card": c.index, "halted": c.halted, "pc": c.pc,
+                      "instructions": int(sum(c.op_counts)), "registers": regs})
+    return ProgramResult(cards, app.instructions)
+
+
 def tokenizer_files(checkpoint: Path) -> dict[str, str] | None:
     """sha256 of a checkpoint's own tokenizer files, if it has them (recorded at compile)."""
     if not all((checkpoint / f).is_file() for f in TOKENIZER_FILES):
@@ -45,7 +91,7 @@ def binary_tokenizer(binary: Binary, override: str | Path | None = None) -> Toke
     """The tokenizer a binary was compiled with: ``override``, the checkpoint's own files
     (if still present and unchanged), else the original GPT-2 files shipped with dfx."""
     if override is not None:
-        return load_tokenizer(override)
+        return load_tokenizer(override, what="--tokenizer directory")
     info = binary.model.get("tokenizer") or {}
     src = info.get("dir")
     if src:
@@ -64,7 +110,8 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
              tokens: Sequence[int] | None = None, max_new_tokens: int = 16,
              logits: bool = False, tokenizer: str | Path | None = None,
              progress: Callable[[int, int], None] | None = None,
-             modelled: bool = True) -> GenerationResult:
+             modelled: bool = True, max_instructions: int | None = None,
+             memory_limit: int | None = None) -> GenerationResult:
     """Run one request on the simulated cards of ``binary``: greedy generation.
 
     Give exactly one of ``prompt`` (text, encoded with the binary's GPT-2 tokenizer) or
@@ -75,6 +122,10 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
     from dfx.sim.functional import generate as sim_generate
 
     b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
+    if not is_model(b):
+        where = f"{b.path}: " if b.path is not None else ""
+        raise DfxError(f"{where}holds a program without a model (from dfx asm): it cannot "
+                       "take a prompt; run it without --prompt/--tokens to execute it")
     if (prompt is None) == (tokens is None):
         raise DfxError("give exactly one of --prompt TEXT or --tokens 1,2,3")
     if max_new_tokens < 1:
@@ -96,13 +147,15 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
     n_ctx, vocab = int(b.model["n_ctx"]), int(b.model["vocab_size"])
     bad = [t for t in ids if not 0 <= t < vocab]
     if bad:
-        raise DfxError(f"token id {bad[0]} is outside the model's vocabulary 0..{vocab - 1}")
+        text = str(bad[0]) if len(str(bad[0])) <= 20 else f"of {len(str(bad[0]))} digits"
+        raise DfxError(f"token id {text} is outside the model's vocabulary 0..{vocab - 1}")
     if len(ids) + max_new_tokens > n_ctx:
         raise DfxError(
             f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "
             f"context of {n_ctx} tokens"
         )
-    all_ids, lg = sim_generate(b, ids, max_new_tokens, write_logits=logits, progress=progress)
+    all_ids, lg = sim_generate(b, ids, max_new_tokens, write_logits=logits, progress=progress,
+                               max_instructions=max_instructions, memory_limit=memory_limit)
     new = [int(t) for t in all_ids[len(ids):]]
     text = prompt_text = None
     if tok is not None and all(t < 50257 for t in all_ids):
@@ -113,7 +166,7 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
         from dfx.sim.timing import perf
 
         try:
-            rep = perf(b, len(ids), max_new_tokens)
+            rep = perf(b, len(ids), max_new_tokens, max_instructions=max_instructions)
         except Exception as e:  # noqa: BLE001 - the latency estimate is an extra of dfx run
             # e.g. a core the timing model cannot time: the functional result stands alone
             result.stats["modelled_error"] = " ".join(str(e).split()) or type(e).__name__
@@ -124,3 +177,4 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
             "gen_ms_per_token": rep.gen_ms_per_token, "tokens_per_s": rep.tokens_per_s,
         }
     return result
+

@@ -15,6 +15,9 @@ import argparse
 import sys
 from typing import Any
 
+from dfx.host.commands.run import count_arg
+from dfx.isa.errors import DfxError
+
 EXAMPLES = """\
 Timing does not depend on the weights: a binary compiled with --no-weights is enough.
 
@@ -52,19 +55,33 @@ def register(subparsers: Any) -> None:
                    help="tokens the trace covers (1; traces grow fast)")
     p.add_argument("--no-memo", action="store_true",
                    help="simulate every loop iteration (slow; for cross-checks)")
+    p.add_argument("--max-instructions", type=count_arg, metavar="N", default=None,
+                   help="instruction budget, all cards together (default: derived from the "
+                   "model; docs/limits.md)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dfx.host.runtime import is_model
+    from dfx.isa.container import read_binary
     from dfx.sim.timing import perf
+    from dfx.sim.timing.appliance import MAX_TRACE_EVENTS
 
-    report = perf(args.binary, args.prompt_len, args.gen_len, trace=args.trace,
-                  trace_tokens=args.trace_tokens, memo=not args.no_memo)
+    binary = read_binary(args.binary, lazy=True)
+    if not is_model(binary):
+        raise DfxError(f"{args.binary}: holds a program without a model (from dfx asm); dfx "
+                       "perf times text-generation requests of a compiled model (dfx run "
+                       "executes a program)")
+    report = perf(binary, args.prompt_len, args.gen_len, trace=args.trace,
+                  trace_tokens=args.trace_tokens, memo=not args.no_memo,
+                  max_instructions=args.max_instructions)
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(report.render())
         if args.trace:
+            cut = (f" (cut at {MAX_TRACE_EVENTS:,} events: lower --trace-tokens)"
+                   if report.simulation.get("trace_truncated") else "")
             print(f"dfx perf: wrote {report.simulation['trace_events']:,} trace events to "
-                  f"{args.trace}", file=sys.stderr)
+                  f"{args.trace}{cut}", file=sys.stderr)
     return 0

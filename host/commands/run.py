@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dfx.host.text import terminal_text
 from dfx.isa.errors import DfxError
 
 EXAMPLES = """\
@@ -25,6 +24,8 @@ examples:
   dfx run tiny.dfx --tokens 15496,995 --max-new-tokens 8 --json
   dfx run tiny.dfx --prompt "The" --max-new-tokens 4 --logits steps.npy
       (float32 [steps, vocab]; row t holds the logits after token t)
+  dfx run prog.dfx                       a program from dfx asm: each card's final state
+  dfx run prog.dfx --max-instructions 1G    a larger instruction budget (docs/limits.md)
 """
 
 
@@ -32,12 +33,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run",
         help="generate text with a .dfx binary on simulated cards (functional, bit-exact)",
-        description="Run one greedy text-generation request on the simulated DFX appliance.",
+        description="Run one greedy text-generation request on the simulated DFX appliance,\n"
+        "or, for a binary without a model (dfx asm), run its program until every card halts\n"
+        "and print each card's final state.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("binary", metavar="OUT.dfx", help="a binary from dfx compile")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("binary", metavar="OUT.dfx", help="a binary from dfx compile (or dfx asm)")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--prompt", metavar="TEXT", help="prompt text (GPT-2 BPE)")
     src.add_argument("--tokens", metavar="IDS", help="prompt token ids, comma separated")
     p.add_argument("--max-new-tokens", type=int, default=16, metavar="N",
@@ -45,15 +48,53 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print ids and text as JSON")
     p.add_argument("--logits", metavar="FILE.npy", help="write every step's logits (float32)")
     p.add_argument("--tokenizer", metavar="DIR", help="vocab.json + merges.txt to use")
+    add_limit_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+def add_limit_options(p: argparse.ArgumentParser) -> None:
+    """``--max-instructions`` and ``--max-memory`` (docs/limits.md)."""
+    p.add_argument("--max-instructions", type=count_arg, metavar="N", default=None,
+                   help="instruction budget of the run, all cards together (default: derived "
+                   "from the model, 10M per card for a program; docs/limits.md)")
+    p.add_argument("--max-memory", type=bytes_arg, metavar="SIZE", default=None,
+                   help="host memory the simulated memories may use, e.g. 8G (default: the "
+                   "binary's data + 4G; docs/limits.md)")
+
+
+def count_arg(text: str) -> int:
+    """A positive integer, with an optional k/M/G suffix (1000s)."""
+    return _scaled(text, 1000, "a positive count such as 500000 or 2G")
+
+
+def bytes_arg(text: str) -> int:
+    """A size in bytes with an optional K/M/G/T suffix (1024s)."""
+    return _scaled(text, 1024, "a size such as 512M or 8G")
+
+
+def _scaled(text: str, base: int, want: str) -> int:
+    m = re.fullmatch(r"\s*([0-9]{1,15})\s*([kKmMgGtT]?)i?[bB]?\s*", text)
+    if not m or int(m.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"expected {want}, got {text[:40]!r}")
+    return int(m.group(1)) * base ** " kmgt".index(m.group(2).lower() or " ")
+
+
+_TOKEN = re.compile(r"[+-]?[0-9]+")
+
+
 def _parse_ids(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise DfxError(f"--tokens must be comma-separated integers, got {text!r}") from None
+    items = [t for t in text.replace(" ", "").split(",") if t]
+    out = []
+    for t in items:
+        if not _TOKEN.fullmatch(t):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise DfxError(f"--tokens must be comma-separated integers, got {shown!r}")
+        if len(t.lstrip("+-")) > 12:
+            raise DfxError(f"--tokens: token id of {len(t.lstrip('+-'))} digits is outside any "
+                           "vocabulary")
+        out.append(int(t))
+    return out
 
 
 class _Bar:
@@ -76,37 +117,64 @@ class _Bar:
         sys.stderr.flush()
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
-    """Write atomically: never leave a partial file behind."""
-    target = Path(path)
-    if target.is_dir():
-        raise DfxError(f"--logits {path}: is a directory")
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                               prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
-    from dfx.host.runtime import generate
+    from dfx.host.runtime import is_model
+    from dfx.isa.container import read_binary
 
-    if args.logits is not None and not Path(args.logits).parent.exists():
-        raise DfxError(f"--logits {args.logits}: directory {Path(args.logits).parent} "
-                       "does not exist")
+    binary = read_binary(args.binary, lazy=True)
+    if is_model(binary):
+        return _generate(binary, args)
+    return _execute(binary, args)
+
+
+def _execute(binary: Any, args: argparse.Namespace) -> int:
+    """A binary without a model: run the program, print each card's final state."""
+    from dfx.host.runtime import execute
+
+    given = [o for o, v in (("--prompt", args.prompt), ("--tokens", args.tokens),
+                            ("--logits", args.logits), ("--tokenizer", args.tokenizer)) if v]
+    if given:
+        raise DfxError(f"{args.binary}: holds a program without a model (from dfx asm), so "
+                       f"{given[0]} does not apply; run it without it to execute the program")
+    t0 = time.perf_counter()
+    res = execute(binary, max_instructions=args.max_instructions, memory_limit=args.max_memory)
+    wall = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"instructions": res.instructions, "cards": res.cards,
+                          "simulation_seconds": round(wall, 3)}))
+        return 0
+    for c in res.cards:
+        regs = ", ".join(f"{k} = {v}" for k, v in c["registers"].items()) or "all zero"
+        print(f"card {c['card']}: halted at pc {c['pc']} after {c['instructions']:,} "
+              f"instructions; registers: {regs}")
+    if not args.quiet:
+        print(f"dfx run: {res.instructions:,} instructions on {len(res.cards)} card(s); "
+              f"functional simulation {wall:.2f} s", file=sys.stderr)
+    return 0
+
+
+def _generate(binary: Any, args: argparse.Namespace) -> int:
+    """A compiled model: one greedy generation request."""
+    from dfx.host.runtime import generate
+    from dfx.isa.outputs import check_output, write_output
+
+    if args.prompt is None and args.tokens is None:
+        raise DfxError(f"{args.binary}: a compiled model: give --prompt TEXT or --tokens IDS")
+    inputs = [args.binary]
+    if args.logits is not None:
+        check_output(args.logits, option="--logits", inputs=inputs)
     tokens = _parse_ids(args.tokens) if args.tokens is not None else None
     bar = _Bar(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
-    res = generate(args.binary, prompt=args.prompt, tokens=tokens,
+    res = generate(binary, prompt=args.prompt, tokens=tokens,
                    max_new_tokens=args.max_new_tokens, logits=args.logits is not None,
-                   tokenizer=args.tokenizer, progress=bar)
+                   tokenizer=args.tokenizer, progress=bar, max_instructions=args.max_instructions,
+                   memory_limit=args.max_memory)
     wall = time.perf_counter() - t0
     if args.logits is not None and res.logits is not None:
-        _save_npy(args.logits, res.logits)
+        logits = res.logits
+        write_output(args.logits, lambda f: np.save(f, logits), option="--logits",
+                     inputs=inputs)
     mod = res.stats.get("modelled")
     if args.json:
         print(json.dumps({
@@ -116,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         }))
     else:
         if res.text is not None:
-            print(f"{res.prompt_text}{res.text}")
+            text = f"{res.prompt_text}{res.text}"
+            print(terminal_text(text, keep="\n\t") if sys.stdout.isatty() else text)
         else:
             print(",".join(map(str, res.prompt_ids + res.new_ids)))
         if mod:

@@ -8,7 +8,12 @@ images loaded, programs decoded once), connects them with a :class:`~.ring.Ring`
   while some card has not halted, is a deadlock (:class:`~.errors.DeadlockError` naming, for each
   card, its pc, annotation, instruction and what it waits for).
 * **budget**: ``run(max_instructions=N)`` stops with :class:`~.errors.BudgetExceededError` after
-  N instructions (all cards together) if the cards have not all halted.
+  N instructions (all cards together) if the cards have not all halted; the default comes from
+  :mod:`dfx.sim.limits` (derived from the model for a request, fixed per card for a program).
+* **memory**: the cards' memories charge their pages to one
+  :class:`~.memory.MemoryBudget` of ``memory_limit`` bytes (default
+  :func:`dfx.sim.limits.default_memory_limit`), so host memory stays bounded by what the
+  program and its binary touch.
 * **host interface**: :meth:`Appliance.write`, :meth:`~Appliance.write_u32`,
   :meth:`~Appliance.read`, :meth:`~Appliance.read_u32`, :meth:`~Appliance.read_f16` on a card's
   HBM or DDR (not counted in the statistics), :meth:`~Appliance.stats`.
@@ -25,9 +30,11 @@ from typing import Any
 import numpy as np
 
 from dfx.isa.container import Binary, read_binary
+from dfx.sim.limits import default_instruction_budget, default_memory_limit
 
 from .card import Card, decode_image
 from .errors import BudgetExceededError, DeadlockError, HostError, SimError
+from .memory import MemoryBudget
 from .mpu import TileCache
 from .ring import Ring
 
@@ -47,11 +54,12 @@ class Appliance:
     instead of the bit-identical fast forms (slower; for cross-checks).
     ``tile_cache_bytes``: bound of the prepared-weight cache.
     ``slice_instructions``: instructions a card runs before the scheduler moves on.
+    ``memory_limit``: host bytes the memories may allocate (None: the derived default).
     """
 
     def __init__(self, binary: Binary | str | os.PathLike[str], *, golden_matvec: bool = False,
                  tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES,
-                 slice_instructions: int = 20_000) -> None:
+                 slice_instructions: int = 20_000, memory_limit: int | None = None) -> None:
         if not isinstance(binary, Binary):
             binary = read_binary(binary)
         if binary.model.get("weights") is False:
@@ -62,15 +70,18 @@ class Appliance:
         self.n_cards = binary.n_cards
         self.slice_instructions = max(1, slice_instructions)
         self.cache = TileCache(tile_cache_bytes)
+        self.memory = MemoryBudget(default_memory_limit(binary) if memory_limit is None
+                                   else memory_limit)
         programs = [decode_image(img, i) for i, img in enumerate(binary.cards)]
         self.ring = self._new_ring()
-        self.cards = [
-            Card(i, self.core, img, program=programs[i],
-                 tx=self.ring.tx(i) if self.ring else None,
-                 rx=self.ring.rx(i) if self.ring else None,
-                 cache=self.cache, golden_matvec=golden_matvec, n_cards=self.n_cards)
-            for i, img in enumerate(binary.cards)
-        ]
+        self.cards = []
+        for i, img in enumerate(binary.cards):
+            self.cards.append(Card(
+                i, self.core, img, program=programs[i],
+                tx=self.ring.tx(i) if self.ring else None,
+                rx=self.ring.rx(i) if self.ring else None,
+                cache=self.cache, golden_matvec=golden_matvec, n_cards=self.n_cards,
+                budget=self.memory))
         self.instructions = 0
         self._started = False
 
@@ -105,10 +116,14 @@ class Appliance:
             progress_every: int = 1_000_000) -> int:
         """Run until every card has halted; returns the instructions executed by this call.
 
+        ``max_instructions`` (all cards together; None: the program default of
+        :func:`dfx.sim.limits.default_instruction_budget`).
         ``progress(total_instructions)`` is called about every ``progress_every`` instructions
         and once at the end. Raises :class:`DeadlockError`, :class:`BudgetExceededError` or any
         located :class:`SimError` from a card.
         """
+        if max_instructions is None:
+            max_instructions = default_instruction_budget(self.binary)
         self._started = True
         executed = 0
         next_report = self.instructions + progress_every
@@ -151,8 +166,10 @@ class Appliance:
         return DeadlockError(f"deadlock: no card can make progress: {self._card_states()}")
 
     def _budget_error(self, budget: int) -> BudgetExceededError:
-        return BudgetExceededError(f"instruction budget of {budget} exhausted before all cards "
-                                   f"halted: {self._card_states()}")
+        return BudgetExceededError(
+            f"instruction budget of {budget:,} instructions used up before all cards halted "
+            f"(a program that never halts? raise it with --max-instructions): "
+            f"{self._card_states()}")
 
     # -- host interface -----------------------------------------------------------------------
     def _host(self, card: int, space: str) -> Any:
@@ -212,6 +229,8 @@ class Appliance:
         Returns ``(prompt + generated tokens, logits)``; ``logits`` is ``float16[P+G-1, vocab]``
         (row t: the logits computed at position t) when ``write_logits``, else None.
         ``progress(done, total)`` is called as each generated token is stored.
+        ``max_instructions``: the run's budget (None: derived from the model, see
+        :mod:`dfx.sim.limits`).
         """
         b = self.binary
         syms = b.cards[0].symbols
@@ -261,6 +280,8 @@ class Appliance:
                     progress((addr - first) // 4 + 1, g)
 
             card0.on_sw = on_sw
+        if max_instructions is None:
+            max_instructions = default_instruction_budget(b, p + g)
         try:
             self.run(max_instructions=max_instructions)
         finally:

@@ -39,7 +39,7 @@ from .errors import (
     SimError,
     UninitializedReadError,
 )
-from .memory import Memory, ddr_memory, hbm_memory, wbuf_memory
+from .memory import Memory, MemoryBudget, ddr_memory, hbm_memory, wbuf_memory
 from .ring import Link
 
 __all__ = ["Card", "SEMANTICS", "decode_image"]
@@ -97,8 +97,10 @@ class Card:
     def __init__(self, index: int, core: CoreConfig, image: CardImage, *,
                  program: list[Instruction] | None = None, tx: Link | None = None,
                  rx: Link | None = None, cache: mpu.TileCache | None = None,
-                 golden_matvec: bool = False, n_cards: int = 1) -> None:
+                 golden_matvec: bool = False, n_cards: int = 1,
+                 budget: MemoryBudget | None = None) -> None:
         self.index = index
+        self.budget = budget if budget is not None else MemoryBudget(None)
         self.core = core
         self.image = image
         self.n_cards = n_cards
@@ -145,21 +147,31 @@ class Card:
         self.lut_bytes = 0  # packed lutmv stream bytes
         self.vectors_sent = 0
         self.vectors_received = 0
+        for m in getattr(self, "mem", {}).values():
+            if memories is None or m not in memories.values():
+                m.release()
         self.mem = memories if memories is not None else self.initial_memories()
         for space, m in self.mem.items():
             m.listeners.append(self._invalidator(space))
 
     def initial_memories(self) -> dict[str, Memory]:
-        mem = {"hbm": hbm_memory(self.core), "ddr": ddr_memory(self.core),
-               "wbuf": wbuf_memory(self.core)}
-        for seg in self.image.segments:
-            m = mem[seg.space]
-            if seg.fill is not None:
-                m.fill(seg.addr, seg.length or 0, seg.fill)
-            else:
-                m.write(seg.addr, seg.data, count=False)
-        for m in mem.values():
-            m.dirty.clear()
+        """The card's memories loaded from its image (fill segments cost nothing until
+        touched; pages are charged to the appliance's memory budget)."""
+        b = self.budget
+        mem = {"hbm": hbm_memory(self.core, b), "ddr": ddr_memory(self.core, b),
+               "wbuf": wbuf_memory(self.core, b)}
+        try:
+            for j, seg in enumerate(self.image.segments):
+                m = mem[seg.space]
+                what = f"segment {j}"
+                if seg.fill is not None:
+                    m.fill(seg.addr, seg.length or 0, seg.fill, track=False)
+                else:
+                    m.write(seg.addr, seg.data, count=False, what=what, track=False)
+        except SimError as e:
+            for m in mem.values():
+                m.release()
+            raise e.located(self.index, None, None, None) from None
         return mem
 
     def _invalidator(self, space: str) -> Callable[[int, int], None]:

@@ -24,6 +24,7 @@ __all__ = [
     "LoopError",
     "DeadlockError",
     "BudgetExceededError",
+    "MemoryLimitError",
     "HostError",
 ]
 
@@ -92,6 +93,10 @@ class DeadlockError(SimError):
 
 class BudgetExceededError(SimError):
     """The instruction budget of a run was used up (an infinite loop, or a budget too small)."""
+
+
+class MemoryLimitError(SimError):
+    """The simulated memories would need more host memory than the run's memory limit."""
 
 
 class HostError(SimError):

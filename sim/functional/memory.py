@@ -9,6 +9,13 @@ Written-ness is kept per page: a page is absent (nothing written), *full* (every
 no mask, the common case for weights and filled regions) or *partial* (a byte mask until the
 page fills up), so checking a weight stream costs a dictionary look-up per page.
 
+Host memory stays proportional to what is used (docs/limits.md): a page wholly covered by a
+fill segment is only recorded (page -> byte value) and allocated when something writes into
+it, so a binary that fills all of HBM costs nothing until its program touches it; every
+allocated page and byte mask is charged to a :class:`MemoryBudget` shared by the appliance's
+memories, and a single access may not move more bytes than the budget's limit either. Going
+over the limit is a :class:`~.errors.MemoryLimitError` naming the memory and the access.
+
 Channels (statistics only; data is stored by flat address):
 
 * HBM (``interleave``): byte ``a`` lives in pseudo-channel ``(a // I) % P`` at offset
@@ -30,11 +37,44 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import MemoryAccessError, UninitializedReadError
+from .errors import MemoryAccessError, MemoryLimitError, UninitializedReadError
 
-__all__ = ["Memory", "hbm_memory", "ddr_memory", "wbuf_memory"]
+__all__ = ["Memory", "MemoryBudget", "hbm_memory", "ddr_memory", "wbuf_memory"]
 
 _U8 = np.uint8
+
+
+class MemoryBudget:
+    """Host bytes that the simulated memories sharing it may allocate (pages and masks)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int, label: str, what: str) -> None:
+        if self.limit is not None and self.used + n > self.limit:
+            raise MemoryLimitError(
+                f"{label} {what}: the simulated memories would need more than the memory limit "
+                f"of {_size(self.limit)} of host memory (pages a program or its binary touches; "
+                "raise it with --max-memory)")
+        self.used += n
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+    def check_access(self, n: int, label: str, what: str) -> None:
+        """One access (its temporary copy) may not exceed the limit either."""
+        if self.limit is not None and n > self.limit:
+            raise MemoryLimitError(
+                f"{label} {what} of {_size(n)} exceeds the memory limit of {_size(self.limit)} "
+                "(raise it with --max-memory)")
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
 
 
 class Memory:
@@ -46,7 +86,7 @@ class Memory:
 
     def __init__(self, name: str, capacity: int, *, channels: int = 1,
                  interleave: int | None = None, channel_bytes: int | None = None,
-                 page_bits: int = 20) -> None:
+                 page_bits: int = 20, budget: MemoryBudget | None = None) -> None:
         if capacity <= 0:
             raise ValueError(f"{name}: capacity must be > 0")
         self.name = name
@@ -64,6 +104,9 @@ class Memory:
         self._pages: dict[int, np.ndarray] = {}
         self._partial: dict[int, np.ndarray] = {}  # page -> bool mask of written bytes
         self._partial_count: dict[int, int] = {}  # page -> number of written bytes
+        self._fills: dict[int, int] = {}  # page wholly filled with a byte, not yet allocated
+        self.budget = budget if budget is not None else MemoryBudget(None)
+        self._charged = 0  # bytes charged to the budget by this memory
         self.listeners: list[Callable[[int, int], None]] = []
         # blocks of 2**dirty_bits bytes written since the last clear() (after the image load)
         self.dirty_bits = min(10, self.page_bits)
@@ -176,6 +219,9 @@ class Memory:
             o = a & self._mask
             k = min(end - a, self.page_size - o)
             if p not in self._pages:
+                if p in self._fills:
+                    a += k
+                    continue
                 return a
             m = self._partial.get(p)
             if m is not None:
@@ -205,7 +251,11 @@ class Memory:
         if o + n <= self.page_size:  # one page: the fast path
             page = self._pages.get(p)
             if page is None:
-                raise self._unwritten(addr, n, addr, what)
+                if p not in self._fills:
+                    raise self._unwritten(addr, n, addr, what)
+                if count:
+                    self._count_read(addr, n)
+                return np.full(n, self._fills[p], dtype=_U8)
             m = self._partial.get(p)
             if m is not None and not m[o:o + n].all():
                 raise self._unwritten(addr, n, addr + int(np.argmin(m[o:o + n])), what)
@@ -214,13 +264,15 @@ class Memory:
             first = self.first_unwritten(addr, n)
             if first is not None:
                 raise self._unwritten(addr, n, first, what)
+            self.budget.check_access(n, self.label, what)
             out = np.empty(n, dtype=_U8)
             a, end = addr, addr + n
             while a < end:
                 p = a >> self.page_bits
                 o = a & self._mask
                 k = min(end - a, self.page_size - o)
-                out[a - addr:a - addr + k] = self._pages[p][o:o + k]
+                page = self._pages.get(p)
+                out[a - addr:a - addr + k] = page[o:o + k] if page is not None else self._fills[p]
                 a += k
         if count:
             self._count_read(addr, n)
@@ -235,6 +287,7 @@ class Memory:
             return self.read(addr, runs * run, count=count, what=what).reshape(runs, run)
         span = (runs - 1) * stride + run
         self.check_bounds(addr, span, what)
+        self.budget.check_access(runs * run, self.label, what)
         p = addr >> self.page_bits
         o = addr & self._mask
         page = self._pages.get(p)
@@ -250,11 +303,26 @@ class Memory:
         return out
 
     # -- writing --------------------------------------------------------------------------------
-    def _page_for_write(self, p: int, o: int, k: int) -> np.ndarray:
+    def _charge(self, n: int, what: str) -> None:
+        self.budget.take(n, self.label, what)
+        self._charged += n
+
+    def release(self) -> None:
+        """Give this memory's bytes back to the budget (when it is discarded)."""
+        self.budget.give(self._charged)
+        self._charged = 0
+
+    def _page_for_write(self, p: int, o: int, k: int, what: str = "write") -> np.ndarray:
         page = self._pages.get(p)
         if page is None:
+            self._charge(self.page_size, what)
+            fill = self._fills.pop(p, None)
+            if fill is not None:  # a filled page: every byte is written already
+                page = self._pages[p] = np.full(self.page_size, fill, dtype=_U8)
+                return page
             page = self._pages[p] = np.zeros(self.page_size, dtype=_U8)
             if not (o == 0 and k == self.page_size):
+                self._charge(self.page_size, what)
                 self._partial[p] = np.zeros(self.page_size, dtype=bool)
                 self._partial_count[p] = 0
         return page
@@ -270,6 +338,8 @@ class Memory:
             c = self._partial_count[p] + new
             if c == self.page_size:
                 del self._partial[p], self._partial_count[p]
+                self.budget.give(self.page_size)
+                self._charged -= self.page_size
             else:
                 self._partial_count[p] = c
 
@@ -282,15 +352,17 @@ class Memory:
         b = self.dirty_bits
         return any(k in self.dirty for k in range(lo >> b, ((hi - 1) >> b) + 1))
 
-    def _store(self, addr: int, data: np.ndarray) -> None:
+    def _store(self, addr: int, data: np.ndarray, what: str = "write",
+               track: bool = True) -> None:
         n = data.size
-        self._dirty(addr, addr + n)
+        if track:
+            self._dirty(addr, addr + n)
         a, end = addr, addr + n
         while a < end:
             p = a >> self.page_bits
             o = a & self._mask
             k = min(end - a, self.page_size - o)
-            page = self._page_for_write(p, o, k)
+            page = self._page_for_write(p, o, k, what)
             page[o:o + k] = data[a - addr:a - addr + k]
             self._mark(p, o, k)
             a += k
@@ -300,8 +372,9 @@ class Memory:
             f(lo, hi)
 
     def write(self, addr: int, data: np.ndarray | bytes, *, count: bool = True,
-              what: str = "write") -> None:
-        """Write bytes (any array is taken as its raw little-endian bytes)."""
+              what: str = "write", track: bool = True) -> None:
+        """Write bytes (any array is taken as its raw little-endian bytes). ``track=False``
+        (loading an image): no dirty-block tracking and no listeners."""
         if isinstance(data, bytes | bytearray | memoryview):
             raw = np.frombuffer(bytes(data), dtype=_U8)
         else:
@@ -310,28 +383,34 @@ class Memory:
         self.check_bounds(addr, n, what)
         if n == 0:
             return
-        self._store(addr, raw)
+        self._store(addr, raw, what, track)
         if count:
             self._count_written(addr, n)
-        self._notify(addr, addr + n)
+        if track:
+            self._notify(addr, addr + n)
 
-    def fill(self, addr: int, n: int, value: int, *, count: bool = False) -> None:
-        """Set ``n`` bytes to ``value`` (fill segments)."""
+    def fill(self, addr: int, n: int, value: int, *, count: bool = False,
+             track: bool = True) -> None:
+        """Set ``n`` bytes to ``value`` (fill segments). Whole pages not yet allocated are
+        only recorded; ``track=False`` as for :meth:`write`."""
         self.check_bounds(addr, n, "fill")
-        if n:
+        if n and track:
             self._dirty(addr, addr + n)
         a, end = addr, addr + n
         while a < end:
             p = a >> self.page_bits
             o = a & self._mask
             k = min(end - a, self.page_size - o)
-            page = self._page_for_write(p, o, k)
-            page[o:o + k] = value
-            self._mark(p, o, k)
+            if k == self.page_size and p not in self._pages:
+                self._fills[p] = value
+            else:
+                page = self._page_for_write(p, o, k, "fill")
+                page[o:o + k] = value
+                self._mark(p, o, k)
             a += k
         if count and n:
             self._count_written(addr, n)
-        if n:
+        if n and track:
             self._notify(addr, addr + n)
 
     def write_runs(self, addr: int, data: np.ndarray, stride: int, *, count: bool = True,
@@ -346,7 +425,7 @@ class Memory:
         span = (runs - 1) * stride + run
         self.check_bounds(addr, span, what)
         for k in range(runs):
-            self._store(addr + k * stride, data[k])
+            self._store(addr + k * stride, data[k], what)
         if count:
             self._count_written(addr + stride * np.arange(runs, dtype=np.int64), run)
         self._notify(addr, addr + span)
@@ -373,7 +452,7 @@ class Memory:
         for p in np.unique(pages).tolist():
             sel = pages == p
             offs = addrs[sel] & self._mask
-            page = self._page_for_write(p, 0, 0)
+            page = self._page_for_write(p, 0, 0, what)
             page.view(np.uint16)[offs >> 1] = vals[sel]
             m = self._partial.get(p)
             if m is not None:
@@ -383,6 +462,8 @@ class Memory:
                 c = self._partial_count[p] + 2 * offs.size - before
                 if c == self.page_size:
                     del self._partial[p], self._partial_count[p]
+                    self.budget.give(self.page_size)
+                    self._charged -= self.page_size
                 else:
                     self._partial_count[p] = c
         if count:
@@ -394,6 +475,11 @@ class Memory:
     def allocated_bytes(self) -> int:
         """Host memory used by the pages (not counting partial-page masks)."""
         return len(self._pages) * self.page_size
+
+    @property
+    def charged_bytes(self) -> int:
+        """Host memory charged to the budget: pages and partial-page masks."""
+        return self._charged
 
     def stats(self) -> dict:
         return {
@@ -412,17 +498,17 @@ def _span(addr: int, n: int) -> str:
     return f"{addr:#x}..{addr + n:#x}"
 
 
-def hbm_memory(core) -> Memory:  # noqa: ANN001 - a CoreConfig
+def hbm_memory(core, budget: MemoryBudget | None = None) -> Memory:  # noqa: ANN001
     hbm = core.b.hbm
     return Memory("hbm", hbm.capacity_bytes, channels=hbm.pseudo_channels,
-                  interleave=hbm.interleave_bytes)
+                  interleave=hbm.interleave_bytes, budget=budget)
 
 
-def ddr_memory(core) -> Memory:  # noqa: ANN001
+def ddr_memory(core, budget: MemoryBudget | None = None) -> Memory:  # noqa: ANN001
     ddr = core.b.ddr
     return Memory("ddr", ddr.capacity_bytes, channels=ddr.channels,
-                  channel_bytes=ddr.channel_capacity_bytes)
+                  channel_bytes=ddr.channel_capacity_bytes, budget=budget)
 
 
-def wbuf_memory(core) -> Memory:  # noqa: ANN001
-    return Memory("wbuf", core.buffers.wbuf_tiles * core.tile_bytes)
+def wbuf_memory(core, budget: MemoryBudget | None = None) -> Memory:  # noqa: ANN001
+    return Memory("wbuf", core.buffers.wbuf_tiles * core.tile_bytes, budget=budget)

@@ -16,9 +16,9 @@ Example::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from dfx.isa.container import Binary, read_binary
+from dfx.isa.outputs import check_output
 
 from .appliance import Appliance, SimResult
 from .errors import TimingError
@@ -64,13 +64,14 @@ def check_request(b: Binary, prompt_len: int, gen_len: int) -> None:
 
 def simulate(binary: Binary | str | os.PathLike[str], prompt_len: int | None = None,
              gen_len: int | None = None, *, trace_tokens: int = 0, memo: bool = True,
-             max_steps: int = 200_000_000) -> SimResult:
+             max_instructions: int | None = None) -> SimResult:
     """Time ``binary`` on its cards: a generation request of ``prompt_len`` + ``gen_len``
     tokens (host configuration block and tokens written as the runtime does), or, with no
     lengths, the program as it stands (micro-programs). ``memo=False`` disables the exact
-    loop memoisation (for cross-checks)."""
+    loop memoisation (for cross-checks). ``max_instructions``: the instruction budget (None:
+    derived, :mod:`dfx.sim.limits`)."""
     b = _load(binary)
-    app = Appliance(b, memo_loops=memo, max_steps=max_steps)
+    app = Appliance(b, memo_loops=memo, max_instructions=max_instructions)
     if prompt_len is not None or gen_len is not None:
         check_request(b, prompt_len or 0, gen_len or 0)
         app.configure(int(prompt_len), int(gen_len))  # type: ignore[arg-type]
@@ -79,19 +80,22 @@ def simulate(binary: Binary | str | os.PathLike[str], prompt_len: int | None = N
 
 def perf(binary: Binary | str | os.PathLike[str], prompt_len: int, gen_len: int,
          trace: str | os.PathLike[str] | None = None, *, trace_tokens: int = 1,
-         memo: bool = True) -> PerfReport:
+         memo: bool = True, max_instructions: int | None = None) -> PerfReport:
     """The modelled latency of one request (``dfx perf``). ``trace``: also write a
-    Chrome/Perfetto trace of the first ``trace_tokens`` tokens to that file."""
+    Chrome/Perfetto trace of the first ``trace_tokens`` tokens to that file (through
+    :mod:`dfx.isa.outputs`: checked before the run, written atomically)."""
     b = _load(binary)
     check_request(b, prompt_len, gen_len)
-    if trace is not None and not Path(trace).parent.exists():
-        raise TimingError(f"--trace {trace}: directory {Path(trace).parent} does not exist")
+    if trace is not None:
+        check_output(trace, option="--trace", inputs=[b.path])
     if trace is not None and trace_tokens < 1:
         raise TimingError(f"--trace-tokens must be at least 1, got {trace_tokens}")
     result = simulate(b, prompt_len, gen_len, trace_tokens=trace_tokens if trace else 0,
-                      memo=memo)
+                      memo=memo, max_instructions=max_instructions)
     report = build(result, b, prompt_len, gen_len)
     if trace is not None:
-        report.simulation["trace_events"] = write_trace(result, trace)
+        report.simulation["trace_events"] = write_trace(result, trace, inputs=[b.path])
         report.simulation["trace_file"] = str(trace)
+        if result.trace_truncated:
+            report.simulation["trace_truncated"] = True
     return report

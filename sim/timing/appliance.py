@@ -22,6 +22,7 @@ from typing import Any
 from dfx.isa.container import Binary
 from dfx.isa.encoding import decode_program
 from dfx.isa.errors import IsaError
+from dfx.sim.limits import default_instruction_budget
 
 from . import memo
 from .card import CLASSES, HALTED, HEAD, RUN, S_INSTR, CardSim
@@ -54,6 +55,7 @@ class SimResult:
     memo_iterations: int  # loop iterations replayed by memoisation
     wall_s: float
     annotations: list[Any] = field(default_factory=list)
+    trace_truncated: bool = False  # the trace reached MAX_TRACE_EVENTS and stopped there
 
     @property
     def cycles(self) -> int:
@@ -70,11 +72,21 @@ class _History:
         self.last = 0
 
 
+#: Trace events kept (all cards); a longer trace stops there (docs/limits.md).
+MAX_TRACE_EVENTS = 4_000_000
+_CHECK_EVERY = 4096  # steps between budget checks
+
+
 class Appliance:
-    """The timing model of ``binary``'s cards (a :class:`~dfx.isa.container.Binary`)."""
+    """The timing model of ``binary``'s cards (a :class:`~dfx.isa.container.Binary`).
+
+    ``max_instructions``: the run's instruction budget (all cards, memoised loop iterations
+    included; None: :func:`dfx.sim.limits.default_instruction_budget` of the request set by
+    :meth:`configure`, or of a program run), as in the functional simulator.
+    """
 
     def __init__(self, binary: Binary, *, memo_loops: bool = True,
-                 max_steps: int = 200_000_000) -> None:
+                 max_instructions: int | None = None) -> None:
         self.binary = binary
         self.p = derive(binary.core)
         n = binary.n_cards
@@ -94,7 +106,8 @@ class Appliance:
                 rx=self.links[i - 1] if n > 1 else None,
                 words=self.words[i], n_cards=n))
         self.memo_loops = memo_loops
-        self.max_steps = max_steps
+        self.max_instructions = max_instructions
+        self._tokens: int | None = None
         self._eligible: dict[int, bool] = {}
         self._history: _History | None = None
         self.memo_jumps = 0
@@ -120,6 +133,23 @@ class Appliance:
             for k, t in enumerate(tokens or [0] * prompt_len):
                 self.words[c][(tok["space"], tok["addr"] + 4 * k)] = int(t)
             self.cards[c].snap_at = prompt_len
+        self._tokens = prompt_len + gen_len
+
+    def _instructions(self) -> int:
+        """Instructions modelled so far, all cards (memoised iterations included)."""
+        return sum(sum(cd.stats[S_INSTR:S_INSTR + len(CLASSES)]) for cd in self.cards)
+
+    def _check_budget(self, budget: int, traces: list[list[tuple]]) -> bool:
+        """Raise when the budget is used up; returns True once the trace is full."""
+        if self._instructions() > budget:
+            states = "; ".join(
+                f"card {cd.index} has halted" if cd.halted
+                else f"{cd.where()}: {cd.blocked or 'running'}" for cd in self.cards)
+            raise TimingError(
+                f"instruction budget of {budget:,} instructions used up before all cards "
+                f"halted (a program that never halts? raise it with --max-instructions): "
+                f"{states}")
+        return sum(len(t) for t in traces) >= MAX_TRACE_EVENTS
 
     # -- running ------------------------------------------------------------------------------
     def run(self, trace_tokens: int = 0) -> SimResult:
@@ -133,7 +163,11 @@ class Appliance:
             for c, cd in enumerate(cards):
                 cd.trace = traces[c]
         steps = 0
-        budget = self.max_steps
+        budget = self.max_instructions
+        if budget is None:
+            budget = default_instruction_budget(self.binary, self._tokens)
+        check = _CHECK_EVERY
+        truncated = False
         while True:
             moved = False
             for cd in cards:
@@ -146,9 +180,12 @@ class Appliance:
                     if tracing and cd.trace is not None and len(cd.token_times) >= trace_tokens:
                         cd.trace = None
                     if st == RUN:
-                        if steps > budget:
-                            raise TimingError(f"step budget of {budget} instructions exhausted "
-                                              f"({cd.where()}): does the program halt?")
+                        if steps >= check:
+                            check = steps + _CHECK_EVERY
+                            if self._check_budget(budget, traces) and tracing:
+                                for c in cards:
+                                    c.trace = None
+                                truncated = True
                         continue
                     if st == HEAD:
                         if self._stop_at_head(cd):
@@ -172,6 +209,7 @@ class Appliance:
             waiting = [cd for cd in active if cd.head_wait]
             if waiting and len(waiting) == len(active):
                 self._at_heads(active)
+                self._check_budget(budget, traces)  # a memoised jump may use it up at once
                 continue
             if not moved:
                 if waiting:  # a card needs traffic from one stopped at a head: stop stopping
@@ -196,6 +234,7 @@ class Appliance:
             memo_iterations=self.memo_iterations,
             wall_s=time.perf_counter() - t0,
             annotations=[img.annotation for img in self.binary.cards],
+            trace_truncated=truncated,
         )
 
     def _progress(self, cd: CardSim) -> tuple[int, int, int, int]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dfx.isa.outputs import write_output
 
 from .appliance import SimResult
 from .card import (
@@ -301,9 +305,11 @@ def parameters(p: Any) -> dict[str, Any]:
     }
 
 
-def write_trace(result: SimResult, path: str | Path) -> int:
-    """Write the recorded unit events as Chrome/Perfetto trace-event JSON; returns the number
-    of "X" events. ``ts``/``dur`` are in microseconds; ``args`` carry pc and cycles."""
+def write_trace(result: SimResult, path: str | Path, *,
+                inputs: Iterable[str | os.PathLike[str] | None] = ()) -> int:
+    """Write the recorded unit events as Chrome/Perfetto trace-event JSON (atomically, through
+    :func:`dfx.isa.outputs.write_output`); returns the number of "X" events. ``ts``/``dur``
+    are in microseconds; ``args`` carry pc and cycles."""
     if result.trace is None:
         raise ValueError("the run recorded no trace")
     clk = result.params.clock_mhz
@@ -337,8 +343,6 @@ def write_trace(result: SimResult, path: str | Path) -> int:
                 break
             events.append({"name": f"token {k} done", "ph": "i", "s": "p", "pid": c, "tid": 0,
                            "ts": t / clk, "args": {"token": k, "cycle": t}})
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns"}))
-    tmp.replace(target)
+    text = json.dumps({"traceEvents": events, "displayTimeUnit": "ns"})
+    write_output(path, text, option="--trace", inputs=inputs)
     return count
