@@ -36,6 +36,7 @@ __all__ = [
     "AP_CLK",
     "AP_RST_N",
     "STREAM_NAMES",
+    "VERILATOR_ARGS",
     "VitisBus",
     "VitisPort",
     "VitisTop",
@@ -47,6 +48,10 @@ __all__ = [
 
 AP_CLK = "ap_clk"
 AP_RST_N = "ap_rst_n"
+#: Verilator options a Vitis-named top needs: the required port name ``interrupt`` is a C++
+#: keyword-like symbol (Verilator's SYMRSVDWORD warning, fatal by default); Verilator renames
+#: it internally and VPI still sees ``interrupt``.
+VERILATOR_ARGS = ("-Wno-SYMRSVDWORD",)
 #: amaranth.lib.stream member -> AXI4-Stream signal name.
 STREAM_NAMES = {"payload": "tdata", "valid": "tvalid", "ready": "tready"}
 

@@ -48,6 +48,7 @@ __all__ = [
     "cached_source",
     "fst_supported",
     "run_cocotb",
+    "run_tests",
     "verilator_env",
     "verilator_environment",
     "verilator_root",
@@ -258,19 +259,10 @@ def run_cocotb(
         AssertionError: at least one cocotb test failed.
     """
     # Imported here so that importing this module (e.g. for verilator_env) stays cheap.
-    from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
     build_path = Path(build_dir).resolve()
-    extra = {}
-    timeout_prog = shutil.which("timeout")
-    if timeout_prog is not None:
-        # cocotb's Verilator runner prefixes the simulator command with $SIM_CMD_PREFIX.
-        prefix = os.environ.get("SIM_CMD_PREFIX", "")
-        extra["SIM_CMD_PREFIX"] = f"{timeout_prog} --kill-after=10 {timeout_s:g} {prefix}".strip()
-
-    added = [str(Path(p).resolve()) for p in python_path]
-    with verilator_environment(extra), _sys_path(added):
+    with verilator_environment():
         runner = get_runner("verilator")
         runner.build(
             sources=[Path(s).resolve() for s in sources],
@@ -281,6 +273,47 @@ def run_cocotb(
             waves=waves,
             timescale=("1ns", "1ps"),
         )
+    return run_tests(build_path, toplevel, test_module, build_path, waves=waves,
+                     timeout_s=timeout_s, python_path=python_path, testcase=testcase,
+                     extra_env=extra_env, seed=seed, parameters=parameters)
+
+
+def run_tests(
+    build_dir: os.PathLike[str] | str,
+    toplevel: str,
+    test_module: str,
+    test_dir: os.PathLike[str] | str,
+    *,
+    waves: bool = False,
+    timeout_s: float = 300.0,
+    python_path: Sequence[os.PathLike[str] | str] = (),
+    testcase: str | Sequence[str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    seed: int | None = None,
+    parameters: Mapping[str, object] | None = None,
+    plusargs: Sequence[str] = (),
+) -> Path:
+    """Run the cocotb tests of *test_module* on the model already built in *build_dir*
+    (executable ``build_dir/toplevel``), with *test_dir* as working directory.
+
+    The test half of :func:`run_cocotb` (same arguments, errors and result); also used by
+    :func:`dfx.rtl.toolchain.model.run_model` for cached models.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    build_path = Path(build_dir).resolve()
+    test_path = Path(test_dir).resolve()
+    extra = {}
+    timeout_prog = shutil.which("timeout")
+    if timeout_prog is not None:
+        # cocotb's Verilator runner prefixes the simulator command with $SIM_CMD_PREFIX.
+        prefix = os.environ.get("SIM_CMD_PREFIX", "")
+        extra["SIM_CMD_PREFIX"] = f"{timeout_prog} --kill-after=10 {timeout_s:g} {prefix}".strip()
+
+    added = [str(Path(p).resolve()) for p in python_path]
+    with verilator_environment(extra), _sys_path(added):
+        runner = get_runner("verilator")
         start = time.monotonic()
         try:
             results = runner.test(
@@ -288,11 +321,12 @@ def run_cocotb(
                 hdl_toplevel=toplevel,
                 hdl_toplevel_lang="verilog",
                 build_dir=build_path,
-                test_dir=build_path,
+                test_dir=test_path,
                 parameters=dict(parameters or {}),
                 waves=waves,
                 testcase=testcase,
                 seed=seed,
+                plusargs=list(plusargs),
                 extra_env=dict(extra_env or {}),
                 timescale=("1ns", "1ps"),
             )
@@ -305,7 +339,7 @@ def run_cocotb(
                 ) from exc
             if isinstance(exc, SystemExit):
                 raise AssertionError(
-                    f"cocotb tests in {test_module} failed (exit {exc.code}); see {build_path}"
+                    f"cocotb tests in {test_module} failed (exit {exc.code}); see {test_path}"
                 ) from None
             raise
     num_tests, num_failed = get_results(results)
