@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from dfx.rtl.issue.issue import Issue, command_layout
@@ -22,6 +22,7 @@ from dfx.rtl.issue.scoreboard import Scoreboard
 from dfx.rtl.regs.srf import ScalarRegs
 from dfx.rtl.vrf.vrf import Vrf, VrfReadSignature, VrfWriteSignature
 
+from .mpu_port import MpuPort
 from .vpu_port import VpuPort
 
 __all__ = ["Backend"]
@@ -45,6 +46,9 @@ class Backend(wiring.Component):
             "cards": In(8),
             "clear": In(1),
             "mem": Out(stream.Signature(self._cmd)),
+            "mpu_tiles": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(16, d),
+                                                              core.l))),
+            "mpu_bias": In(stream.Signature(data.ArrayLayout(16, core.l))),
             "rd": Out(IntWriteSignature()),
             "fault": Out(Issue(core, writers=WRITERS, readers=READERS).fault.shape()),
             "fault_pc": Out(self._cmd["pc"].shape),
@@ -65,14 +69,16 @@ class Backend(wiring.Component):
         core = self._core
         m.submodules.issue = issue = Issue(core, writers=WRITERS, readers=READERS)
         m.submodules.vpu = vpu = VpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        m.submodules.mpu = mpu = MpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
         m.submodules.sb = sb = Scoreboard(
             core.buffers.vrf_vectors, writers=WRITERS, readers=READERS,
-            check_ports=["vpu_a", "vpu_b"], write_units=["vpu"],
-            read_units=["vpu_a", "vpu_b"])
+            check_ports=["vpu_a", "vpu_b", "mpu"], write_units=["vpu", "mpu"],
+            read_units=["vpu_a", "vpu_b", "mpu"])
         m.submodules.srf = srf = ScalarRegs.from_core(
-            core, read_ports=["i0", "i1", "dbg"], write_ports=["sli", "vpu"])
+            core, read_ports=["i0", "i1", "dbg"], write_ports=["sli", "vpu", "mpu"])
         m.submodules.vrf = vrf = Vrf.from_core(
-            core, read_ports=["vpu_a", "vpu_b", "dbg"], write_ports=["vpu", "dbg"])
+            core, read_ports=["vpu_a", "vpu_b", "mpu", "dbg"],
+            write_ports=["vpu", "mpu", "dbg"])
 
         # controller -> issue -> memory system
         wiring.connect(m, wiring.flipped(self.ins), issue.ins)
@@ -111,15 +117,27 @@ class Backend(wiring.Component):
         wiring.connect(m, vpu.srf, srf.w_vpu)
         wiring.connect(m, vpu.rd, wiring.flipped(self.rd))
 
+        # the MPU port
+        wiring.connect(m, issue.mpu, mpu.cmd)
+        wiring.connect(m, wiring.flipped(self.mpu_tiles), mpu.tiles)
+        wiring.connect(m, wiring.flipped(self.mpu_bias), mpu.bias)
+        wiring.connect(m, mpu.rx, vrf.r_mpu)
+        wiring.connect(m, mpu.w, vrf.w_mpu)
+        wiring.connect(m, mpu.check, sb.check_mpu)
+        wiring.connect(m, mpu.adv, sb.adv_mpu)
+        wiring.connect(m, mpu.done, sb.done_mpu)
+        wiring.connect(m, mpu.srf, srf.w_mpu)
+
         # units not built yet take nothing
-        for u in ("mpu", "lut", "dma", "tx", "rx"):
+        for u in ("lut", "dma", "tx", "rx"):
             m.d.comb += getattr(issue, u).ready.eq(0)
 
         # status and debug
         m.d.comb += [self.fault.eq(issue.fault), self.fault_pc.eq(issue.fault_pc),
                      self.fault_word.eq(issue.fault_word)]
         busy = Signal()
-        m.d.comb += [busy.eq(~issue.idle | ~vpu.idle | ~sb.empty | (srf.pending != 0)),
+        m.d.comb += [busy.eq(~issue.idle | ~vpu.idle | ~mpu.idle | ~sb.empty
+                             | (srf.pending != 0)),
                      self.idle.eq(~busy)]
         wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
         wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)
