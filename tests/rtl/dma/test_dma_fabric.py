@@ -45,7 +45,7 @@ def _gen(rng: random.Random, g, client: Client, writes: bool, n_cmds: int, rows:
                         rows_data.append((data, strb & keep))
                 ops.append({"space": sp, "write": int(wr), "row": start, "nrows": nrows,
                             "m0": m0, "m1": m1, "end": int(i == k - 1),
-                            "tag": rng.getrandbits(32), "masks": masks, "rows": rows_data})
+                            "tag": rng.getrandbits(48), "masks": masks, "rows": rows_data})
         # interleave spaces' ops but keep each space's own order
         order = []
         per = {sp: [o for o in ops if o["space"] == sp] for sp in spaces}

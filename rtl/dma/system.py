@@ -1,0 +1,80 @@
+"""``MemorySystem``: the core's memory system (DFX §2.2: read and write interfaces to all HBM
+pseudo-channels, ``timing.dma_port_bits`` wide; DDR for tokens, embeddings, biases; the on-chip
+weight buffer), behind the clients' streams (docs/core.md "Memory system").
+
+Ports: ``hbm`` (one :class:`~dfx.rtl.bus.axi.AxiSignature` manager per pseudo-channel),
+``ddr`` (one), ``hbm_base`` / ``ddr_base`` (64-bit buffer addresses from the control
+registers: AXI address = base + local offset), and per client the streams documented in
+docs/core.md: ``dma_*`` (:class:`~.dma_engine.DmaEngine`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..bus.axi import AxiSignature
+from .dma_engine import DmaEngine
+from .dma_ops import dma_cmd_layout
+from .fabric import Fabric
+from .geometry import ADDR_BITS, Client, Geometry
+
+__all__ = ["MemorySystem"]
+
+
+class MemorySystem(wiring.Component):
+    """The memory system (module doc). Parameters: ``geometry``, ``wbuf_latency``
+    (``timing.wbuf_latency``); :meth:`from_core` takes both from a core configuration."""
+
+    def __init__(self, geometry: Geometry, *, wbuf_latency: int):
+        if not isinstance(geometry, Geometry):
+            raise TypeError(f"geometry must be a Geometry, not {geometry!r}")
+        g = self._g = geometry
+        self._wbuf_latency = wbuf_latency
+        self._fabric = Fabric(g, wbuf_latency=wbuf_latency, clients=[Client.DMA],
+                              writers=[Client.DMA])
+        self._dma = DmaEngine(g)
+        super().__init__({
+            "hbm": Out(AxiSignature(data_width=8 * g.beat_bytes)).array(g.channels),
+            "ddr": Out(AxiSignature(data_width=8 * g.beat_bytes)),
+            "hbm_base": In(data.ArrayLayout(ADDR_BITS, g.channels)),
+            "ddr_base": In(ADDR_BITS),
+            "dma_cmd": In(stream.Signature(dma_cmd_layout(g))),
+            "dma_load": Out(stream.Signature(data.ArrayLayout(16, g.d))),
+            "dma_store": In(stream.Signature(data.ArrayLayout(16, g.d))),
+            "dma_done": Out(1),
+        })
+
+    @classmethod
+    def from_core(cls, core: Any, **overrides: Any) -> MemorySystem:
+        """The memory system of a :class:`dfx.isa.config.CoreConfig`; ``overrides`` go to
+        :meth:`Geometry.from_core`."""
+        return cls(Geometry.from_core(core, **overrides), wbuf_latency=core.timing.wbuf_latency)
+
+    @property
+    def geometry(self) -> Geometry:
+        return self._g
+
+    @property
+    def wbuf_mem(self) -> Any:
+        """The weight buffer's storage (for simulator back doors)."""
+        return self._fabric.wbuf_mem
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        g = self._g
+        m.submodules.fabric = fab = self._fabric
+        m.submodules.dma = dma = self._dma
+        for c in range(g.channels):
+            wiring.connect(m, wiring.flipped(self.hbm[c]), fab.hbm[c])
+        wiring.connect(m, wiring.flipped(self.ddr), fab.ddr)
+        m.d.comb += [fab.hbm_base.eq(self.hbm_base), fab.ddr_base.eq(self.ddr_base)]
+        wiring.connect(m, dma.mem, fab.dma)
+        wiring.connect(m, wiring.flipped(self.dma_cmd), dma.cmd)
+        wiring.connect(m, dma.load_data, wiring.flipped(self.dma_load))
+        wiring.connect(m, wiring.flipped(self.dma_store), dma.store_data)
+        m.d.comb += self.dma_done.eq(dma.done)
+        return m
