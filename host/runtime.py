@@ -27,6 +27,8 @@ from dfx.isa.container import Binary, read_binary
 from dfx.isa.errors import BinaryFormatError, DfxError
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
+#: How messages describe a binary without a model.
+PROGRAM_ONLY = "holds a program without a model (no 'cfg'/'tokens' symbols; from dfx asm)"
 
 
 @dataclass
@@ -124,8 +126,8 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
     b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
     if not is_model(b):
         where = f"{b.path}: " if b.path is not None else ""
-        raise DfxError(f"{where}holds a program without a model (from dfx asm): it cannot "
-                       "take a prompt; run it without --prompt/--tokens to execute it")
+        raise DfxError(f"{where}{PROGRAM_ONLY}: it cannot take a prompt; run it without "
+                       "--prompt/--tokens to execute it")
     if (prompt is None) == (tokens is None):
         raise DfxError("give exactly one of --prompt TEXT or --tokens 1,2,3")
     if max_new_tokens < 1:

@@ -56,8 +56,8 @@ HEX_FROM = 0x1000
 _LABEL_RE = re.compile(r"\s*([A-Za-z_.$][\w.$]*)\s*:")
 _MNEMONIC_RE = re.compile(r"([A-Za-z_][\w.]*)(?:\s+(.*))?$")
 _ADDR_RE = re.compile(r"([A-Za-z_]\w*)\s*\[(.*)\]$")
-_REG_RE = re.compile(r"r(\d+)$")
-_SREG_RE = re.compile(r"s(\d+)$")
+_REG_RE = re.compile(r"r(\d{1,6})$")
+_SREG_RE = re.compile(r"s(\d{1,6})$")
 _PCREL_RE = re.compile(r"@\s*([+-]\s*\d+|0)$")
 _NAME_RE = re.compile(r"[A-Za-z_.$][\w.$]*$")
 
@@ -178,6 +178,8 @@ def _int(text: str) -> int:
     body = t[1:] if t[:1] in "+-" else t
     if not body or not (body[0].isdigit()):
         raise ValueError(text)
+    if len(body) > 80:  # no operand field is that wide; int() would refuse > 4300 digits
+        raise ValueError(f"number of {len(body)} digits is too long")
     try:
         v = int(body, 0)
     except ValueError:
@@ -305,6 +307,12 @@ class _Line:
         self.auto_end: int | None = None  # pc of the matching endloop (for loops)
 
 
+def _cut(text: str, n: int = 60) -> str:
+    """``repr`` of source text for a message, cut at ``n`` characters."""
+    r = repr(text)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
 def _strip_comment(line: str) -> str:
     cut = len(line)
     for ch in "#;":
@@ -320,9 +328,14 @@ def assemble(text: str, source: str = "<stdin>", spec: Spec | None = None) -> li
 
 
 def assemble_with_labels(
-    text: str, source: str = "<stdin>", spec: Spec | None = None
+    text: str, source: str = "<stdin>", spec: Spec | None = None, *,
+    max_instructions: int | None = None, buffer: str = "",
 ) -> tuple[list[Instruction], dict[str, int]]:
-    """Like :func:`assemble`, also returning the labels (name → pc, in definition order)."""
+    """Like :func:`assemble`, also returning the labels (name → pc, in definition order).
+
+    ``max_instructions``: the size of the instruction buffer the program must fit
+    (``buffers.instruction_words`` of a core; ``buffer`` names it in the message). Assembly
+    stops at the first line beyond it."""
     spec = spec or load_spec()
     lines: list[_Line] = []
     labels: dict[str, tuple[int, int]] = {}  # name → (pc, lineno)
@@ -350,7 +363,11 @@ def assemble_with_labels(
             continue
         m = _MNEMONIC_RE.match(rest)
         if not m:
-            raise err(lineno, f"cannot parse {rest!r} (expected: mnemonic operand=value, ...)")
+            raise err(lineno, f"cannot parse {_cut(rest)} (expected: mnemonic operand=value, "
+                      "...)")
+        if max_instructions is not None and len(lines) >= max_instructions:
+            raise err(lineno, f"the program does not fit: more than {max_instructions} "
+                      f"instructions{' (' + buffer + ')' if buffer else ''}")
         ln = _Line(lineno, m.group(1), m.group(2) or "")
         if ln.mnemonic == LOOP_OP:
             loop_stack.append(ln)

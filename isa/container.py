@@ -873,6 +873,8 @@ def read_binary(path: str | os.PathLike[str], *, lazy: bool = False) -> Binary:
     """
     from safetensors import SafetensorError, safe_open
 
+    from dfx.isa.encoding import decode_program
+
     r = _Reader(path)
     header, data_start = r.header()
     doc = r.document(header)
@@ -892,6 +894,11 @@ def read_binary(path: str | os.PathLike[str], *, lazy: bool = False) -> Binary:
                 if _sha256([arr]) != prog["sha256"]:
                     raise r.corrupt(f"card {i} program checksum mismatch")
                 card.program = arr.tobytes()
+                try:
+                    decode_program(card.program)
+                except IsaError as e:
+                    raise r.fail(f"card {i}: the program holds an illegal instruction word: "
+                                 f"{_one_line(e)}") from None
         _check_layout(cards, core, spec.word_bytes, r.corrupt)
         _check_model(model, len(cards), r.corrupt)
         with open(r.path, "rb") as f:

@@ -31,6 +31,7 @@ tensor at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,6 +49,7 @@ from .gpt2 import (
     ACTIVATION,
     LM_HEAD,
     CheckpointError,
+    FrontendError,
     GPT2Config,
     GPT2Model,
     ModelConfigError,
@@ -57,6 +59,7 @@ from .gpt2 import (
 
 __all__ = [
     "CONFIG_FILE",
+    "checkpoint_files",
     "WEIGHTS_FILE",
     "load_checkpoint",
     "read_config",
@@ -238,6 +241,22 @@ def read_config(path: str | os.PathLike[str]) -> tuple[GPT2Config, bool]:
     except ModelConfigError as e:
         raise CheckpointError(f"{where}: {e}") from e
     return config, tied
+
+
+def checkpoint_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files a checkpoint directory's load may read (configuration, weights and their
+    shards, tokenizer): an output must never replace one of them."""
+    directory = Path(path)
+    if not directory.is_dir():
+        return []
+    names = [CONFIG_FILE, WEIGHTS_FILE, INDEX_FILE, "vocab.json", "merges.txt",
+             "tokenizer.json", *_OTHER_FORMATS]
+    files = [directory / n for n in names]
+    index = directory / INDEX_FILE
+    if index.is_file():
+        with contextlib.suppress(FrontendError):
+            files += _TensorFiles._shards(index)
+    return [f for f in files if f.exists()]
 
 
 # --------------------------------------------------------------------------------- tensors

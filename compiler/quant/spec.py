@@ -36,8 +36,6 @@ _PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
 class QuantError(DfxError):
     """A quantization spec that cannot be parsed or does not fit a layer."""
 
-    exit_code = 2
-
 
 def _int(key: str, value: str, text: str) -> int:
     if not re.fullmatch(r"[0-9]+", value):

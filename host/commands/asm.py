@@ -76,50 +76,73 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+#: Largest assembly source read (a full instruction buffer is well under 1 MiB of text).
+MAX_SOURCE_BYTES = 64 << 20
+
+
 def _read_source(name: str) -> tuple[str, str]:
     if name == "-":
-        return sys.stdin.read(), "<stdin>"
-    try:
-        return Path(name).read_text(encoding="utf-8"), name
+        return _decode(sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1), "<stdin>"), "<stdin>"
+    try:  # any readable file, pipes too (dfx asm <(generate) -o x.dfx)
+        with open(name, "rb") as f:
+            return _decode(f.read(MAX_SOURCE_BYTES + 1), name), name
     except FileNotFoundError:
         raise DfxError(f"{name}: no such file") from None
-    except UnicodeDecodeError:
-        raise DfxError(f"{name}: not a UTF-8 text file (an assembly source?)") from None
+    except IsADirectoryError:
+        raise DfxError(f"{name}: is a directory, not an assembly source") from None
     except OSError as e:
         raise DfxError(f"{name}: cannot read: {e.strerror or e}") from None
 
 
-def _output_path(args: argparse.Namespace) -> Path:
-    if args.output:
-        return Path(args.output)
+def _decode(raw: bytes, name: str) -> str:
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise DfxError(f"{name}: larger than the {MAX_SOURCE_BYTES} bytes allowed for a source")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DfxError(f"{name}: not a UTF-8 text file (byte {e.start}; an assembly "
+                       "source?)") from None
+
+
+def _output_path(args: argparse.Namespace) -> str:
+    if args.output is not None:
+        return str(args.output)
     if args.source == "-":
         raise DfxError("reading from stdin: give the output file with -o")
-    return Path(args.source).with_suffix(".bin" if args.raw else ".dfx")
+    return str(Path(args.source).with_suffix(".bin" if args.raw else ".dfx"))
 
 
 def run(args: argparse.Namespace) -> int:
     from dfx.isa.asm import assemble_with_labels
+    from dfx.isa.config import load_core
+    from dfx.isa.container import Binary, CardImage, write_binary
     from dfx.isa.encoding import encode_program
+    from dfx.isa.outputs import check_output, write_output
 
+    inputs = [None if args.source == "-" else args.source, args.core, args.board]
+    out = None
+    if not args.check:
+        out = _output_path(args)
+        check_output(out, option="-o", inputs=inputs)
+    core = load_core(args.core, args.board)
+    words = core.buffers.instruction_words
     text, source = _read_source(args.source)
-    instrs, labels = assemble_with_labels(text, source)
+    instrs, labels = assemble_with_labels(
+        text, source, max_instructions=words,
+        buffer=f"the instruction buffer of core {core.name} holds {words} words, "
+        "buffers.instruction_words")
     program = encode_program(instrs)
     n = len(instrs)
     if args.check:
-        print(f"{source}: {n} instruction{'s' if n != 1 else ''}, ok")
+        print(f"{source}: {n} instruction{'s' if n != 1 else ''}, ok (core {core.name})")
         return 0
-    out = _output_path(args)
+    assert out is not None
     if args.raw:
-        _write_raw(out, program)
+        write_output(out, program, option="-o", inputs=inputs)
         print(f"wrote {out}: {n} instructions, {len(program)} bytes (raw words)")
         return 0
-
-    from dfx.isa.config import load_core
-    from dfx.isa.container import Binary, CardImage, write_binary
-
     if n == 0:
         raise DfxError(f"{source}: no instructions to put in a binary")
-    core = load_core(args.core, args.board)
     by_pc: dict[int, list[str]] = {}
     for name, pc in labels.items():
         if pc < n:
@@ -130,19 +153,6 @@ def run(args: argparse.Namespace) -> int:
         model={"kind": "assembly", "source": source, "labels": labels},
         cards=[CardImage(program=program, debug=debug)],
     )
-    write_binary(out, binary)
+    write_binary(out, binary, option="-o", inputs=inputs)
     print(f"wrote {out}: {n} instructions, 1 card, core {core.name} on {core.b.name}")
     return 0
-
-
-def _write_raw(out: Path, data: bytes) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(out)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise DfxError(f"{out}: cannot write: {e.strerror or e}") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from dfx.isa.errors import DfxError
@@ -75,18 +74,17 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dfx.compiler.driver import compile_model
+    from dfx.compiler.frontend.hf import checkpoint_files
     from dfx.compiler.quant import QuantSpec
     from dfx.isa.asm import disassemble
     from dfx.isa.container import write_binary
+    from dfx.isa.outputs import check_output
 
     if args.output is None and args.emit is None:
         raise DfxError("give -o OUT.dfx (or --emit ir|asm to only print)")
-    if args.output is not None:
-        out = Path(args.output)
-        if out.is_dir():
-            raise DfxError(f"{out}: is a directory; -o takes a file name such as model.dfx")
-        if not out.parent.is_dir():
-            raise DfxError(f"-o {out}: directory {out.parent} does not exist")
+    inputs = [*checkpoint_files(args.src), args.core, args.board]
+    if args.output is not None:  # before the work: a bad output fails at once
+        check_output(args.output, option="-o", inputs=inputs)
     quant = QuantSpec.parse(args.quant) if args.quant is not None else None
     t0 = time.perf_counter()
     # Progress goes to an interactive terminal only, so that a failing run prints one line.
@@ -111,11 +109,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(comp.graph.dump())
     elif args.emit == "asm":
         if not 0 <= args.card < args.cards:
-            raise DfxError(f"--card {args.card}: the binary has cards 0..{args.cards - 1}")
+            raise DfxError(f"--card {args.card}: the binary has cards 0..{args.cards - 1}"
+                           if args.cards > 0 else f"--card {args.card}: the binary has no cards")
         notes = dict(comp.debug[args.card])
         sys.stdout.write(disassemble(comp.instructions[args.card], annotations=notes))
     if args.output is not None:
-        write_binary(args.output, comp.binary)
+        write_binary(args.output, comp.binary, option="-o", inputs=inputs)
         if not args.quiet:
             n = sum(len(i) for i in comp.instructions)
             wb = comp.binary.model["weight_bytes"]

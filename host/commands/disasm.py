@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dfx.host.text import terminal_text
+from dfx.isa.documents import open_input
 from dfx.isa.errors import BinaryFormatError, DfxError, IsaError
+
+#: Largest raw instruction file read (the largest instruction buffer allowed, 2^24 words).
+MAX_RAW_BYTES = 32 << 24
 
 EXAMPLES = """\
 The listing is valid assembly: branch targets become labels L<pc>:, and the pc and the
@@ -58,12 +63,13 @@ def _listing_raw(path: Path, args: argparse.Namespace) -> str:
             f"{path}: raw instruction words hold one program; --card {args.card} "
             "needs a .dfx binary"
         )
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DfxError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DfxError(f"{path}: cannot read: {e.strerror or e}") from None
+    with open_input(path) as f:
+        try:
+            data = f.read(MAX_RAW_BYTES + 1)
+        except OSError as e:
+            raise DfxError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_RAW_BYTES:
+        raise DfxError(f"{path}: larger than {MAX_RAW_BYTES} bytes: not one program's words")
     try:
         instrs = decode_program(data)
     except IsaError as e:
@@ -83,8 +89,9 @@ def _listing_dfx(path: Path, args: argparse.Namespace) -> str:
         raise DfxError(f"{path}: no card {args.card} (the binary has cards 0..{n - 1})")
     cards = [args.card] if args.card is not None else list(range(n))
     out = [
-        f"# {path}: ISA {binary.isa_name} {binary.isa_version}, core {binary.core.name}, "
-        f"{n} card{'s' if n != 1 else ''}, built by {binary.tool}\n"
+        terminal_text(f"# {path}: ISA {binary.isa_name} {binary.isa_version}, core "
+                      f"{binary.core.name}, {n} card{'s' if n != 1 else ''}, built by "
+                      f"{binary.tool}") + "\n"
     ]
     for i in cards:
         card = binary.cards[i]
@@ -93,21 +100,25 @@ def _listing_dfx(path: Path, args: argparse.Namespace) -> str:
         except IsaError as e:
             raise BinaryFormatError(f"{path}: card {i}: {e}") from None
         out.append(f"\n# ---- card {i}: {len(instrs)} instructions ----\n")
-        out.append(disassemble(instrs, annotations=dict(card.debug), pcs=args.pcs))
+        # annotations are text from the binary: one line each, no terminal controls
+        notes = {pc: terminal_text(text) for pc, text in card.debug}
+        out.append(disassemble(instrs, annotations=notes, pcs=args.pcs))
     return "".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dfx.isa.outputs import check_output, write_output
+
     path = Path(args.file)
+    if args.output is not None:
+        check_output(args.output, option="-o", inputs=[args.file])
     if args.raw or path.suffix != ".dfx":
         text = _listing_raw(path, args)
     else:
         text = _listing_dfx(path, args)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise DfxError(f"{args.output}: cannot write: {e.strerror or e}") from None
+    text = terminal_text(text, keep="\n")
+    if args.output is not None:
+        write_output(args.output, text, option="-o", inputs=[args.file])
     else:
         sys.stdout.write(text)
     return 0

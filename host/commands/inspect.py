@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from dfx.host.text import terminal_text
 from dfx.isa.container import SPACES, read_binary, summary
 
 EXAMPLES = """\
@@ -47,11 +48,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     binary = read_binary(args.file, lazy=not args.verify)
     info = summary(binary)
-    if args.json:
-        json.dump(info, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.json:  # strict JSON (no NaN); json escapes control characters itself
+        sys.stdout.write(json.dumps(info, indent=2, allow_nan=False) + "\n")
     else:
-        sys.stdout.write(render(info))
+        sys.stdout.write(terminal_text(render(info), keep="\n"))
     return 0
 
 
@@ -87,9 +87,9 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, dict) and value:
         out = []
         for k, v in value.items():
-            out += _flat(v, f"{prefix}.{k}" if prefix else str(k))
+            out += _flat(v, f"{prefix}.{terminal_text(k)}" if prefix else terminal_text(k))
         return out
-    text = json.dumps(value) if not isinstance(value, str) else value
+    text = json.dumps(value) if not isinstance(value, str) else terminal_text(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return [(prefix, text)]
@@ -158,6 +158,7 @@ def render(info: dict[str, Any]) -> str:
             lines.append("  symbols")
             rows = [["name", "space", "addr", "bytes"]]
             for name, sym in sorted(card["symbols"].items()):
-                rows.append([name, sym["space"], f"{sym['addr']:#x}", str(sym["bytes"])])
+                rows.append([terminal_text(name), sym["space"], f"{sym['addr']:#x}",
+                             str(sym["bytes"])])
             lines += _table(rows, "llrr")
     return "\n".join(lines) + "\n"

@@ -62,16 +62,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dfx.host.runtime import is_model
+    from dfx.host.runtime import PROGRAM_ONLY, is_model
     from dfx.isa.container import read_binary
     from dfx.sim.timing import perf
     from dfx.sim.timing.appliance import MAX_TRACE_EVENTS
 
     binary = read_binary(args.binary, lazy=True)
     if not is_model(binary):
-        raise DfxError(f"{args.binary}: holds a program without a model (from dfx asm); dfx "
-                       "perf times text-generation requests of a compiled model (dfx run "
-                       "executes a program)")
+        raise DfxError(f"{args.binary}: {PROGRAM_ONLY}; dfx perf times text-generation "
+                       "requests of a compiled model (dfx run executes a program)")
     report = perf(binary, args.prompt_len, args.gen_len, trace=args.trace,
                   trace_tokens=args.trace_tokens, memo=not args.no_memo,
                   max_instructions=args.max_instructions)

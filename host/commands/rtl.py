@@ -39,8 +39,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dfx.isa.config import load_core
+    from dfx.isa.outputs import check_output_dir, output_directory
     from dfx.rtl.generate import generate
 
+    check_output_dir(args.out, option="--out")  # before the work
     core = load_core(args.core, args.board)
     t0 = time.perf_counter()
 
@@ -48,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"dfx rtl: {text}", file=sys.stderr)
 
-    manifest = generate(core, args.out, args.unit, run_lint=args.lint, progress=progress)
+    # the files are generated into a temporary directory and moved in when all are complete
+    with output_directory(args.out, option="--out") as stage:
+        manifest = generate(core, stage / "out", args.unit, run_lint=args.lint,
+                            progress=progress)
+        for f in (stage / "out").iterdir():
+            f.rename(stage / f.name)
+        (stage / "out").rmdir()
     if not args.quiet:
         print(f"dfx rtl: wrote {len(manifest['units'])} unit(s) and manifest.json to "
               f"{args.out} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)

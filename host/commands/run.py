@@ -129,13 +129,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _execute(binary: Any, args: argparse.Namespace) -> int:
     """A binary without a model: run the program, print each card's final state."""
-    from dfx.host.runtime import execute
+    from dfx.host.runtime import PROGRAM_ONLY, execute
 
     given = [o for o, v in (("--prompt", args.prompt), ("--tokens", args.tokens),
                             ("--logits", args.logits), ("--tokenizer", args.tokenizer)) if v]
     if given:
-        raise DfxError(f"{args.binary}: holds a program without a model (from dfx asm), so "
-                       f"{given[0]} does not apply; run it without it to execute the program")
+        raise DfxError(f"{args.binary}: {PROGRAM_ONLY}, so {given[0]} does not apply; run "
+                       "it without it to execute the program")
     t0 = time.perf_counter()
     res = execute(binary, max_instructions=args.max_instructions, memory_limit=args.max_memory)
     wall = time.perf_counter() - t0

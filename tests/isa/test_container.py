@@ -246,8 +246,11 @@ def test_summary_rejects_illegal_instructions(tmp_path: Path) -> None:
     b.cards[0].program = b"\xff" * WORD
     b.cards[0].debug = []
     p = write_binary(tmp_path / "illegal.dfx", b)
-    with pytest.raises(BinaryFormatError, match=r"illegal\.dfx: card 0: illegal instruction"):
-        summary(read_binary(p))
+    with pytest.raises(BinaryFormatError, match=r"illegal\.dfx: card 0: the program holds an "
+                                                r"illegal instruction word"):
+        read_binary(p)
+    with pytest.raises(BinaryFormatError, match=r"card 0: illegal instruction"):
+        summary(b)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def test_parse_errors(text, needle):
     msg = str(e.value)
     assert needle in msg, msg
     assert "\n" not in msg
-    assert isinstance(e.value, DfxError) and e.value.exit_code == 2
+    assert isinstance(e.value, DfxError) and e.value.exit_code == 1  # bad input (README)
 
 
 @pytest.mark.parametrize(
