@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..isa_layouts import LAYOUTS, Space
-from .geometry import ADDR_BITS, TAG_BITS, Geometry, op_layout
+from .geometry import ADDR_BITS, TAG_BITS, Geometry, op_layout, prefix_mask, suffix_mask
 
 __all__ = [
     "DmaOp",
@@ -109,14 +109,6 @@ def wsrc_layout() -> data.StructLayout:
     return data.StructLayout({"src": 2, "space": Space})
 
 
-def _suffix(k: Any, width: int) -> Any:
-    return Cat(Const(c, range(width + 1)) >= k for c in range(width))
-
-
-def _prefix(k: Any, width: int) -> Any:
-    return Cat(Const(c, range(width + 1)) <= k for c in range(width))
-
-
 class DmaOpGen(wiring.Component):
     """The address side of the DMA engine (module doc)."""
 
@@ -175,8 +167,8 @@ class DmaOpGen(wiring.Component):
         uend = Signal(rs + 1)
         m.d.comb += uend.eq(uo + unb - 1)
         utwo = uend[rs]
-        ua_mask = _suffix(uo >> bs, C) & Mux(utwo, ones, _prefix(uend[bs:rs], C))
-        ub_mask = _prefix(uend[bs:rs], C)
+        ua_mask = suffix_mask(uo >> bs, C) & Mux(utwo, ones, prefix_mask(uend[bs:rs], C))
+        ub_mask = prefix_mask(uend[bs:rs], C)
         urow = ua[rs:]
 
         def unit_op(space: Any, write: Any, last: Any, end_ok: Any) -> None:
@@ -327,8 +319,8 @@ class DmaOpGen(wiring.Component):
                     m.d.comb += nrow.eq(Mux(n2 < kmax, n2, kmax))
                     start = (rb - nrow + 1) << rs
                     m.d.comb += [hi.eq(pos), lo.eq(Mux(start > c.dst, start, c.dst))]
-                m0 = _suffix(lo[bs:rs], C)
-                m1 = _prefix((hi - 1)[bs:rs], C)
+                m0 = suffix_mask(lo[bs:rs], C)
+                m1 = prefix_mask((hi - 1)[bs:rs], C)
                 lastrun = Mux(desc, lo == c.dst, hi == end)
                 m.d.comb += [
                     op.valid.eq(1),
@@ -387,7 +379,7 @@ class DmaOpGen(wiring.Component):
                         with m.If(rend):
                             m.next = "SW"
             with m.State("SW"):
-                mask = _suffix(row_lo[bs:rs], C) & _prefix((row_hi - 1)[bs:rs], C)
+                mask = suffix_mask(row_lo[bs:rs], C) & prefix_mask((row_hi - 1)[bs:rs], C)
                 m.d.comb += [
                     op.valid.eq(1),
                     op.payload.space.eq(c.dst_space), op.payload.write.eq(1),

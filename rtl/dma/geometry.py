@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from amaranth.hdl import Mux, unsigned
+from amaranth.hdl import Cat, Const, Mux, unsigned
 from amaranth.lib import data
 
 from ..isa_layouts import Space
@@ -40,17 +40,19 @@ __all__ = [
     "cid_shape",
     "ns_to_cycles",
     "op_layout",
+    "prefix_mask",
     "row_mask",
     "rrow_layout",
     "sop_layout",
     "srow_layout",
+    "suffix_mask",
     "wrow_layout",
 ]
 
 ADDR_BITS = 64
 """Byte addresses (ISA addresses, AXI addresses, base registers) are 64-bit."""
 
-TAG_BITS = 32
+TAG_BITS = 48
 """The client-defined ``tag`` an op carries back with each of its rows."""
 
 AXI_BOUNDARY = 4096
@@ -104,9 +106,9 @@ class Geometry:
 
     ``channels`` C (HBM pseudo-channels), ``beat_bytes`` W (AXI data bytes), ``d``, ``l``,
     ``wbuf_rows`` (weight-buffer rows = ``buffers.wbuf_tiles``), ``hbm_rows`` (rows of HBM:
-    ``pc_capacity_bytes / W``), ``read_credits`` / ``ddr_credits`` (read beats outstanding per
-    AXI port: the R buffer depth), ``hbm_latency`` / ``ddr_latency`` (the boards' read
-    latencies in core cycles, the source of the credits).
+    ``pc_capacity_bytes / W``), ``ddr_bytes`` (DDR capacity), ``read_credits`` /
+    ``ddr_credits`` (read beats outstanding per AXI port: the R buffer depth), ``hbm_latency``
+    / ``ddr_latency`` (the boards' read latencies in core cycles, the source of the credits).
     """
 
     channels: int
@@ -115,6 +117,7 @@ class Geometry:
     l: int  # noqa: E741 - the paper's name
     wbuf_rows: int
     hbm_rows: int
+    ddr_bytes: int
     read_credits: int
     ddr_credits: int
     hbm_latency: int
@@ -141,8 +144,10 @@ class Geometry:
                              f"(one DDR burst per row)")
         if not isinstance(self.wbuf_rows, int) or self.wbuf_rows < 1:
             raise ValueError(f"wbuf_rows must be a positive integer, not {self.wbuf_rows!r}")
-        if not isinstance(self.hbm_rows, int) or self.hbm_rows < 1:
-            raise ValueError(f"hbm_rows must be a positive integer, not {self.hbm_rows!r}")
+        for name in ("hbm_rows", "ddr_bytes"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
         _pow2(self.read_credits, "read_credits")
         _pow2(self.ddr_credits, "ddr_credits")
         if self.read_credits < 2:
@@ -168,6 +173,7 @@ class Geometry:
         params: dict[str, Any] = {
             "channels": c, "beat_bytes": w, "d": core.d, "l": core.l,
             "wbuf_rows": core.buffers.wbuf_tiles, "hbm_rows": b.hbm.pc_capacity_bytes // w,
+            "ddr_bytes": b.ddr.capacity_bytes,
             "read_credits": 2 * _next_pow2(hl + CREDIT_LOOP),
             "ddr_credits": 2 * max(_next_pow2(dl + CREDIT_LOOP), c),
             "hbm_latency": hl, "ddr_latency": dl,
@@ -197,6 +203,12 @@ class Geometry:
     @property
     def vector_bytes(self) -> int:
         return 2 * self.d
+
+    @property
+    def count_bits(self) -> int:
+        """Width of an element count: enough for every element of the largest memory (a
+        larger count is a range fault at issue)."""
+        return max(self.hbm_rows * self.row_bytes, self.ddr_bytes).bit_length()
 
     def block_rows(self, space: Space) -> int:
         """Rows per aligned block of ``space``: an op stays inside one (module doc), so its
@@ -247,6 +259,16 @@ def sop_layout(g: Geometry) -> data.StructLayout:
 def srow_layout(g: Geometry) -> data.StructLayout:
     """A row a space returns: :func:`rrow_layout`'s fields and the client ``cid``."""
     return data.StructLayout({**{k: f.shape for k, f in rrow_layout(g)}, "cid": cid_shape()})
+
+
+def suffix_mask(k: Any, width: int) -> Any:
+    """Beats ``k .. width-1`` (``k`` an Amaranth value)."""
+    return Cat(Const(c, range(width + 1)) >= k for c in range(width))
+
+
+def prefix_mask(k: Any, width: int) -> Any:
+    """Beats ``0 .. k``."""
+    return Cat(Const(c, range(width + 1)) <= k for c in range(width))
 
 
 def row_mask(j: Any, nrows: Any, m0: Any, m1: Any, width: int) -> Any:

@@ -21,6 +21,7 @@ from .dma_engine import DmaEngine
 from .dma_ops import dma_cmd_layout
 from .fabric import Fabric
 from .geometry import ADDR_BITS, Client, Geometry
+from .weights import WeightStreamer, mpu_cmd_layout
 
 __all__ = ["MemorySystem"]
 
@@ -29,14 +30,16 @@ class MemorySystem(wiring.Component):
     """The memory system (module doc). Parameters: ``geometry``, ``wbuf_latency``
     (``timing.wbuf_latency``); :meth:`from_core` takes both from a core configuration."""
 
-    def __init__(self, geometry: Geometry, *, wbuf_latency: int):
+    def __init__(self, geometry: Geometry, *, wbuf_latency: int, max_interleave: int,
+                 bias_depth: int):
         if not isinstance(geometry, Geometry):
             raise TypeError(f"geometry must be a Geometry, not {geometry!r}")
         g = self._g = geometry
         self._wbuf_latency = wbuf_latency
-        self._fabric = Fabric(g, wbuf_latency=wbuf_latency, clients=[Client.DMA],
+        self._fabric = Fabric(g, wbuf_latency=wbuf_latency, clients=[Client.DMA, Client.MPU],
                               writers=[Client.DMA])
         self._dma = DmaEngine(g)
+        self._mpu = WeightStreamer(g, max_interleave=max_interleave, bias_depth=bias_depth)
         super().__init__({
             "hbm": Out(AxiSignature(data_width=8 * g.beat_bytes)).array(g.channels),
             "ddr": Out(AxiSignature(data_width=8 * g.beat_bytes)),
@@ -46,13 +49,20 @@ class MemorySystem(wiring.Component):
             "dma_load": Out(stream.Signature(data.ArrayLayout(16, g.d))),
             "dma_store": In(stream.Signature(data.ArrayLayout(16, g.d))),
             "dma_done": Out(1),
+            "mpu_cmd": In(stream.Signature(mpu_cmd_layout(max_interleave))),
+            "mpu_tiles": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(16, g.d),
+                                                               g.l))),
+            "mpu_bias": Out(stream.Signature(data.ArrayLayout(16, g.l))),
         })
 
     @classmethod
     def from_core(cls, core: Any, **overrides: Any) -> MemorySystem:
         """The memory system of a :class:`dfx.isa.config.CoreConfig`; ``overrides`` go to
         :meth:`Geometry.from_core`."""
-        return cls(Geometry.from_core(core, **overrides), wbuf_latency=core.timing.wbuf_latency)
+        g = Geometry.from_core(core, **overrides)
+        ws = WeightStreamer.from_core(core, g)
+        return cls(g, wbuf_latency=core.timing.wbuf_latency, max_interleave=ws.max_interleave,
+                   bias_depth=ws.bias_depth)
 
     @property
     def geometry(self) -> Geometry:
@@ -77,4 +87,14 @@ class MemorySystem(wiring.Component):
         wiring.connect(m, dma.load_data, wiring.flipped(self.dma_load))
         wiring.connect(m, wiring.flipped(self.dma_store), dma.store_data)
         m.d.comb += self.dma_done.eq(dma.done)
+        m.submodules.mpu = mpu = self._mpu
+        wiring.connect(m, mpu.mem, fab.mpu)
+        wiring.connect(m, wiring.flipped(self.mpu_cmd), mpu.cmd)
+        wiring.connect(m, mpu.tiles, wiring.flipped(self.mpu_tiles))
+        wiring.connect(m, mpu.bias, wiring.flipped(self.mpu_bias))
         return m
+
+    @property
+    def weights(self) -> WeightStreamer:
+        """The MPU weight streamer (its latencies)."""
+        return self._mpu
