@@ -21,7 +21,9 @@ from .dma_engine import DmaEngine
 from .dma_ops import dma_cmd_layout
 from .fabric import Fabric
 from .geometry import ADDR_BITS, Client, Geometry
+from .loader import ProgramLoader, prog_cmd_layout
 from .weights import WeightStreamer, mpu_cmd_layout
+from .word import WordPort, word_req_layout, word_resp_layout
 
 __all__ = ["MemorySystem"]
 
@@ -31,13 +33,16 @@ class MemorySystem(wiring.Component):
     (``timing.wbuf_latency``); :meth:`from_core` takes both from a core configuration."""
 
     def __init__(self, geometry: Geometry, *, wbuf_latency: int, max_interleave: int,
-                 bias_depth: int):
+                 bias_depth: int, program_words: int):
         if not isinstance(geometry, Geometry):
             raise TypeError(f"geometry must be a Geometry, not {geometry!r}")
         g = self._g = geometry
         self._wbuf_latency = wbuf_latency
-        self._fabric = Fabric(g, wbuf_latency=wbuf_latency, clients=[Client.DMA, Client.MPU],
-                              writers=[Client.DMA])
+        self._fabric = Fabric(g, wbuf_latency=wbuf_latency,
+                              clients=[Client.LOADER, Client.WORD, Client.DMA, Client.MPU],
+                              writers=[Client.WORD, Client.DMA])
+        self._loader = ProgramLoader(g, words=program_words)
+        self._word = WordPort(g)
         self._dma = DmaEngine(g)
         self._mpu = WeightStreamer(g, max_interleave=max_interleave, bias_depth=bias_depth)
         super().__init__({
@@ -45,6 +50,10 @@ class MemorySystem(wiring.Component):
             "ddr": Out(AxiSignature(data_width=8 * g.beat_bytes)),
             "hbm_base": In(data.ArrayLayout(ADDR_BITS, g.channels)),
             "ddr_base": In(ADDR_BITS),
+            "prog_cmd": In(stream.Signature(prog_cmd_layout(program_words))),
+            "prog_data": Out(stream.Signature(self._loader.data.payload.shape())),
+            "word_req": In(stream.Signature(word_req_layout())),
+            "word_resp": Out(stream.Signature(word_resp_layout())),
             "dma_cmd": In(stream.Signature(dma_cmd_layout(g))),
             "dma_load": Out(stream.Signature(data.ArrayLayout(16, g.d))),
             "dma_store": In(stream.Signature(data.ArrayLayout(16, g.d))),
@@ -62,7 +71,7 @@ class MemorySystem(wiring.Component):
         g = Geometry.from_core(core, **overrides)
         ws = WeightStreamer.from_core(core, g)
         return cls(g, wbuf_latency=core.timing.wbuf_latency, max_interleave=ws.max_interleave,
-                   bias_depth=ws.bias_depth)
+                   bias_depth=ws.bias_depth, program_words=core.buffers.instruction_words)
 
     @property
     def geometry(self) -> Geometry:
@@ -87,6 +96,15 @@ class MemorySystem(wiring.Component):
         wiring.connect(m, dma.load_data, wiring.flipped(self.dma_load))
         wiring.connect(m, wiring.flipped(self.dma_store), dma.store_data)
         m.d.comb += self.dma_done.eq(dma.done)
+        m.submodules.loader = ld = self._loader
+        wiring.connect(m, ld.mem, fab.loader)
+        wiring.connect(m, wiring.flipped(self.prog_cmd), ld.cmd)
+        wiring.connect(m, ld.data, wiring.flipped(self.prog_data))
+        m.d.comb += ld.ddr_base.eq(self.ddr_base)
+        m.submodules.word = wp = self._word
+        wiring.connect(m, wp.mem, fab.word)
+        wiring.connect(m, wiring.flipped(self.word_req), wp.req)
+        wiring.connect(m, wp.resp, wiring.flipped(self.word_resp))
         m.submodules.mpu = mpu = self._mpu
         wiring.connect(m, mpu.mem, fab.mpu)
         wiring.connect(m, wiring.flipped(self.mpu_cmd), mpu.cmd)

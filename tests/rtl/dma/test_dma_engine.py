@@ -102,7 +102,8 @@ def run_dma(g, cmds, *, window: int, stall: float, seed: int, wbuf_latency: int 
     """Run ``cmds``; returns (loaded vectors, final images, cycle of each load vector, cycles
     of each done pulse, initial images)."""
     rng = random.Random(seed)
-    dut = MemorySystem(g, wbuf_latency=wbuf_latency, max_interleave=2, bias_depth=8)
+    dut = MemorySystem(g, wbuf_latency=wbuf_latency, max_interleave=2, bias_depth=8,
+                       program_words=64)
     mems = Mems(g, hbm_bytes=4 * window, ddr_bytes=window, stall=stall, seed=seed,
                 latency=latency)
     images = {k: rng.randbytes(window) for k in SPACES}

@@ -23,7 +23,7 @@ def run_weights(g, cmds, *, window: int, stall: float, seed: int, mpu_like: bool
     (tiles, tile cycles, biases, images)."""
     rng = random.Random(seed)
     dut = MemorySystem(g, wbuf_latency=2, max_interleave=max_interleave,
-                       bias_depth=bias_depth)
+                       bias_depth=bias_depth, program_words=64)
     mems = Mems(g, hbm_bytes=4 * window, ddr_bytes=window, stall=stall, seed=seed)
     images = {k: rng.randbytes(window) for k in SPACES}
     mems.write_hbm(0, images["hbm"])
