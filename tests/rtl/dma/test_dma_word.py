@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import random
 
+import dma_ref
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from dma_harness import DDR_BASE, Mems, tiny_geometry
 
-import dma_ref
 from dfx.rtl.dma.dma_ops import DmaOp
 from dfx.rtl.dma.system import MemorySystem
 from dfx.rtl.isa_layouts import Space
@@ -132,7 +132,7 @@ def test_program_loader(offset: int, words: int) -> None:
     mems = Mems(g, ddr_bytes=4096, stall=0.2, seed=offset)
     prog = random.Random(words).randbytes(32 * words)
     mems.ddr[offset:offset + len(prog)] = prog
-    got, when = [], []
+    got: list[int] = []
 
     async def bench(ctx):
         mems.set_bases(ctx, dut.hbm_base, dut.ddr_base)
