@@ -201,6 +201,12 @@ class Vpu(wiring.Component):
         """Cycles between the vectors of vacc/vaccsq: 1 (the exact accumulator has no chain)."""
         return self._sfu.acc_interval
 
+    @property
+    def empty_result_latency(self) -> int:
+        """Cycles from a reduction over n = 0 vectors (it takes the VPU for one cycle) to
+        ``result.valid`` (+0, index 0): the result register."""
+        return 1
+
     def result_latency(self, op: VpuOp, n: int = 1) -> int:
         """Cycles from the issue of a reduction's last vector (a scalar op's issue) to
         ``result.valid``, with ``n`` vectors (vacc/vaccsq: prod_latency + acc_tree_latency +

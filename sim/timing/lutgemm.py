@@ -178,7 +178,7 @@ class LutUnit:
         for b in range(batch):  # a batch row is done with its last group, then SFU_M
             out.extend([lp.result(ends[(b + 1) * ng - 1], n) + p.mpu_epilogue] * yv)
         if ins.bias:
-            floor = self._read_bias(ins.b, 2 * n, issue) + p.lut_bias
+            floor = self._read_bias(ins.b, 2 * n, issue) + p.mpu_bias
             out = [x if x >= floor else floor for x in out]
         self._commit(wspace, wcounts, max(hs + dur, lane_end), False)
         if wspace == "wbuf":

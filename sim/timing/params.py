@@ -1,7 +1,9 @@
 """Cycle-level parameters of the timing model, derived from one core configuration.
 
 Every number the timing simulator uses comes from :class:`~dfx.isa.config.CoreConfig` (and the
-board under it) through this module; nothing is hard-coded elsewhere. Times are integers in
+board under it) through this module; nothing is hard-coded elsewhere. The latencies and
+schedule figures of the MPU, VPU and LUT-GEMM unit are read from the RTL components themselves
+(:func:`rtl_timing`), the rest from the configuration. Times are integers in
 core clock cycles (``core.clock_mhz``). Rates that are not whole numbers (bytes per cycle of a
 memory channel, cycles per vector on a ring link) are kept as exact fractions ``num / den`` so
 that every derived time is an exact integer (rounded up where a transfer ends mid-cycle).
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from dfx.isa.config import CoreConfig
 
@@ -82,27 +85,19 @@ class Params:
     tile_bytes: int
     vector_bytes: int
     group: int  # output tiles per output vector (d // l, at least 1)
-    zigzag: int  # output tiles per zig-zag group (whole vectors covering the add latency)
     vectors_per_tile: int  # output vectors per output tile (l // d, at least 1)
-    # MPU
-    fill: int  # first tile in -> its output vector available
-    max_tail: int  # last output -> MaskedMM row maximum available
-    accumulate: int  # bias add after the last partial sum (= mpu.add_latency)
-    mpu_bias: int
-    mpu_epilogue: int
-    lut_bias: int
-    # VPU
-    vpu_add: int
-    vpu_mul: int
-    vpu_square: int
-    vpu_bypass: int
-    vpu_scalar: int
-    vpu_table: int
-    vpu_compare: int
-    acc_tree: int  # vacc/vaccsq: FP32 -> fixed point and integer adder tree over one vector
-    acc_add: int  # the wide exact accumulator (one vector per cycle)
-    acc_convert: int  # the final rounding of the accumulator to FP32
-    cmp_tree: int  # d -> 1 comparator tree of vmax/vargmax
+    # MPU (rtl/mpu Mpu.from_core(core))
+    zigzag: int  # output tiles per zig-zag block (Mpu.interleave)
+    accumulate: int  # reduction steps of one output tile at least this far apart (add_latency)
+    fill: int  # tile in -> the output vector it completes valid (Mpu.latency)
+    max_tail: int  # a command's last output vector -> its row maximum (rowmax - latency)
+    mpu_bias: int  # a group's bias in -> the vector it completes, at the earliest
+    mpu_epilogue: int  # FP32 sums into SFU_M -> their output vector (the LUT unit's results)
+    # VPU (rtl/vpu Vpu.from_core(core)); op mnemonic -> cycles
+    vpu_latency: dict[str, int]  # element-wise: vector in -> its result out
+    vpu_result: dict[str, int]  # reductions (from the last vector in) and scalar ops
+    vpu_empty: int  # a reduction of n = 0 vectors: its one cycle -> result
+    sli: int  # sli writes the SRF (not a VPU operation in rtl/vpu): vpu.bypass_latency
     # memories
     hbm: Channels
     ddr: Channels
@@ -117,12 +112,6 @@ class Params:
     srf: int
     vrf: int
     lut: LutParams | None = None  # the LUT-GEMM unit (None: the core has none)
-
-    @property
-    def acc_drain(self) -> int:
-        """vacc/vaccsq: cycles from the last vector entering the adder tree to the FP32 result
-        (tree, wide accumulate, rounding; docs/timing.md, "VPU")."""
-        return self.acc_tree + self.acc_add + self.acc_convert
 
     @property
     def hop(self) -> int:
@@ -140,7 +129,6 @@ def derive(core: CoreConfig) -> Params:
     b = core.b
     clk = _frac(core.clock_mhz)
     t = core.timing
-    mpu, vpu = core.mpu, core.vpu
     port = Fraction(t.dma_port_bits, 8)  # bytes per cycle per channel
 
     def rate(gbs: float, eff: float) -> Fraction:
@@ -164,7 +152,7 @@ def derive(core: CoreConfig) -> Params:
     # cycles per vector = bits / (payload bits per cycle), payload = line rate x 64/66
     ser = (Fraction(vector_bits) * clk * q.encoding_line_bits
            / (_frac(q.line_rate_gbps) * 1000 * q.encoding_payload_bits))
-    depth = int(math.log2(mpu.d))
+    rtl = rtl_timing(core)
     return Params(
         clock_mhz=core.clock_mhz,
         issue=t.issue_cycles,
@@ -177,25 +165,17 @@ def derive(core: CoreConfig) -> Params:
         tile_bytes=core.tile_bytes,
         vector_bytes=core.vector_bytes,
         group=max(1, core.d // core.l),
-        zigzag=max(1, core.d // core.l) * -(-mpu.add_latency // max(1, core.d // core.l)),
         vectors_per_tile=max(1, core.l // core.d),
-        fill=mpu.mul_latency + depth * mpu.add_latency + mpu.add_latency + mpu.sfu_latency,
-        max_tail=(int(math.log2(mpu.l)) + 1) * vpu.compare_latency,
-        accumulate=mpu.add_latency,
-        mpu_bias=mpu.add_latency + mpu.sfu_latency,
-        mpu_epilogue=mpu.sfu_latency,
-        lut_bias=mpu.sfu_latency,
-        vpu_add=vpu.add_latency,
-        vpu_mul=vpu.mul_latency,
-        vpu_square=vpu.square_latency,
-        vpu_bypass=vpu.bypass_latency,
-        vpu_scalar=vpu.scalar_latency,
-        vpu_table=vpu.table_latency,
-        vpu_compare=vpu.compare_latency,
-        acc_tree=vpu.acc_tree_latency,
-        acc_add=vpu.acc_add_latency,
-        acc_convert=vpu.acc_convert_latency,
-        cmp_tree=depth * vpu.compare_latency,
+        zigzag=rtl["mpu_interleave"],
+        accumulate=rtl["mpu_add"],
+        fill=rtl["mpu_latency"],
+        max_tail=rtl["mpu_rowmax_latency"] - rtl["mpu_latency"],
+        mpu_bias=rtl["mpu_bias_latency"],
+        mpu_epilogue=rtl["mpu_epilogue_latency"],
+        vpu_latency=dict(rtl["vpu_latency"]),
+        vpu_result=dict(rtl["vpu_result"]),
+        vpu_empty=rtl["vpu_empty"],
+        sli=core.vpu.bypass_latency,
         hbm=hbm,
         ddr=ddr,
         wbuf=wbuf,
@@ -207,16 +187,65 @@ def derive(core: CoreConfig) -> Params:
         wire=ns_to_cycles(q.link_latency_ns + q.cable_delay_ns, core.clock_mhz),
         srf=core.buffers.srf_scalars,
         vrf=core.buffers.vrf_vectors,
-        lut=_lut(core),
+        lut=rtl["lut"],
     )
 
 
-def _lut(core: CoreConfig) -> LutParams | None:
-    c = core.lutgemm
-    if c is None:
-        return None
-    return LutParams(
-        lanes=c.lanes, slice=c.slice, scalers=c.scalers, first_lookup=c.build_latency + 1,
-        handover=c.lookup_latency + 1,
-        result_latency=1 + c.mul_latency + c.add_latency + c.convert_latency + 1,
-        max_q=c.max_q, max_rows=c.max_rows, max_group=c.max_group)
+_RTL_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def rtl_timing(core: CoreConfig) -> dict[str, Any]:
+    """The timing figures of the RTL units of ``core``, read from the components themselves
+    (``Mpu.from_core``, ``Vpu.from_core``, ``LutGemm.from_core``: constructed, never
+    elaborated), so that the model and the hardware cannot disagree (docs/timing.md,
+    "Parameters"). Cached per unit configuration (construction builds the function tables)."""
+    key = repr((core.d, core.l, core.mpu, core.vpu, core.tables, core.lutgemm))
+    hit = _RTL_CACHE.get(key)
+    if hit is None:
+        hit = _RTL_CACHE[key] = _read_rtl(core)
+    return hit
+
+
+def _read_rtl(core: CoreConfig) -> dict[str, Any]:
+    from amaranth.hdl import Elaboratable
+
+    from dfx.rtl.lutgemm import LutGemm
+    from dfx.rtl.mpu import Mpu
+    from dfx.rtl.vpu import Vpu, VpuOp
+
+    mpu, vpu = Mpu.from_core(core), Vpu.from_core(core)
+    lut = LutGemm.from_core(core) if core.lutgemm is not None else None
+    scalar = [op for op in VpuOp if op.name.startswith("S")]
+    reductions = [VpuOp.VACC, VpuOp.VACCSQ, VpuOp.VMAX, VpuOp.VARGMAX]
+    out = {
+        "mpu_interleave": mpu.interleave,
+        "mpu_add": mpu.add_latency,
+        "mpu_latency": mpu.latency,
+        "mpu_rowmax_latency": mpu.rowmax_latency,
+        "mpu_bias_latency": mpu.bias_latency,
+        "mpu_epilogue_latency": mpu.epilogue_latency,
+        "vpu_latency": {op.name.lower(): lat for op, lat in vpu.latencies.items()},
+        "vpu_result": {op.name.lower(): vpu.result_latency(op) for op in reductions + scalar},
+        "vpu_empty": vpu.empty_result_latency,
+        "lut": None if lut is None else LutParams.from_rtl(lut),
+    }
+
+    def used(obj: Any, seen: set[int]) -> None:
+        # the components stand for the hardware's figures only: no "created but never used"
+        # warning for them or their sub-blocks
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Elaboratable):
+            obj._MustUse__used = True  # type: ignore[attr-defined]
+            for v in vars(obj).values():
+                used(v, seen)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                used(v, seen)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                used(v, seen)
+
+    used([mpu, vpu, lut], set())
+    return out

@@ -1,6 +1,17 @@
 """The VPU of one card: element-wise ops, reductions and scalar ops (docs/timing.md, "VPU").
 
-Mirrors ``rtl/vpu``.
+Mirrors ``rtl/vpu`` (:class:`dfx.rtl.vpu.Vpu`), whose latencies :func:`~.params.derive` reads:
+one input vector per cycle, instructions back to back; an element-wise result leaves
+``Vpu.latencies[op]`` cycles after its vector went in; a reduction's result
+``Vpu.result_latency(op)`` after its last vector (a scalar op's, after its one cycle). Two
+rules of the RTL's sequencer shape the schedule:
+
+* **results in order**: an element-wise instruction starts no earlier than its first result
+  comes after the previous element-wise instruction's last result (the output-slot rule: the
+  VFU's banks share one output);
+* **one scalar result register**: a reduction or scalar op takes its first input no earlier
+  than the cycle after the previous one's result (SFU_V's result register is busy until the
+  result is taken, which the core does in the cycle it appears).
 """
 
 from __future__ import annotations
@@ -30,24 +41,21 @@ class VpuUnit:
 
     def _init_vpu(self) -> None:
         p = self.p
-        self.vlat = {
-            "vadd": p.vpu_add, "vsub": p.vpu_add, "vadds": p.vpu_add, "vsubs": p.vpu_add,
-            "vmul": p.vpu_mul, "vmuls": p.vpu_mul, "vexp": p.vpu_table, "vgelu": p.vpu_table,
-            "vmov": p.vpu_bypass,
-        }
-        self.slat = {"sli": p.vpu_bypass, "sadd": p.vpu_scalar, "ssub": p.vpu_scalar,
-                     "smul": p.vpu_scalar, "srecip": p.vpu_table, "srsqrt": p.vpu_table}
+        missing = sorted(set(_VECTOR_OPS) - set(p.vpu_latency))
+        if missing:  # pragma: no cover - the RTL unit implements every vector op
+            raise ValueError(f"the VPU gives no latency for {missing}")
+        self.slat = {"sli": p.sli, **p.vpu_result}
 
     def _reset_vpu(self) -> None:
-        self.acc = [NEG, VECTOR]  # SFU_V running maximum (vmax/vargmax) free
-        self.acc_in = NEG  # the last vacc/vaccsq vector's entry into the adder tree
+        self.vout = NEG  # the last element-wise result leaves the VPU in this cycle
+        self.sres = NEG  # the last scalar result (reduction or scalar op) appears in this cycle
 
     def _key_vpu(self, f: Any, now: int) -> tuple:
-        return (f(self.acc[0]), self.acc[1] if self.acc[0] > now else -1), f(self.acc_in, now - 1)
+        return f(self.vout, now - 1), f(self.sres, now - 1)
 
     def _shift_vpu(self, sh: Any) -> None:
-        self.acc[0] = sh(self.acc[0])
-        self.acc_in = sh(self.acc_in)
+        self.vout = sh(self.vout)
+        self.sres = sh(self.sres)
 
     def _op_vector(self, ins: Instruction, m: Meta) -> int:
         n = self._count(ins.n, "n")
@@ -75,10 +83,12 @@ class VpuUnit:
             t, c = tu, cu
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
-        start = max(issue, self._ready(U_VPU))
+        lat = self.p.vpu_latency[op]
+        # in order at the output: the first result after the previous instruction's last
+        start = max(issue, self._ready(U_VPU), self.vout + 1 - lat)
         reads = self._chain(start, n, av_a, av_b)
-        lat = self.vlat[op]
         last = reads[-1]
+        self.vout = last + lat
         self._write(y, [r + lat for r in reads], VECTOR)
         self._read(a, n, last, VECTOR)
         if op in ("vadd", "vsub", "vmul"):
@@ -110,33 +120,19 @@ class VpuUnit:
             t, c = tu, cu
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
-        start = max(issue, self._ready(U_VPU))
-        if nv == 0:  # vacc/vaccsq of nothing: the register becomes 0
-            res, last = start + p.vpu_bypass, start
+        # SFU_V's result register: free the cycle after the previous scalar result
+        start = max(issue, self._ready(U_VPU), self.sres + 1)
+        if nv == 0:  # vacc/vaccsq of nothing: the register becomes +0
+            res, last = start + p.vpu_empty, start
         else:
+            # vacc/vaccsq: the multiplier bank (a*1, a*a), the exact fixed-point accumulation
+            # (docs/numerics.md §5), one rounding; vmax/vargmax: comparator tree and running
+            # maximum; both one vector per cycle, the result a fixed latency after the last
             reads = self._chain(start, nv, av_a)
             last = reads[-1]
-            if op in ("vacc", "vaccsq"):
-                # exact fixed-point accumulation (docs/numerics.md §5): the vectors enter the
-                # adder tree in order, one per cycle (vaccsq after the square stage); the
-                # FP32 result is ready the tree, the wide accumulate and the rounding after
-                # the last one
-                sq = p.vpu_square if op == "vaccsq" else 0
-                e = self.acc_in
-                for r in reads:
-                    x = r + sq
-                    e = x if x > e else e + 1
-                self.acc_in = e
-                res = e + p.acc_drain
-            else:  # vmax/vargmax: comparator tree, then the sequential running maximum
-                pre, step = p.cmp_tree, p.vpu_compare
-                acc = self.acc[0]
-                for r in reads:
-                    x = r + pre
-                    acc = (x if x > acc else acc) + step
-                res = acc
-                self.acc[0] = res
+            res = last + p.vpu_result[op]
             self._read(a, nv, last, VECTOR)
+        self.sres = res
         if op == "vargmax":
             self._set(ins.rd, 0, res, VECTOR)
             self.token_times.append(res)
@@ -159,8 +155,12 @@ class VpuUnit:
             t, c = tu, cu
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
-        start = max(issue, self._ready(U_VPU))
-        res = start + self.slat[m.op]
+        if m.op == "sli":  # not an SFU_V operation: the immediate is written to the SRF
+            start = max(issue, self._ready(U_VPU))
+            res = start + self.slat[m.op]
+        else:
+            start = max(issue, self._ready(U_VPU), self.sres + 1)
+            res = self.sres = start + self.slat[m.op]
         for s in m.sreads:
             self.s_lr[s] = max(self.s_lr[s], start)
         self.s_av[ins.sd] = res

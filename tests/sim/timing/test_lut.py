@@ -1,6 +1,7 @@
 """The LUT-GEMM unit in the timing model (``lutmv``; docs/timing.md "LUT-GEMM unit"): micro-
 programs whose cycle counts are derived by hand from the configuration values (core.lutgemm,
-the HBM and MPU parameters), never copied from the model's output."""
+the HBM parameters) and the RTL units' latency properties (LutGemm, the MPU's SFU_M epilogue),
+never copied from the model's output."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 from fractions import Fraction
 
 import pytest
-from timing_helpers import bytes_per_cycle, cycles, micro
+from timing_helpers import bytes_per_cycle, cycles, micro, rtl_units, vpu_op
 
 from dfx.isa.golden.lutgemm import section_bytes, stream_bytes
 from dfx.sim.timing import TimingError, simulate, write_trace
@@ -24,18 +25,27 @@ def lutmv(n: int, ng: int, gs: int, q: int, *, y: int = 4000, x: int = 0, w: str
 
 
 class Unit:
-    """The rules of docs/timing.md for one core, written out from the configuration."""
+    """The rules of docs/timing.md for one core, written out from the configuration and the
+    RTL units."""
 
     def __init__(self, core):
         c = core.lutgemm
         h = core.b.hbm
+        rtl = rtl_units(core)
         self.c, self.core = c, core
         self.first = cycles(h.read_latency_ns, core)  # HBM first data
         self.rate = bytes_per_cycle(h.pc_bandwidth_gbs, h.efficiency, core)
         self.pcs, self.beat = h.pseudo_channels, h.interleave_bytes
-        self.scale_latency = 1 + c.mul_latency + c.add_latency + c.convert_latency
-        self.sfu = core.mpu.sfu_latency
-        self.tables = c.build_latency + 1  # x read -> first look-up: builder, table register
+        # a group's scale rounds start look-up + bank hand-over after its last lane word, i.e.
+        # lookup after the lanes are done (one past the last word)
+        self.lookup = rtl.lut.handover_latency - 1
+        assert self.lookup == rtl.lut.lookup_latency
+        self.out = rtl.lut.result_latency  # last scale op -> output beat: scalers, buffer
+        assert self.out == 1 + c.mul_latency + c.add_latency + c.convert_latency + 1
+        self.epilogue = rtl.mpu.epilogue_latency  # the MPU's SFU_M and output buffer
+        self.bias = rtl.mpu.bias_latency
+        self.tables = rtl.lut.first_lookup_latency  # x read -> first look-up
+        assert self.tables == c.build_latency + 1  # builder, table register
 
     def hbm(self, nbytes: int) -> int:
         """Cycles of a contiguous stream from address 0: the busiest pseudo-channel's beats."""
@@ -55,8 +65,8 @@ class Unit:
 
     def result(self, group_end: int, n: int) -> int:
         """The last row's value after the group's scale ops ended at ``group_end``: its op in
-        the last cycle, the scaler pipeline, the output register and the MPU epilogue."""
-        return group_end - 1 + self.scale_latency + 1 + self.sfu
+        the last cycle, the scaler pipeline, the output buffer and the MPU epilogue."""
+        return group_end - 1 + self.out + self.epilogue
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +95,7 @@ def test_hbm_bound_stream_reads_exactly_stream_bytes(u280, unit):
     assert unit.tables + unit.lane(n, gs, q) <= unit.first + per_group
     res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
     lanes_done = unit.first + dur
-    expected = unit.result(lanes_done + c.lookup_latency + unit.scaler(n, q), n)
+    expected = unit.result(lanes_done + unit.lookup + unit.scaler(n, q), n)
     assert res.end == [expected]
     st = res.stats[0]
     assert st[S_BYTES] == sb  # HBM bytes read
@@ -107,10 +117,10 @@ def test_lane_bound_small_n_many_planes(u280, unit):
     lane = unit.lane(n, gs, q)
     sb = stream_bytes(n, ng, gs, q, c.slice)
     assert unit.hbm(sb) < ng * lane and unit.first + unit.hbm(sb) / ng <= unit.tables + lane
-    assert unit.scaler(n, q) + c.lookup_latency <= lane
+    assert unit.scaler(n, q) + unit.lookup <= lane
     res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
     lanes_done = unit.tables + ng * lane
-    assert res.end == [unit.result(lanes_done + c.lookup_latency + unit.scaler(n, q), n)]
+    assert res.end == [unit.result(lanes_done + unit.lookup + unit.scaler(n, q), n)]
     ls = lut_stats(res)
     assert ls["stall_cycles"] == 0 and ls["lane_bound_cycles"] > 0
     assert res.stats[0][S_BUSY + U_LUT] == ng * lane
@@ -128,12 +138,12 @@ def test_scaler_bound_small_groups(u280, unit, n, ng, q):
     dur = unit.hbm(sb)
     sc = unit.scaler(n, q)
     lane = unit.lane(n, gs, q)
-    assert lane + c.lookup_latency <= sc and dur / ng < sc
+    assert lane + unit.lookup <= sc and dur / ng < sc
     first_group_in = max(unit.tables + lane, unit.first + math.ceil(Fraction(dur, ng)))
-    s0 = first_group_in + c.lookup_latency
+    s0 = first_group_in + unit.lookup
     for g in range(1, ng):  # every later group is in (and its bank free) before the scalers
         arrive = unit.first + math.ceil(Fraction((g + 1) * dur, ng))  # take it: lane <= sc
-        assert arrive + c.lookup_latency <= s0 + g * sc
+        assert arrive + unit.lookup <= s0 + g * sc
     res = simulate(micro(lutmv(n, ng, gs, q) + "halt\n"))
     assert res.end == [unit.result(s0 + ng * sc, n)]
     ls = lut_stats(res)
@@ -165,10 +175,10 @@ def test_batch_restreams_the_weights_per_row(u280, unit):
     prog = (lutmv(n, ng, gs, q, extra=", batch=2")
             + "vmov y=v[r0+6000], a=v[r0+4000], n=1\n" + "halt\n")
     res = simulate(micro(prog))
-    row0 = unit.result(unit.tables + ng * lane + c.lookup_latency + unit.scaler(n, q), n)
-    row1 = unit.result(unit.tables + 2 * ng * lane + c.lookup_latency + unit.scaler(n, q),
+    row0 = unit.result(unit.tables + ng * lane + unit.lookup + unit.scaler(n, q), n)
+    row1 = unit.result(unit.tables + 2 * ng * lane + unit.lookup + unit.scaler(n, q),
                        n)
-    assert res.end == [max(row1, row0 + u280.vpu.bypass_latency)]
+    assert res.end == [max(row1, row0 + rtl_units(u280).vpu.latencies[vpu_op("vmov")])]
     assert res.stats[0][S_BYTES] == 2 * sb
     assert lut_stats(res)["sign_bits"] == 2 * n * kv * u280.d * q
 
@@ -185,7 +195,7 @@ def test_raw_chaining_from_a_lutmv_and_weights_requested_at_issue(u280, unit):
     issue = first_end
     data_in = issue + unit.first + unit.hbm(sb2)
     lanes_done = max(issue + unit.tables + unit.lane(n2, gs2, q2), data_in)
-    expected = unit.result(lanes_done + c.lookup_latency + unit.scaler(n2, q2), n2)
+    expected = unit.result(lanes_done + unit.lookup + unit.scaler(n2, q2), n2)
     assert simulate(micro(prog)).end == [expected]
 
 
@@ -201,7 +211,7 @@ def test_bias_read_and_limits(u280, unit):
     bias_in = cycles(d.read_latency_ns, u280) + math.ceil(
         math.ceil(2 * n / burst) * burst / bytes_per_cycle(d.channel_bandwidth_gbs,
                                                           d.efficiency, u280))
-    assert res.end[0] >= bias_in + u280.mpu.sfu_latency
+    assert res.end[0] >= bias_in + unit.bias
 
 
 @pytest.mark.parametrize("prog, match", [

@@ -1,5 +1,5 @@
-"""Micro-programs whose cycle counts are derived by hand from the configuration values
-(docs/timing.md gives each rule used below)."""
+"""Micro-programs whose cycle counts are derived by hand from the configuration values and the
+RTL units' latency properties (docs/timing.md gives each rule used below)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 from fractions import Fraction
 
 import pytest
-from timing_helpers import bytes_per_cycle, cycles, micro
+from timing_helpers import bytes_per_cycle, cycles, micro, rtl_units, vpu_op
 
 from dfx.isa.config import load_core
 from dfx.sim.timing import TimingError, simulate
@@ -25,8 +25,21 @@ def ddr_rate(core):
 
 
 def mpu_fill(core):
-    m = core.mpu
-    return m.mul_latency + int(math.log2(m.d)) * m.add_latency + m.add_latency + m.sfu_latency
+    """Tile in -> the vector it completes valid on the MPU's output: MFU (multipliers, adder
+    tree, accumulator) + SFU_M (bias, scale, round, GELU, vectorizer) + output buffer."""
+    mpu = rtl_units(core).mpu
+    assert mpu.latency == mpu.mfu_latency + mpu.sfu_latency + 1
+    return mpu.latency
+
+
+def vlat(core, op):
+    """An element-wise VPU op: vector in -> its result out (``Vpu.latencies``)."""
+    return rtl_units(core).vpu.latencies[vpu_op(op)]
+
+
+def rlat(core, op):
+    """A reduction (from its last vector in) or scalar op: -> result (``Vpu.result_latency``)."""
+    return rtl_units(core).vpu.result_latency(vpu_op(op))
 
 
 def test_copy_hbm_to_wbuf_streams_at_the_pseudo_channel_rate(u280):
@@ -81,8 +94,9 @@ def test_conv1d_streams_one_tile_per_cycle_after_latency_and_fill(u280):
 
 
 def test_maskedmm_row_max_then_dependent_vector_op(u280):
-    """maskedmm kt=1, nt=8 (two output vectors), its row maximum after a comparator tree over
-    the l lanes, then vsubs that needs that scalar and chains on the score vectors."""
+    """maskedmm kt=1, nt=8 (two output vectors), its row maximum one register after the last
+    vector (the RTL's rowmax_latency - latency), then vsubs that needs that scalar and chains
+    on the score vectors."""
     b = micro("maskedmm y=v[r0+100], x=v[r0+0], w=hbm[r0+0], kt=1, nt=8, limit=r0, scale=s2, "
               "max=s8\n"
               "vsubs y=v[r0+100], a=v[r0+100], s=s8, n=2\n"
@@ -90,99 +104,93 @@ def test_maskedmm_row_max_then_dependent_vector_op(u280):
     t0 = cycles(u280.b.hbm.read_latency_ns, u280) + 1
     fill = mpu_fill(u280)
     out = [t0 + 3 + fill, t0 + 7 + fill]  # last tile steps of the two vectors: 3 and 7
-    row_max = out[-1] + (int(math.log2(u280.l)) + 1) * u280.vpu.compare_latency
+    mpu = rtl_units(u280).mpu
+    row_max = out[-1] + mpu.rowmax_latency - mpu.latency
     # vsubs issues when s8 is valid; it reads one vector per cycle, each available
     reads = [row_max, row_max + 1]
-    expected = reads[-1] + u280.vpu.add_latency
+    expected = reads[-1] + vlat(u280, "vsubs")
     assert simulate(b).end == [expected]
 
 
 def test_dependent_vector_chain_overlaps_by_chaining(u280):
     """vadd -> vmul -> vexp on 4 vectors: each starts when its producer's first vector is
     available and streams one vector per cycle, so the chain costs the sum of the latencies
-    plus n - 1."""
+    plus n - 1 (the results also leave the VPU in order: each op's first result comes after
+    its producer's last)."""
     n = 4
     b = micro(f"vadd y=v[r0+10], a=v[r0+0], b=v[r0+4], n={n}\n"
               f"vmul y=v[r0+20], a=v[r0+10], b=v[r0+10], n={n}\n"
               f"vexp y=v[r0+30], a=v[r0+20], n={n}\n"
               "halt\n")
-    v = u280.vpu
-    assert simulate(b).end == [v.add_latency + v.mul_latency + v.table_latency + n - 1]
-
-
-def acc_drain(core):
-    """vacc/vaccsq: last vector into the adder tree -> FP32 result (tree, wide accumulate,
-    rounding)."""
-    v = core.vpu
-    return v.acc_tree_latency + v.acc_add_latency + v.acc_convert_latency
+    lats = [vlat(u280, op) for op in ("vadd", "vmul", "vexp")]
+    assert simulate(b).end == [sum(lats) + n - 1]
 
 
 @pytest.mark.parametrize("core_name", ["dfx-u280", "tiny"])
 @pytest.mark.parametrize("op", ["vacc", "vaccsq"])
 def test_vacc_streams_one_vector_per_cycle_into_an_exact_accumulator(core_name, op):
     """A LayerNorm reduction (n = 24 vectors, 1536 elements at d = 64): the vectors are read in
-    cycles 0..n-1 and enter the adder tree in the same cycles (vaccsq: after the square
-    stage); the exact sum is rounded to FP32 tree + accumulate + convert cycles after the last
-    one (9 at dfx-u280: 24 vectors cost 32 cycles, vaccsq 36, instead of 66 + 24 x 11 with the
-    old sequential FP32 chain)."""
+    cycles 0..n-1, one per cycle, through the multiplier bank (a*1 or a*a) into the exact
+    accumulator; the FP32 result comes the multiplier stage + tree + accumulate + convert after
+    the last one, the same for vacc and vaccsq (5 + 4 + 2 + 3 at dfx-u280, instead of
+    66 + 24 x 11 with the old sequential FP32 chain)."""
     core = load_core(core_name)
     n = 24
     b = micro(f"{op} sd=s3, a=v[r0+0], n={n}\nhalt\n", core)
-    sq = core.vpu.square_latency if op == "vaccsq" else 0
-    assert simulate(b).end == [n - 1 + sq + acc_drain(core)]
-    if core_name == "dfx-u280":
-        assert simulate(b).end == [{"vacc": 32, "vaccsq": 36}[op]]
+    v = core.vpu
+    assert rlat(core, op) == (v.mul_latency - rtl_units(core).vpu.cvt_latency
+                              + v.acc_tree_latency + v.acc_add_latency + v.acc_convert_latency)
+    assert simulate(b).end == [n - 1 + rlat(core, op)]
 
 
 def test_vacc_chains_on_its_producer_and_feeds_a_scalar_op(u280):
     """vexp -> vacc -> smul (the softmax row sum, then a scalar op on it): the VPU takes vacc
     after vexp's last input (cycle n) and vacc reads vector i no earlier than vexp has written
-    it (table_latency + i), one per cycle; its last vector enters the tree in the cycle it is
-    read; smul waits for the sum and takes scalar_latency."""
-    v = u280.vpu
-    for n in (2, 5):  # producer-bound (n < table_latency) and VPU-bound
+    it (its latency + i), one per cycle; the sum is ready its result latency after the last
+    one; smul needs the sum and SFU_V's result register: it starts the cycle after the sum
+    appears."""
+    for n in (2, 5):  # producer-bound (n < vexp's latency) and VPU-bound
         b = micro(f"vexp y=v[r0+10], a=v[r0+0], n={n}\n"
                   f"vacc sd=s3, a=v[r0+10], n={n}\n"
                   "smul sd=s4, sa=s3, sb=s5\n"
                   "halt\n")
-        last = max(n, v.table_latency) + n - 1
-        assert simulate(b).end == [last + acc_drain(u280) + v.scalar_latency]
+        last = max(n, vlat(u280, "vexp")) + n - 1
+        total = last + rlat(u280, "vacc")
+        assert simulate(b).end == [total + 1 + rlat(u280, "smul")]
 
 
-def test_vaccsq_then_vacc_enter_the_adder_tree_in_order(u280):
-    """Back-to-back independent reductions: the adder tree takes one vector per cycle in
-    order. vaccsq reads cycles 0..n-1, its vectors enter the tree after the square stage
-    (sq..sq+n-1); vacc reads n..2n-1 but its first vector enters only after vaccsq's last,
-    so its vectors enter at sq+n..sq+2n-1. The accumulator does not wait for vaccsq's result."""
+@pytest.mark.parametrize("first, second", [("vaccsq", "vacc"), ("vacc", "vmax"),
+                                           ("vmax", "vaccsq")])
+def test_reductions_share_one_result_register(u280, first, second):
+    """Back-to-back independent reductions: SFU_V has one result register, so the second
+    reduction's first vector goes in only in the cycle after the first one's result (the VPU
+    in between is free for vector ops)."""
     n = 3
-    v = u280.vpu
-    sq = v.square_latency
-    assert sq > 1  # otherwise the order costs nothing
-    b = micro(f"vaccsq sd=s3, a=v[r0+0], n={n}\n"
-              f"vacc sd=s4, a=v[r0+0], n={n}\n"
+    b = micro(f"{first} sd=s3, a=v[r0+0], n={n}\n"
+              f"{second} sd=s4, a=v[r0+0], n={n}\n"
               "halt\n")
-    assert simulate(b).end == [sq + 2 * n - 1 + acc_drain(u280)]
-    b = micro(f"vacc sd=s4, a=v[r0+0], n={n}\n"  # the other order: no wait
-              f"vaccsq sd=s3, a=v[r0+0], n={n}\n"
-              "halt\n")
-    assert simulate(b).end == [2 * n - 1 + sq + acc_drain(u280)]
+    res1 = n - 1 + rlat(u280, first)
+    assert simulate(b).end == [res1 + 1 + n - 1 + rlat(u280, second)]
 
 
-def test_vacc_of_nothing_and_vmax_keep_their_rules(u280):
-    """vacc n = 0 writes 0 after the bypass latency; vmax is still a comparator tree then a
-    running maximum of compare_latency per vector, and does not wait for a vacc before it."""
-    v = u280.vpu
-    b = micro("vacc sd=s3, a=v[r0+0], n=0\nsmul sd=s4, sa=s3, sb=s3\nhalt\n")
-    assert simulate(b).end == [max(v.bypass_latency, u280.timing.issue_cycles)
-                               + v.scalar_latency]
+def test_vector_results_leave_in_order(u280):
+    """vadd then an independent vmov: vmov's short path would overtake vadd's results, so it
+    starts only when its first result comes right after vadd's last (the output-slot rule)."""
     n = 4
-    cmp_tree = int(math.log2(u280.d)) * v.compare_latency
-    b = micro(f"vacc sd=s3, a=v[r0+0], n={n}\n"
-              f"vmax sd=s4, a=v[r0+0], n={n}\n"
+    b = micro(f"vadd y=v[r0+10], a=v[r0+0], b=v[r0+4], n={n}\n"
+              f"vmov y=v[r0+20], a=v[r0+0], n={n}\n"
               "halt\n")
-    vacc = n - 1 + acc_drain(u280)
-    vmax = n + cmp_tree + n * v.compare_latency  # its reads start at cycle n
-    assert simulate(b).end == [max(vacc, vmax)]
+    vadd_last = n - 1 + vlat(u280, "vadd")
+    assert vlat(u280, "vmov") < vlat(u280, "vadd")
+    assert simulate(b).end == [vadd_last + n]  # vmov's n results right behind vadd's
+
+
+def test_vacc_of_nothing_then_a_scalar_op(u280):
+    """vacc n = 0 takes the VPU for one cycle and writes +0 through the result register; smul
+    on it starts the cycle after (the result register), then takes its own latency."""
+    empty = rtl_units(u280).vpu.empty_result_latency
+    b = micro("vacc sd=s3, a=v[r0+0], n=0\nsmul sd=s4, sa=s3, sb=s3\nhalt\n")
+    assert simulate(b).end == [empty + 1 + rlat(u280, "smul")]
 
 
 def test_write_after_read_waits_for_the_matrix_stream(u280):
@@ -195,39 +203,42 @@ def test_write_after_read_waits_for_the_matrix_stream(u280):
     t0 = cycles(u280.b.hbm.read_latency_ns, u280) + 1
     stream_end = t0 + kt * nt  # one tile per cycle
     mm_done = t0 + kt * nt - 1 + mpu_fill(u280)
-    vmov_done = stream_end + u280.vpu.bypass_latency  # issues the cycle after the last read
+    vmov_done = stream_end + vlat(u280, "vmov")  # issues the cycle after the last read
     assert simulate(b).end == [max(mm_done, vmov_done)]
 
 
 def test_accumulator_latency_throttles_narrow_matrices(u280):
     """Score x Value: nt = 4 output tiles, kt = 3 reduction steps. Each column accumulates
     over k in order (docs/numerics.md), so step k + 1 starts no earlier than add_latency
-    after step k: 3 steps of max(4, 11) cycles, the last one only its 4 tiles."""
+    after step k (the RTL's bubbles): 3 steps of max(4, 11) cycles, the last one only its 4
+    tiles."""
     kt, nt = 3, 4
     b = micro(f"mm y=v[r0+100], x=v[r0+0], w=hbm[r0+0], kt={kt}, nt={nt}\nhalt\n")
     t0 = cycles(u280.b.hbm.read_latency_ns, u280) + 1
-    step = max(nt, u280.mpu.add_latency)
+    step = max(nt, rtl_units(u280).mpu.add_latency)
     last_tile = t0 + (kt - 1) * step + nt - 1
     assert simulate(b).end == [last_tile + mpu_fill(u280)]
 
 
 def test_conv1d_outputs_complete_per_zigzag_group(u280):
-    """conv1d kt=2, nt=24: zig-zag groups of 12 tiles (3 output vectors, the fewest whole
-    vectors covering the 11-cycle accumulator); a vector is ready after its group's last
-    reduction step reaches its last tile. A dependent vmov chains on the first vector."""
+    """conv1d kt=2, nt=24: zig-zag blocks of the RTL's interleave, 12 tiles (3 output vectors,
+    the fewest whole vectors covering the 11-cycle accumulator); a vector is ready after its
+    block's last reduction step reaches its last tile. A dependent vmov chains on the first
+    vector."""
     kt, nt = 2, 24
     b = micro(f"conv1d y=v[r0+100], x=v[r0+0], w=hbm[r0+0], b=ddr[r0+0], kt={kt}, nt={nt}\n"
               "vmov y=v[r0+200], a=v[r0+100], n=1\n"
               "halt\n")
     per_vec = u280.d // u280.l
-    zig = per_vec * math.ceil(u280.mpu.add_latency / per_vec)
-    assert zig == 12
+    mpu = rtl_units(u280).mpu
+    zig = mpu.interleave
+    assert zig == per_vec * math.ceil(mpu.add_latency / per_vec)
     t0 = cycles(u280.b.hbm.read_latency_ns, u280) + 1
-    step = max(zig, u280.mpu.add_latency)
+    step = max(zig, mpu.add_latency)
     first_vector = t0 + (kt - 1) * step + per_vec - 1 + mpu_fill(u280)
     group_end = (kt - 1) * step + zig  # group 1 starts after group 0's last step
     last_vector = t0 + group_end + (kt - 1) * step + zig - 1 + mpu_fill(u280)
-    vmov = first_vector + u280.vpu.bypass_latency
+    vmov = first_vector + vlat(u280, "vmov")
     assert simulate(b).end == [max(last_vector, vmov)]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from types import SimpleNamespace
 
 from dfx.isa.asm import assemble
 from dfx.isa.config import CoreConfig, load_core
@@ -34,3 +35,36 @@ def bytes_per_cycle(gbs: float, eff: float, core: CoreConfig) -> Fraction:
     port = Fraction(core.timing.dma_port_bits, 8)
     return min(port, Fraction(str(gbs)) * Fraction(str(eff)) * 1000
                / Fraction(str(core.clock_mhz)))
+
+
+_UNITS: dict[str, SimpleNamespace] = {}
+
+
+def rtl_units(core: CoreConfig) -> SimpleNamespace:
+    """The core's RTL units (``mpu``, ``vpu``, ``lut``: ``Mpu/Vpu/LutGemm.from_core``, built
+    but never elaborated): the tests read every unit latency from them, as the model does."""
+    key = repr((core.d, core.l, core.mpu, core.vpu, core.tables, core.lutgemm))
+    if key not in _UNITS:
+        from amaranth.hdl import Elaboratable
+
+        from dfx.rtl.lutgemm import LutGemm
+        from dfx.rtl.mpu import Mpu
+        from dfx.rtl.vpu import Vpu
+
+        units = SimpleNamespace(mpu=Mpu.from_core(core), vpu=Vpu.from_core(core),
+                                lut=LutGemm.from_core(core) if core.lutgemm else None)
+        todo = list(vars(units).values())
+        while todo:  # no "created but never used" warnings for them and their blocks
+            obj = todo.pop()
+            if isinstance(obj, Elaboratable) and not obj._MustUse__used:
+                obj._MustUse__used = True
+                todo.extend(vars(obj).values())
+        _UNITS[key] = units
+    return _UNITS[key]
+
+
+def vpu_op(name: str):
+    """The :class:`dfx.rtl.vpu.VpuOp` of a mnemonic."""
+    from dfx.rtl.vpu import VpuOp
+
+    return VpuOp[name.upper()]
