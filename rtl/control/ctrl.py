@@ -52,7 +52,7 @@ class ControlSlave(wiring.Component):
     Parameter: ``regs``, the :class:`~.regmap.RegMap` (:meth:`from_core` computes it).
 
     Members: ``s_axi_control`` (``In(AxiLiteSignature)``), ``interrupt`` (out); to the core:
-    ``start`` (pulse), ``prog_words`` (32), ``prog``, ``ddr`` (64), ``hbm`` (array of 64, one
+    ``start`` (pulse), ``prog_words``, ``cards`` (32), ``prog``, ``ddr`` (64), ``hbm`` (array of 64, one
     per pseudo-channel); from the core: ``done`` (pulse), ``idle`` (level), ``status``,
     ``error_pc`` (32), ``cycles`` (64), ``error_word`` (256).
     """
@@ -68,6 +68,7 @@ class ControlSlave(wiring.Component):
             "done": In(1),
             "idle": In(1),
             "prog_words": Out(regs["prog_words"].bits),
+            "cards": Out(regs["cards"].bits),
             "prog": Out(regs["prog"].bits),
             "ddr": Out(regs["ddr"].bits),
             "hbm": Out(64).array(regs.pseudo_channels),
@@ -104,7 +105,7 @@ class ControlSlave(wiring.Component):
         ``hbm[3]``)."""
         if name in self._regs.hbm_names:
             return self.hbm[int(name[3:])]
-        if name in ("prog_words", "prog", "ddr"):
+        if name in ("prog_words", "cards", "prog", "ddr"):
             return getattr(self, name)
         raise KeyError(f"no argument {name!r}")
 
@@ -134,6 +135,7 @@ class ControlSlave(wiring.Component):
         args = {r.name: Signal(r.bits, name=f"arg_{r.name}") for r in regs.args}
         m.d.comb += [
             self.prog_words.eq(args["prog_words"]),
+            self.cards.eq(args["cards"]),
             self.prog.eq(args["prog"]),
             self.ddr.eq(args["ddr"]),
         ]

@@ -204,6 +204,7 @@ def regmap(core: CoreConfig) -> RegMap:
         pointer(f"hbm{i:02d}", f"m_axi_hbm{i:02d}",
                 f"base of pseudo-channel {i}'s buffer (added to its local addresses)")
     off = -(-off // 8) * 8
+    scalar("cards", "cards on the ring (1: no ring; send/recv then fault)")
     docs = {"status": "0 or the fault code (rtl/core/faults.py)",
             "error_pc": "pc of the faulting instruction",
             "cycles": "cycles from the first fetch to done",

@@ -16,7 +16,8 @@ def test_layout(core):
     n = c.b.hbm.pseudo_channels
     assert regs.pseudo_channels == n
     assert [r.name for r in regs.args] == ["prog_words", "prog", "ddr",
-                                           *[f"hbm{i:02d}" for i in range(n)]]
+                                           *[f"hbm{i:02d}" for i in range(n)], "cards"]
+    assert regs["cards"].offset % 8 == 0 and regs["cards"].bits == 32
     assert (regs["CTRL"].offset, regs["GIE"].offset, regs["IER"].offset,
             regs["ISR"].offset) == (0, 4, 8, 12)
     # Vitis HLS / RTL-kernel-wizard layout: scalar = data + reserved, pointer = lo, hi, reserved
