@@ -15,6 +15,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from dfx.rtl.core.faults import Fault
+from dfx.rtl.isa_layouts import Opcode
 from dfx.rtl.issue.issue import Issue, command_layout
 from dfx.rtl.issue.plan import resolved_layout
 from dfx.rtl.issue.ports import IntWriteSignature
@@ -22,6 +24,8 @@ from dfx.rtl.issue.scoreboard import Scoreboard
 from dfx.rtl.regs.srf import ScalarRegs
 from dfx.rtl.vrf.vrf import Vrf, VrfReadSignature, VrfWriteSignature
 
+from .lut_port import LutPort
+from .mover import VectorMover
 from .mpu_port import MpuPort
 from .vpu_port import VpuPort
 
@@ -41,6 +45,9 @@ class Backend(wiring.Component):
         v, d = core.buffers.vrf_vectors, core.d
         n_srf = core.buffers.srf_scalars
         self._cmd = command_layout(core, WRITERS, READERS)
+        lc = core.lutgemm
+        if lc is None:
+            raise ValueError(f"core {core.name}: the core top needs a lutgemm section")
         super().__init__({
             "ins": In(stream.Signature(resolved_layout(core))),
             "cards": In(8),
@@ -49,8 +56,15 @@ class Backend(wiring.Component):
             "mpu_tiles": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(16, d),
                                                               core.l))),
             "mpu_bias": In(stream.Signature(data.ArrayLayout(16, core.l))),
+            "lut_signs": In(stream.Signature(data.ArrayLayout(lc.slice, lc.lanes))),
+            "lut_scales": In(stream.Signature(data.ArrayLayout(16, lc.scalers * (lc.max_q + 1)))),
+            "lut_bias": In(stream.Signature(data.ArrayLayout(16, d))),
+            "dma_load": In(stream.Signature(data.ArrayLayout(16, d))),
+            "dma_store": Out(stream.Signature(data.ArrayLayout(16, d))),
+            "tx": Out(stream.Signature(data.ArrayLayout(16, d))),
+            "rx": In(stream.Signature(data.ArrayLayout(16, d))),
             "rd": Out(IntWriteSignature()),
-            "fault": Out(Issue(core, writers=WRITERS, readers=READERS).fault.shape()),
+            "fault": Out(Fault),
             "fault_pc": Out(self._cmd["pc"].shape),
             "fault_word": Out(self._cmd["word"].shape),
             "idle": Out(1),
@@ -70,15 +84,28 @@ class Backend(wiring.Component):
         m.submodules.issue = issue = Issue(core, writers=WRITERS, readers=READERS)
         m.submodules.vpu = vpu = VpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
         m.submodules.mpu = mpu = MpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        m.submodules.lut = lut = LutPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        movers = {
+            "dma": VectorMover(core, self._cmd, writers=WRITERS, readers=READERS,
+                               reads={Opcode.STORE: (1, 2), Opcode.STORE_T: (1, 2)},
+                               writes={Opcode.LOAD: (0, 2)}, elements=True),
+            "tx": VectorMover(core, self._cmd, writers=WRITERS, readers=READERS,
+                              reads={Opcode.SEND: (0, 1)}, writes={}, elements=False),
+            "rx": VectorMover(core, self._cmd, writers=WRITERS, readers=READERS,
+                              reads={}, writes={Opcode.RECV: (0, 1)}, elements=False),
+        }
+        for name, mover in movers.items():
+            m.submodules[name] = mover
         m.submodules.sb = sb = Scoreboard(
             core.buffers.vrf_vectors, writers=WRITERS, readers=READERS,
-            check_ports=["vpu_a", "vpu_b", "mpu"], write_units=["vpu", "mpu"],
-            read_units=["vpu_a", "vpu_b", "mpu"])
+            check_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", "rx"],
+            write_units=["vpu", "mpu", "lut", "dma", "tx", "rx"],
+            read_units=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", "rx"])
         m.submodules.srf = srf = ScalarRegs.from_core(
             core, read_ports=["i0", "i1", "dbg"], write_ports=["sli", "vpu", "mpu"])
         m.submodules.vrf = vrf = Vrf.from_core(
-            core, read_ports=["vpu_a", "vpu_b", "mpu", "dbg"],
-            write_ports=["vpu", "mpu", "dbg"])
+            core, read_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", "dbg"],
+            write_ports=["vpu", "mpu", "lut", "dma", "rx", "dbg"])
 
         # controller -> issue -> memory system
         wiring.connect(m, wiring.flipped(self.ins), issue.ins)
@@ -128,16 +155,40 @@ class Backend(wiring.Component):
         wiring.connect(m, mpu.done, sb.done_mpu)
         wiring.connect(m, mpu.srf, srf.w_mpu)
 
-        # units not built yet take nothing
-        for u in ("lut", "dma", "tx", "rx"):
-            m.d.comb += getattr(issue, u).ready.eq(0)
+        # the vector movers: DMA (memory), router transmit and receive (the ring)
+        for name, mover in movers.items():
+            wiring.connect(m, getattr(issue, name), mover.cmd)
+            wiring.connect(m, mover.check, getattr(sb, f"check_{name}"))
+            wiring.connect(m, mover.adv, getattr(sb, f"adv_{name}"))
+            wiring.connect(m, mover.done, getattr(sb, f"done_{name}"))
+            if name != "rx":
+                wiring.connect(m, mover.rv, getattr(vrf, f"r_{name}"))
+            if name != "tx":
+                wiring.connect(m, mover.w, getattr(vrf, f"w_{name}"))
+        wiring.connect(m, wiring.flipped(self.dma_load), movers["dma"].load)
+        wiring.connect(m, movers["dma"].store, wiring.flipped(self.dma_store))
+        wiring.connect(m, movers["tx"].store, wiring.flipped(self.tx))
+        wiring.connect(m, wiring.flipped(self.rx), movers["rx"].load)
+        m.d.comb += [movers["tx"].load.valid.eq(0), movers["rx"].store.ready.eq(0)]
+
+        # the LUT-GEMM port
+        wiring.connect(m, issue.lut, lut.cmd)
+        wiring.connect(m, wiring.flipped(self.lut_signs), lut.signs)
+        wiring.connect(m, wiring.flipped(self.lut_scales), lut.scales)
+        wiring.connect(m, wiring.flipped(self.lut_bias), lut.bias)
+        wiring.connect(m, lut.rx, vrf.r_lut)
+        wiring.connect(m, lut.w, vrf.w_lut)
+        wiring.connect(m, lut.check, sb.check_lut)
+        wiring.connect(m, lut.adv, sb.adv_lut)
+        wiring.connect(m, lut.done, sb.done_lut)
 
         # status and debug
         m.d.comb += [self.fault.eq(issue.fault), self.fault_pc.eq(issue.fault_pc),
                      self.fault_word.eq(issue.fault_word)]
         busy = Signal()
-        m.d.comb += [busy.eq(~issue.idle | ~vpu.idle | ~mpu.idle | ~sb.empty
-                             | (srf.pending != 0)),
+        m.d.comb += [busy.eq(~issue.idle | ~vpu.idle | ~mpu.idle | ~lut.idle | ~sb.empty
+                             | (srf.pending != 0)
+                             | ~movers["dma"].idle | ~movers["tx"].idle | ~movers["rx"].idle),
                      self.idle.eq(~busy)]
         wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
         wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)

@@ -19,6 +19,7 @@ from dfx.isa.asm import assemble
 from dfx.isa.config import CoreConfig
 from dfx.isa.container import CardImage
 from dfx.isa.encoding import Instruction, encode_program
+from dfx.isa.golden import lutgemm as glut
 from dfx.rtl.core.backend import Backend
 from dfx.rtl.core.faults import Fault
 from dfx.rtl.mpu import tile_order
@@ -60,6 +61,9 @@ class _MemoryStandIn:
         self.mem: dict[str, np.ndarray] = {}
         self.tiles: deque = deque()  # per matrix row: list of (l, d) uint16 tiles
         self.bias: deque = deque()  # per conv1d row: list of l-element uint16 beats
+        self.signs: deque = deque()  # per lutmv row: list of int beats
+        self.scales: deque = deque()
+        self.lbias: deque = deque()  # per lutmv row with bias: d-element beats
         self.G = zigzag_interleave(core.d, core.l, core.mpu.add_latency)
 
     def command(self, op: str, word: int, val: list[int]) -> None:
@@ -81,6 +85,46 @@ class _MemoryStandIn:
                 if op == "conv1d":
                     bb = self.mem[ins.b.space][b:b + 2 * nt * l].view(np.uint16).reshape(nt, l)
                     self.bias.append(list(bb))
+        elif op == "lutmv":
+            w, b, n, ng = val[2], val[3], val[4], val[5]
+            gs, q = ins.gs, ins.q
+            size = glut.stream_bytes(n, ng, gs, q, core.lutgemm.slice)
+            raw = self.mem[ins.w.space][w:w + size]
+            for _row in range(ins.batch or 1):
+                sg, sl = self.lut_streams(raw, n, ng, gs, q)
+                self.signs.append(sg)
+                self.scales.append(sl)
+                if ins.bias:
+                    yv = -(-n // d)
+                    bb = np.zeros(yv * d, np.uint16)
+                    bb[:n] = self.mem[ins.b.space][b:b + 2 * n].view(np.uint16)
+                    self.lbias.append(list(bb.reshape(yv, d)))
+
+    def lut_streams(self, raw: np.ndarray, n: int, ng: int, gs: int, q: int
+                    ) -> tuple[list[int], list[int]]:
+        """Sign and scale beats of a packed lutmv stream (rtl/lutgemm/top.py's mapping)."""
+        lc = self.core.lutgemm
+        s, lanes, sc = lc.slice, lc.lanes, lc.scalers
+        sec = glut.section_bytes(n, gs, q, s)
+        word = s // 8
+        signs, scales = [], []
+
+        def beat(chunk: np.ndarray, nbytes: int) -> int:
+            buf = np.zeros(nbytes, np.uint8)
+            buf[: len(chunk)] = chunk
+            return int.from_bytes(buf.tobytes(), "little")
+
+        for g in range(ng):
+            section = raw[g * sec:(g + 1) * sec]
+            for blk in range(gs * q):
+                block = section[blk * n * word:(blk + 1) * n * word]
+                for rb in range(0, n, lanes):
+                    signs.append(beat(block[rb * word:(rb + lanes) * word], lanes * word))
+            part = section[gs * q * n * word:gs * q * n * word + n * (q + 1) * 2]
+            step = sc * (q + 1) * 2
+            for c in range(0, len(part), step):
+                scales.append(beat(part[c:c + step], sc * (lc.max_q + 1) * 2))
+        return signs, scales
 
     async def stream(self, ctx, port, queue: deque) -> None:
         while True:
@@ -90,8 +134,11 @@ class _MemoryStandIn:
                 continue
             items = queue.popleft()
             for item in items:
-                ctx.set(port.payload, [[int(x) for x in lane] for lane in item]
-                        if item.ndim == 2 else [int(x) for x in item])
+                if isinstance(item, int):
+                    ctx.set(port.payload.as_value(), item)
+                else:
+                    ctx.set(port.payload, [[int(x) for x in lane] for lane in item]
+                            if item.ndim == 2 else [int(x) for x in item])
                 ctx.set(port.valid, 1)
                 await ctx.tick().until(port.ready)
             ctx.set(port.valid, 0)
@@ -122,6 +169,15 @@ def run_cases(core: CoreConfig, cases: list[Case], *, max_cycles: int = 50_000
 
     async def bias(ctx):
         await mem.stream(ctx, dut.mpu_bias, mem.bias)
+
+    async def signs(ctx):
+        await mem.stream(ctx, dut.lut_signs, mem.signs)
+
+    async def scales(ctx):
+        await mem.stream(ctx, dut.lut_scales, mem.scales)
+
+    async def lbias(ctx):
+        await mem.stream(ctx, dut.lut_bias, mem.lbias)
 
     async def bench(ctx):
         ctx.set(dut.cards, 1)
@@ -190,6 +246,8 @@ def run_cases(core: CoreConfig, cases: list[Case], *, max_cycles: int = 50_000
     sim.add_testbench(memcmd, background=True)
     sim.add_testbench(tiles, background=True)
     sim.add_testbench(bias, background=True)
+    for fn in (signs, scales, lbias):
+        sim.add_testbench(fn, background=True)
     sim.add_testbench(bench)
     sim.run()
     assert len(outs) == len(cases), "the bench did not finish"

@@ -104,3 +104,33 @@ def matrix_cases(rng: np.random.Generator) -> list[Case]:
 def test_vector_and_matrix_programs() -> None:
     rng = np.random.default_rng(7)
     check_cases(CORE, vector_cases(rng) + matrix_cases(rng))
+
+
+def lut_cases(rng: np.random.Generator) -> list[Case]:
+    """lutmv with and without bias and GELU, batch 2, several groups and planes; inputs from
+    the VRF, packed BCQ streams in HBM (32-byte aligned), biases in DDR."""
+    from dfx.compiler.quant.bcq import bcq
+    from dfx.isa.golden import lutgemm as glut
+
+    d, s = CORE.d, CORE.lutgemm.slice
+    hbm = np.zeros(64 * 1024, np.uint8)
+    lines, addr = [], 0
+    for n, k, g, q, bias, gelu, batch in ((13, 32, 16, 2, 1, 0, 1), (8, 16, 8, 3, 1, 1, 2),
+                                         (20, 24, 8, 1, 0, 0, 1)):
+        w = bcq((rng.standard_normal((k, n)) * 0.3).astype(np.float32), q, g)
+        packed = glut.pack(w, s)
+        hbm[addr:addr + packed.size] = packed
+        flags = (", bias" if bias else "") + (", gelu" if gelu else "")
+        kv = -(-k // d)
+        lines.append(f"lutmv y=v[{20 + len(lines) * 8}], x=v[{len(lines) * 6}], w=hbm[{addr}], "
+                     f"b=ddr[{2 * len(lines) * 64}], n={n}, ng={k // g}, gs={g // s}, q={q}, "
+                     f"batch={batch}{flags}")
+        assert kv * batch <= 6
+        addr += -(-packed.size // 64) * 64
+    mem = {"hbm": hbm, "ddr": random_image(rng, 4096)}
+    return [Case(program("\n".join(lines)), random_vrf(rng, 48, d), mem)]
+
+
+@pytest.mark.slow
+def test_lutmv_programs() -> None:
+    check_cases(CORE, lut_cases(np.random.default_rng(11)))
