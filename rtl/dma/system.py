@@ -22,6 +22,7 @@ from .dma_ops import dma_cmd_layout
 from .fabric import Fabric
 from .geometry import ADDR_BITS, Client, Geometry
 from .loader import ProgramLoader, prog_cmd_layout
+from .lutstream import LutStream
 from .weights import WeightStreamer, mpu_cmd_layout
 from .word import WordPort, word_req_layout, word_resp_layout
 
@@ -33,13 +34,16 @@ class MemorySystem(wiring.Component):
     (``timing.wbuf_latency``); :meth:`from_core` takes both from a core configuration."""
 
     def __init__(self, geometry: Geometry, *, wbuf_latency: int, max_interleave: int,
-                 bias_depth: int, program_words: int):
+                 bias_depth: int, program_words: int, lut: dict[str, int] | None = None):
         if not isinstance(geometry, Geometry):
             raise TypeError(f"geometry must be a Geometry, not {geometry!r}")
         g = self._g = geometry
         self._wbuf_latency = wbuf_latency
-        self._fabric = Fabric(g, wbuf_latency=wbuf_latency,
-                              clients=[Client.LOADER, Client.WORD, Client.DMA, Client.MPU],
+        clients = [Client.LOADER, Client.WORD, Client.DMA, Client.MPU]
+        self._lut = LutStream(g, **lut) if lut is not None else None
+        if self._lut is not None:
+            clients.append(Client.LUT)
+        self._fabric = Fabric(g, wbuf_latency=wbuf_latency, clients=clients,
                               writers=[Client.WORD, Client.DMA])
         self._loader = ProgramLoader(g, words=program_words)
         self._word = WordPort(g)
@@ -62,16 +66,21 @@ class MemorySystem(wiring.Component):
             "mpu_tiles": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(16, g.d),
                                                                g.l))),
             "mpu_bias": Out(stream.Signature(data.ArrayLayout(16, g.l))),
-        })
+        } | ({} if self._lut is None else {
+            "lut_cmd": In(stream.Signature(self._lut.cmd.payload.shape())),
+            "lut_signs": Out(stream.Signature(self._lut.signs.payload.shape())),
+            "lut_scales": Out(stream.Signature(self._lut.scales.payload.shape())),
+            "lut_bias": Out(stream.Signature(self._lut.bias.payload.shape())),
+        }))
 
     @classmethod
     def from_core(cls, core: Any, **overrides: Any) -> MemorySystem:
         """The memory system of a :class:`dfx.isa.config.CoreConfig`; ``overrides`` go to
         :meth:`Geometry.from_core`."""
         g = Geometry.from_core(core, **overrides)
-        ws = WeightStreamer.from_core(core, g)
-        return cls(g, wbuf_latency=core.timing.wbuf_latency, max_interleave=ws.max_interleave,
-                   bias_depth=ws.bias_depth, program_words=core.buffers.instruction_words)
+        lut = LutStream.params(core) if getattr(core, "lutgemm", None) is not None else None
+        return cls(g, wbuf_latency=core.timing.wbuf_latency, **WeightStreamer.params(core),
+                   program_words=core.buffers.instruction_words, lut=lut)
 
     @property
     def geometry(self) -> Geometry:
@@ -105,6 +114,13 @@ class MemorySystem(wiring.Component):
         wiring.connect(m, wp.mem, fab.word)
         wiring.connect(m, wiring.flipped(self.word_req), wp.req)
         wiring.connect(m, wp.resp, wiring.flipped(self.word_resp))
+        if self._lut is not None:
+            m.submodules.lut = lut = self._lut
+            wiring.connect(m, lut.mem, fab.lut)
+            wiring.connect(m, wiring.flipped(self.lut_cmd), lut.cmd)
+            wiring.connect(m, lut.signs, wiring.flipped(self.lut_signs))
+            wiring.connect(m, lut.scales, wiring.flipped(self.lut_scales))
+            wiring.connect(m, lut.bias, wiring.flipped(self.lut_bias))
         m.submodules.mpu = mpu = self._mpu
         wiring.connect(m, mpu.mem, fab.mpu)
         wiring.connect(m, wiring.flipped(self.mpu_cmd), mpu.cmd)

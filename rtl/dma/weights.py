@@ -80,15 +80,19 @@ class WeightStreamer(wiring.Component):
             "mem": Out(FabricPort(g, writes=False)),
         })
 
-    @classmethod
-    def from_core(cls, core: Any, geometry: Geometry) -> WeightStreamer:
+    @staticmethod
+    def params(core: Any) -> dict[str, int]:
         """G up to the MPU's default block width (rtl/mpu/mpu.py ``zigzag_interleave``); the
         bias FIFO covers the MPU pipeline fill (docs/timing.md "MPU": mul + (log2 d + 1)·add
         + sfu) plus two blocks."""
         mp = core.mpu
         gmax = zigzag_interleave(core.d, core.l, mp.add_latency)
         fill = mp.mul_latency + (core.d.bit_length()) * mp.add_latency + mp.sfu_latency
-        return cls(geometry, max_interleave=gmax, bias_depth=_pow2_at_least(fill + 2 * gmax))
+        return {"max_interleave": gmax, "bias_depth": _pow2_at_least(fill + 2 * gmax)}
+
+    @classmethod
+    def from_core(cls, core: Any, geometry: Geometry) -> WeightStreamer:
+        return cls(geometry, **cls.params(core))
 
     @property
     def max_interleave(self) -> int:
