@@ -48,6 +48,7 @@ class Backend(wiring.Component):
         lc = core.lutgemm
         if lc is None:
             raise ValueError(f"core {core.name}: the core top needs a lutgemm section")
+        self._mpu = MpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
         super().__init__({
             "ins": In(stream.Signature(resolved_layout(core))),
             "cards": In(8),
@@ -78,12 +79,21 @@ class Backend(wiring.Component):
     def command_layout(self):
         return self._cmd
 
+    @property
+    def mpu_port(self) -> MpuPort:
+        return self._mpu
+
+    @property
+    def mpu_interleave(self) -> int:
+        """The MPU's tile-order block width (the weight streamer must follow it)."""
+        return self._mpu.mpu.interleave
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         core = self._core
         m.submodules.issue = issue = Issue(core, writers=WRITERS, readers=READERS)
         m.submodules.vpu = vpu = VpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
-        m.submodules.mpu = mpu = MpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        m.submodules.mpu = mpu = self._mpu
         m.submodules.lut = lut = LutPort(core, self._cmd, writers=WRITERS, readers=READERS)
         movers = {
             "dma": VectorMover(core, self._cmd, writers=WRITERS, readers=READERS,
