@@ -1,6 +1,6 @@
 """The Python side of the testbench memory model (:mod:`.axi_mem`): channel timing, the card's
-memory layout, the ``$readmemh`` / ``$writememh`` back door, and a cycle-exact reference
-schedule. No Amaranth import: this module runs inside the cocotb simulator process.
+memory layout, the file back door, and the timing model's schedule of a channel. No Amaranth
+import: this module runs inside the cocotb simulator process.
 
 * :class:`ChannelTiming`: one channel's timing in cycles, taken from
   :func:`dfx.sim.timing.params.derive` (``hbm`` / ``ddr`` :class:`~dfx.sim.timing.params.Channels`)
@@ -9,8 +9,8 @@ schedule. No Amaranth import: this module runs inside the cocotb simulator proce
 * :class:`MemLayout`: channels, sizes, bases and the HBM interleave of one card
   (docs/core.md "Memory system"), and the split of a linear HBM range into per-channel ranges.
 * :class:`MemoryBackdoor`: load and dump memory contents of a running Verilator model through
-  files (a few MB in a fraction of a second), by channel-local offset, linear HBM address or
-  DDR address.
+  a binary file (``$fread`` / ``$fwrite("%u")`` in the RAM; 4 MiB in about 0.1 s), by
+  channel-local offset, linear HBM address or DDR address.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dfx.isa.config import CoreConfig
+from dfx.sim.timing.memory import Port
 from dfx.sim.timing.params import Channels, derive
 
 __all__ = [
@@ -34,12 +35,12 @@ __all__ = [
     "ChannelTiming",
     "MemLayout",
     "MemoryBackdoor",
-    "from_hex",
-    "to_hex",
+    "port_schedule",
+    "word_swap",
 ]
 
 #: File the RAMs load from / dump to, relative to the simulation's working directory.
-BACKDOOR_FILE = "dfx_mem.hex"
+BACKDOOR_FILE = "dfx_mem.bin"
 
 # sticky error bits of an AxiMemory (``error`` output)
 ERR_RANGE = 1 << 0  # an access outside [base, base + size): SLVERR, nothing written
@@ -118,6 +119,34 @@ class ChannelTiming:
         first beat moves in cycle ``d0``, when the master never stalls it."""
         c, r = self.beat_cost, self.rate_num
         return [d0 + -(-k * c // r) for k in range(beats)], d0 + -(-beats * c // r)
+
+
+def port_schedule(timing: ChannelTiming, ch: Channels,
+                  transfers: list[tuple[bool, int, int, int]]) -> list[tuple[int, list[int], int]]:
+    """The timing model's schedule of transfers confined to one channel, in acceptance order.
+
+    ``transfers``: (write, beats, accepted, ready) with ``accepted`` the address handshake
+    cycle and, for a write, ``ready`` the first cycle its data could move (first W valid, and
+    no earlier than ``accepted + 1``). Returns per transfer (first beat cycle, beat cycles when
+    the master never stalls, cycle the channel is free = a write's B response), computed with
+    :class:`dfx.sim.timing.memory.Port` (``read`` / ``write`` / ``commit``) on channel 0 of
+    ``ch`` and :meth:`ChannelTiming.beat_times`.
+    """
+    port = Port(ch)
+    out = []
+    for write, beats, accepted, ready in transfers:
+        counts = (timing.granules(beats),) + (0,) * (ch.n - 1)
+        if write:
+            d0, dur = port.write(counts, ready)
+        else:
+            d0, dur = port.read(counts, accepted)
+        times, free = timing.beat_times(d0, beats)
+        if free != d0 + dur:
+            raise AssertionError(f"token bucket ({free - d0}) and Channels.cycles ({dur}) "
+                                 "disagree")
+        port.commit(counts, d0 + dur, write)
+        out.append((d0, times, free))
+    return out
 
 
 @dataclass(frozen=True)
@@ -210,61 +239,59 @@ class MemLayout:
         il, n = self.interleave, self.hbm_channels
         return (addr // il) % n, (addr // (il * n)) * il + addr % il
 
-    def hbm_split(self, addr: int, length: int) -> list[tuple[int, int, np.ndarray]]:
-        """The linear HBM range ``[addr, addr + length)`` as (channel, local offset, indices
-        into the range's bytes), one contiguous local range per touched channel."""
-        if addr < 0 or length < 0 or addr + length > self.hbm_bytes * self.hbm_channels:
-            raise ValueError(f"HBM range {addr:#x}+{length:#x} outside the "
-                             f"{self.hbm_bytes * self.hbm_channels:#x} bytes modelled")
-        il, n = self.interleave, self.hbm_channels
-        g = np.arange(addr, addr + length, dtype=np.int64)
-        ch = (g // il) % n
-        local = (g // (il * n)) * il + g % il
+    def hbm_ranges(self, addr: int, length: int) -> list[tuple[int, int, int]]:
+        """The linear HBM range ``[addr, addr + length)`` as (channel, local offset, bytes):
+        one contiguous local range per touched channel, in channel order."""
+        total = self.hbm_bytes * self.hbm_channels
+        if addr < 0 or length < 0 or addr + length > total:
+            raise ValueError(f"HBM range {addr:#x}+{length:#x} outside the {total:#x} bytes "
+                             "modelled")
+        il, n, end = self.interleave, self.hbm_channels, addr + length
         out = []
         for c in range(n):
-            idx = np.nonzero(ch == c)[0]
-            if idx.size:
-                lo = int(local[idx[0]])
-                assert int(local[idx[-1]]) - lo + 1 == idx.size  # contiguous per channel
-                out.append((c, lo, idx))
+            blk = addr // il
+            first = addr if blk % n == c else (blk + (c - blk) % n) * il
+            lb = (end - 1) // il
+            last = end - 1 if lb % n == c else (lb - (lb - c) % n) * il + il - 1
+            if length and first <= last:
+                lo = self.hbm_location(first)[1]
+                out.append((c, lo, self.hbm_location(last)[1] + 1 - lo))
         return out
 
+    def _period_view(self, addr: int, length: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """A zeroed buffer of whole interleave periods covering the range, its (rows, n,
+        interleave) view, the range's offset in it and the local offset of its first row."""
+        il, n = self.interleave, self.hbm_channels
+        p = il * n
+        start = addr - addr % p
+        rows = -(-(addr + length - start) // p)
+        buf = np.zeros(rows * p, np.uint8)
+        return buf, buf.reshape(rows, n, il), addr - start, (start // p) * il
 
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-_UNHEX = np.full(256, 255, np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _UNHEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _UNHEX[_c] = 10 + _i
+    def hbm_scatter(self, addr: int, data: bytes) -> list[tuple[int, int, bytes]]:
+        """``data`` at linear HBM address ``addr`` as (channel, local offset, bytes) pieces."""
+        buf, view, off, base = self._period_view(addr, len(data))
+        buf[off:off + len(data)] = np.frombuffer(bytes(data), np.uint8)
+        return [(c, lo, view[:, c, :].reshape(-1)[lo - base: lo - base + nb].tobytes())
+                for c, lo, nb in self.hbm_ranges(addr, len(data))]
+
+    def hbm_gather(self, addr: int, length: int, pieces: dict[int, bytes]) -> bytes:
+        """Inverse of :meth:`hbm_scatter`: ``pieces[channel]`` holds the bytes of that
+        channel's range (:meth:`hbm_ranges`)."""
+        buf, view, off, base = self._period_view(addr, length)
+        rows, _n, il = view.shape
+        for c, lo, nb in self.hbm_ranges(addr, length):
+            col = view[:, c, :].reshape(-1).copy()
+            col[lo - base: lo - base + nb] = np.frombuffer(pieces[c], np.uint8)
+            view[:, c, :] = col.reshape(rows, il)
+        return buf[off:off + length].tobytes()
 
 
-def to_hex(data: bytes | np.ndarray, beat_bytes: int) -> bytes:
-    """``$readmemh`` text of ``data`` (little-endian words of ``beat_bytes``), one word a line."""
-    a = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data
-    a = a.astype(np.uint8, copy=False).reshape(-1, beat_bytes)[:, ::-1]
-    out = np.empty((a.shape[0], 2 * beat_bytes + 1), np.uint8)
-    out[:, 0:-1:2] = _HEX[a >> 4]
-    out[:, 1:-1:2] = _HEX[a & 15]
-    out[:, -1] = 10
-    return out.tobytes()
-
-
-def from_hex(text: bytes, beat_bytes: int) -> bytes:
-    """Bytes of ``$writememh`` text (one word a line; ``//`` comments and blank lines skipped;
-    ``x``/``z`` digits read as 0)."""
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln.split(b"//")[0].strip() for ln in lines]
-    lines = [ln for ln in lines if ln]
-    if any(ln.startswith(b"@") for ln in lines):
-        raise ValueError("address records (@...) are not expected in a back-door dump")
-    width = 2 * beat_bytes
-    joined = b"".join(ln.rjust(width, b"0") for ln in lines)
-    if len(joined) != width * len(lines):
-        raise ValueError(f"a line of the dump is wider than {width} hex digits")
-    nib = _UNHEX[np.frombuffer(joined, np.uint8)]
-    nib[nib == 255] = 0  # x / z
-    words = ((nib[0::2] << 4) | nib[1::2]).astype(np.uint8).reshape(-1, beat_bytes)
-    return words[:, ::-1].tobytes()
+def word_swap(data: bytes, beat_bytes: int) -> bytes:
+    """``data`` (little-endian words of ``beat_bytes``) with every word's bytes reversed: the
+    layout ``$fread`` loads into a memory (most significant byte of each word first)."""
+    a = np.frombuffer(bytes(data), np.uint8).reshape(-1, beat_bytes)
+    return a[:, ::-1].tobytes()
 
 
 class MemoryBackdoor:
@@ -273,9 +300,9 @@ class MemoryBackdoor:
     The model's top must expose the back-door port of :class:`.axi_mem.MemorySystem` (or of
     an :class:`.axi_mem.AxiMemory`) under ``prefix``: ``{prefix}_sel``, ``_load``, ``_dump``,
     ``_lo``, ``_hi`` (Vitis naming of a ``bd`` member: ``bd_sel`` ...). Each operation writes /
-    reads :data:`BACKDOOR_FILE` in the simulation's working directory and takes two clock
-    cycles; use it while the core is idle (before ap_start, after ap_done). Offsets are bytes;
-    unaligned ends are read-modify-written.
+    reads :data:`BACKDOOR_FILE` (binary) in the simulation's working directory (``workdir``)
+    and takes two clock cycles; use it while the core is idle (before ap_start, after
+    ap_done). Offsets are bytes; unaligned ends are read-modify-written.
     """
 
     def __init__(self, dut: Any, clock: Any, layout: MemLayout, prefix: str = "bd",
@@ -309,7 +336,7 @@ class MemoryBackdoor:
             raise ValueError(f"data must be a non-empty multiple of {b} bytes")
         if word < 0 or word + n > self.layout.words(channel):
             raise ValueError(f"words {word}..{word + n - 1} outside channel {channel}")
-        self.path.write_bytes(to_hex(data, b))
+        self.path.write_bytes(word_swap(data, b))
         await self._strobe(self._load, channel, word, word + n - 1)
 
     async def dump_words(self, channel: int, word: int, count: int) -> bytes:
@@ -317,7 +344,7 @@ class MemoryBackdoor:
         if count < 1 or word < 0 or word + count > self.layout.words(channel):
             raise ValueError(f"words {word}..{word + count - 1} outside channel {channel}")
         await self._strobe(self._dump, channel, word, word + count - 1)
-        data = from_hex(self.path.read_bytes(), self.layout.beat_bytes)
+        data = self.path.read_bytes()  # "%u": little-endian words, i.e. the bytes in order
         if len(data) != count * self.layout.beat_bytes:
             raise RuntimeError(f"back-door dump returned {len(data)} bytes, expected "
                                f"{count * self.layout.beat_bytes}")
@@ -351,16 +378,14 @@ class MemoryBackdoor:
     async def write_hbm(self, addr: int, data: bytes) -> None:
         """Write ``data`` at linear HBM address ``addr`` (the ISA's HBM space, interleaved
         over the pseudo-channels; docs/core.md "Memory system")."""
-        arr = np.frombuffer(bytes(data), np.uint8)
-        for ch, lo, idx in self.layout.hbm_split(addr, len(arr)):
-            await self.write_channel(ch, lo, arr[idx].tobytes())
+        for ch, lo, piece in self.layout.hbm_scatter(addr, data):
+            await self.write_channel(ch, lo, piece)
 
     async def read_hbm(self, addr: int, length: int) -> bytes:
         """Read ``length`` bytes at linear HBM address ``addr``."""
-        out = np.zeros(length, np.uint8)
-        for ch, lo, idx in self.layout.hbm_split(addr, length):
-            out[idx] = np.frombuffer(await self.read_channel(ch, lo, idx.size), np.uint8)
-        return out.tobytes()
+        pieces = {ch: await self.read_channel(ch, lo, nb)
+                  for ch, lo, nb in self.layout.hbm_ranges(addr, length)}
+        return self.layout.hbm_gather(addr, length, pieces)
 
     async def write_ddr(self, addr: int, data: bytes) -> None:
         """Write ``data`` at DDR offset ``addr`` (AXI address ``ddr_base + addr``)."""

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
 
-from dfx.rtl.tb.mem_model import ChannelTiming
-from dfx.sim.timing.memory import Port
+from dfx.rtl.tb.mem_model import ChannelTiming, port_schedule
 from dfx.sim.timing.params import Channels
 
 
@@ -158,19 +157,10 @@ def run_master(dut, reqs: list[Req], *, base: int = 0, cycles: int = 3000,
 
 
 def expected(timing: ChannelTiming, ch: Channels, reqs: list[Req]) -> list[tuple]:
-    """Per request, in acceptance order: (first beat cycle, beat cycles, free cycle) of the
-    timing model for the requests as they were accepted (``Port`` on channel 0, data ready
-    when the RTL could first take it: first W valid and AW accepted + 1)."""
-    port = Port(ch)
-    out = []
-    for r in sorted(reqs, key=lambda r: r.accepted):
-        counts = (timing.granules(r.beats),) + (0,) * (ch.n - 1)
-        if r.write:
-            d0, dur = port.write(counts, max(r.first_valid, r.accepted + 1))
-        else:
-            d0, dur = port.read(counts, r.accepted)
-        beats, free = timing.beat_times(d0, r.beats)
-        assert free == d0 + dur  # the token bucket and Channels.cycles agree
-        port.commit(counts, d0 + dur, r.write)
-        out.append((r, d0, beats, free))
-    return out
+    """Per request, in acceptance order: (request, first beat cycle, beat cycles, free cycle)
+    of the timing model (:func:`dfx.rtl.tb.mem_model.port_schedule`)."""
+    order = sorted(reqs, key=lambda r: r.accepted)
+    sched = port_schedule(timing, ch, [
+        (r.write, r.beats, r.accepted,
+         max(r.first_valid, r.accepted + 1) if r.write else r.accepted) for r in order])
+    return [(r, *x) for r, x in zip(order, sched, strict=True)]
