@@ -128,6 +128,57 @@ class MemorySystem(wiring.Component):
         wiring.connect(m, mpu.bias, wiring.flipped(self.mpu_bias))
         return m
 
+    # ---- fixed latencies (cycles, when nothing else is in the way; docs/core.md "Memory
+    # system", measured in tests/rtl/dma/test_dma_latency.py)
+    @property
+    def cmd_to_op(self) -> dict[str, int]:
+        """From a command's handshake (cycle t) to its first op leaving the client: DMA and
+        MPU t + 3 (command queue, latch, first state), LUT t + 6 (three cycles of sizes),
+        lw/sw and the loader t + 1."""
+        return {"dma": 3, "mpu": 3, "lut": 6, "word": 1, "loader": 1}
+
+    @property
+    def op_to_addr(self) -> int:
+        """From an op's handshake to ``arvalid``/``awvalid`` on every port it uses (the port's
+        queue, then the address register): the AXI handshake can be in that cycle."""
+        return 2
+
+    @property
+    def op_to_wbuf_row(self) -> int:
+        """From a weight-buffer read op's handshake to its first row at the client: the
+        queue, then ``timing.wbuf_latency``; one row per cycle after that."""
+        return 1 + self._wbuf_latency
+
+    @property
+    def r_to_row(self) -> int:
+        """From the R handshake of a row's last beat (on its slowest port) to the row at the
+        client: the R buffer (2) and the row register; tiles are on ``mpu_tiles`` then, lw
+        responses on ``word_resp``."""
+        return 3
+
+    @property
+    def row_to_vector(self) -> int:
+        """From a row at the client to the unit cut from it (Extractor): ``dma_load`` vectors,
+        bias beats before their FIFO."""
+        return 2
+
+    @property
+    def store_to_w(self) -> int:
+        """From a ``dma_store`` vector's handshake to its first W beat (Placer, write row, W
+        queue), when its AW has been taken; a two-row vector's second row one cycle later."""
+        return 3
+
+    @property
+    def b_to_done(self) -> int:
+        """From the last B handshake of a store / store_t / copy (or sw) to ``dma_done`` (or
+        the ``word_resp``): port, space and client counters."""
+        return 3
+
+    @property
+    def load_done(self) -> int:
+        """From the handshake of a load's last vector to ``dma_done``."""
+        return 1
+
     @property
     def weights(self) -> WeightStreamer:
         """The MPU weight streamer (its latencies)."""

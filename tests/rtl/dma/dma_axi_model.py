@@ -42,6 +42,7 @@ class AxiMem:
         self.r_beats = 0
         self.w_beats = 0
         self.max_reads = 0  # largest number of read bursts outstanding
+        self.events: list[tuple[str, int]] = []  # (channel, cycle) of every handshake
 
     def _go(self) -> int:
         return 0 if self.stall and self.rng.random() < self.stall else 1
@@ -70,6 +71,10 @@ class AxiMem:
              rv, rr, bv, br) = v
             self.cycle += 1
             now = self.cycle
+            for name, hs in (("ar", arv and arr), ("aw", awv and awr), ("w", wv and wr),
+                             ("r", rv and rr), ("b", bv and br)):
+                if hs:
+                    self.events.append((name, now - 1))
             if arv and arr:
                 n = arlen + 1
                 self._burst_check(araddr, n)
