@@ -157,3 +157,48 @@ def test_lut_streams(kind: str, stall: float, seed: int) -> None:
         for val, r in zip(got[i], ref, strict=True):
             raw = _bytes(val, widths[i])
             assert raw[:len(r)] == r
+
+
+def test_sign_beats_one_per_cycle() -> None:
+    """With row-sized sign beats (as at dfx-u280) a group's sign beats leave one per cycle
+    when memory keeps up; a scale beat of two pieces takes two cycles."""
+    core, dut = _system("row")
+    c = core.lutgemm
+    g = dut.geometry
+    n, ng, gs, q = 64, 2, 2, 2
+    st = _stream(np.random.default_rng(5), n, ng, gs, q, c.slice)
+    mems = Mems(g, hbm_bytes=1 << 16)
+    mems.write_hbm(64, st)
+    signs, scales = [], []
+    per_group = gs * q * -(-n // c.lanes)
+
+    async def bench(ctx):
+        mems.set_bases(ctx, dut.hbm_base, dut.ddr_base)
+        ctx.set(dut.lut_signs.ready, 1)
+        ctx.set(dut.lut_scales.ready, 1)
+        ctx.set(dut.lut_cmd.payload, {"space": Space.HBM, "addr": 64, "n": n, "ng": ng,
+                                      "gs": gs, "q": q, "batch": 1})
+        ctx.set(dut.lut_cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.lut_cmd.valid, 0)
+        cyc = 0
+        while len(signs) < ng * per_group or len(scales) < ng * -(-n // c.scalers):
+            _, _, sv, kv = await ctx.tick().sample(dut.lut_signs.valid, dut.lut_scales.valid)
+            cyc += 1
+            assert cyc < 2000
+            if sv:
+                signs.append(cyc)
+            if kv:
+                scales.append(cyc)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    mems.attach(sim, dut.hbm, dut.ddr)
+    sim.add_testbench(bench)
+    sim.run()
+    for grp in range(ng):
+        cyc = signs[grp * per_group:(grp + 1) * per_group]
+        assert cyc[-1] - cyc[0] == per_group - 1
+    beats = -(-n // c.scalers)
+    pieces = -(-c.scalers * (q + 1) * 2 // g.row_bytes)
+    assert scales[beats - 1] - scales[0] == (beats - 1) * pieces
