@@ -99,3 +99,35 @@ def test_latencies() -> None:
     lw_r = [c for c, ch in r if ch == g.channels][0]
     assert ev["resp"][0] == lw_r + dut.r_to_row
     assert ev["resp"][1] == b[-1][0] + dut.b_to_done
+
+
+def test_bias_latency() -> None:
+    """A conv1d block's bias row (its last R beat) to its first bias beat on ``mpu_bias``."""
+    g = tiny_geometry()
+    dut = MemorySystem(g, wbuf_latency=1, max_interleave=2, bias_depth=8, program_words=16)
+    mems = Mems(g, latency=4)
+    seen: list[int] = []
+
+    async def bench(ctx):
+        mems.set_bases(ctx, dut.hbm_base, dut.ddr_base)
+        ctx.set(dut.mpu_bias.ready, 1)
+        ctx.set(dut.mpu_tiles.ready, 1)
+        ctx.set(dut.mpu_cmd.payload, {"space": Space.HBM, "addr": 0, "kt": 1, "nt": 2,
+                                      "interleave": 2, "batch": 1, "bias": 1,
+                                      "bspace": Space.DDR, "baddr": 0})
+        ctx.set(dut.mpu_cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.mpu_cmd.valid, 0)
+        for cyc in range(1, 60):
+            _, _, bv = await ctx.tick().sample(dut.mpu_bias.valid)
+            if bv:
+                seen.append(cyc)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    mems.attach(sim, dut.hbm, dut.ddr)
+    sim.add_testbench(bench)
+    sim.run()
+    r = [c for name, c in mems.models[-1].events if name == "r"]
+    assert seen[0] == r[-1] + dut.r_to_row + dut.weights.bias_latency
+    assert seen[1] == seen[0] + 1
