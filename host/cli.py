@@ -75,7 +75,8 @@ prompt or program that cannot be used, an output that cannot be written, a limit
 EXIT_STATUS = {
     0: "success",
     1: "bad input: a file, checkpoint, configuration, option value, prompt or program that "
-       "cannot be used; an output that cannot be written; a limit reached",
+       "cannot be used; an output that cannot be written; a limit reached; dfx regress: a "
+       "bench failed",
     2: "bad binary (not a dfx binary, corrupted, another version or ISA) or bad command line",
     3: "internal error (a bug; --debug shows the traceback)",
     130: "interrupted (Ctrl-C)",

@@ -241,6 +241,12 @@ def _check_layout(
                 f"{word_bytes}-byte instruction word"
             )
         n_insn = n_bytes // word_bytes
+        if n_insn > core.buffers.instruction_words:
+            raise fail(
+                f"{where}: program of {n_insn} instructions does not fit the instruction buffer "
+                f"of core {core.name} ({core.buffers.instruction_words} words, "
+                "buffers.instruction_words)"
+            )
         _check_segments(card.segments, capacity, where, fail)
         _check_debug(card.debug, n_insn, where, fail)
         _check_symbols(card.symbols, capacity, where, fail)
@@ -452,9 +458,11 @@ def _check_model(model: Any, n_cards: int, fail: Callable[[str], Exception]) -> 
             raise fail(f"model field {key!r} {problem}")
 
 
-def _cfg_fields(v: Any, _sym: Any) -> str | None:
-    if _str_list(v) or not 1 <= len(v) <= MAX_CFG_FIELDS:
-        return f"must be a list of 1..{MAX_CFG_FIELDS} field names, got {_short(v)}"
+def _cfg_fields(v: Any, sym: dict[str, Any]) -> str | None:
+    if _str_list(v) or not 1 <= len(v) <= MAX_CFG_FIELDS or len(set(v)) != len(v):
+        return f"must be a list of 1..{MAX_CFG_FIELDS} distinct field names, got {_short(v)}"
+    if 4 * len(v) > sym["bytes"]:
+        return f"lists {len(v)} 4-byte fields but the symbol has {sym['bytes']} bytes"
     return None
 
 

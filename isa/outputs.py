@@ -78,6 +78,8 @@ def _label(option: str, path: PathLike) -> str:
 
 
 def _reason(e: OSError) -> str:
+    if e.errno is None and "requested and" in str(e):  # numpy's short write (tofile)
+        return "the write was cut short (the disk is full or the file too large)"
     return " ".join(str(e.strerror or e).split())
 
 

@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from dfx.isa.errors import DfxError
+
 EXAMPLES = """\
 Every unit is built from the same core configuration the compiler and simulators read
 (boards/cores/NAME.yaml): d, l, pipeline latencies, table sizes.
@@ -50,10 +52,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"dfx rtl: {text}", file=sys.stderr)
 
+    from amaranth._toolchain.yosys import YosysError
+
     # the files are generated into a temporary directory and moved in when all are complete
     with output_directory(args.out, option="--out") as stage:
-        manifest = generate(core, stage / "out", args.unit, run_lint=args.lint,
-                            progress=progress)
+        try:
+            manifest = generate(core, stage / "out", args.unit, run_lint=args.lint,
+                                progress=progress)
+        except YosysError as e:  # its message is Yosys' whole output: keep the last line
+            last = [ln for ln in str(e).splitlines() if ln.strip()][-1:] or ["failed"]
+            raise DfxError(f"--out {args.out}: Verilog generation failed in Yosys: "
+                           f"{last[0].strip()}") from None
         for f in (stage / "out").iterdir():
             f.rename(stage / f.name)
         (stage / "out").rmdir()

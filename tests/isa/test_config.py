@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,59 @@ def test_unknown_names_and_unreadable_files(tmp_path: Path) -> None:
     bad.write_text("mpu: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML \(line"):
         load_core(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every configuration number has a range the hardware makes sensible (docs/limits.md)
+
+
+def _numeric_fields(cls: type, prefix: str = "") -> list[tuple[str, object]]:
+    import dataclasses
+    import typing
+
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        tp = hints[f.name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            out += _numeric_fields(tp, f"{prefix}{f.name}.")
+        elif tp in (int, float):
+            out.append((prefix + f.name, f))
+    return out
+
+
+def _core_and_board_fields() -> list[tuple[str, str, object]]:
+    from dfx.isa.config import BoardConfig, CoreConfig
+
+    return ([("core", p, f) for p, f in _numeric_fields(CoreConfig)]
+            + [("board", p, f) for p, f in _numeric_fields(BoardConfig)])
+
+
+def test_every_configuration_number_has_a_range() -> None:
+    missing = [f"{kind}: {path}" for kind, path, f in _core_and_board_fields()
+               if "range" not in f.metadata]
+    assert not missing, missing
+
+
+def _set(data: dict, path: str, value: object) -> None:
+    *parents, last = path.split(".")
+    for p in parents:
+        data = data[p]
+    data[last] = value
+
+
+@pytest.mark.parametrize("kind, path, field", _core_and_board_fields(),
+                         ids=[f"{k}:{p}" for k, p, _ in _core_and_board_fields()])
+def test_out_of_range_numbers_are_refused_on_load(kind: str, path: str, field) -> None:  # noqa: ANN001
+    """Just outside each end of the range, infinity and NaN: one ConfigError naming the field,
+    for a core file and for a configuration embedded in a binary (core_from_dict)."""
+    lo, hi = field.metadata["range"]
+    core = load_core("tiny")
+    for bad in (hi * 2 + 1, lo - 1, float("inf"), float("nan")):
+        core_d, board_d = to_dict(core), to_dict(core.b)
+        _set(core_d if kind == "core" else board_d, path, bad)
+        with pytest.raises(ConfigError, match="embedded: " + re.escape(path) + ": ") as e:
+            core_from_dict(core_d, board_d, "embedded")
+        assert "\n" not in str(e.value)
