@@ -235,10 +235,14 @@ class WeightStreamer(wiring.Component):
         pass_first = rd.valid & rt.bias & ~rt.done
         take_last = rd.valid & rt.bias & rt.done & ~hold_v
         er = ext.row.payload
+        ofull = Signal(rs + 1)  # the group's offset in the (one or two row) window
+        m.d.comb += ofull.eq(h_o + h_i * Lb)
         with m.If(hold_v):
+            # a group wholly in the second row is cut from the held row alone
             m.d.comb += [
-                er.data.eq(hold), er.o.eq(h_o + h_i * Lb), er.nbytes.eq(Lb), er.two.eq(h_two),
-                er.done.eq(1), er.user.eq(0), ext.row.valid.eq(1),
+                er.data.eq(hold), er.o.eq(ofull[:rs]), er.nbytes.eq(Lb),
+                er.two.eq(h_two & ~ofull[rs]), er.done.eq(1), er.user.eq(0),
+                ext.row.valid.eq(1),
             ]
         with m.Else():
             m.d.comb += [

@@ -158,3 +158,15 @@ def test_biases_cost_one_op_per_block_row() -> None:
     et, eb = _expect(g, cmds, images)
     assert tiles == et and biases == eb
     assert when[-1] - when[0] == kt * nt - 1 + (nt // G - 1)
+
+
+@pytest.mark.parametrize("baddr", [56, 58, 62, 2 * 64 - 2])
+def test_bias_block_across_rows(baddr: int) -> None:
+    """A block's biases that cross a row: groups in the first row, across the boundary and
+    wholly in the second row."""
+    g = tiny_geometry()
+    cmds = [{"space": "hbm", "addr": 0, "kt": 1, "nt": 6, "G": 2, "kts": 0, "batch": 2,
+             "bias": 1, "bspace": bs, "baddr": baddr} for bs in ("ddr", "hbm", "wbuf")]
+    tiles, _, biases, images = run_weights(g, cmds, window=4096, stall=0.2, seed=baddr)
+    et, eb = _expect(g, cmds, images)
+    assert tiles == et and biases == eb
