@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -95,10 +95,7 @@ class ProgramLoader(wiring.Component):
         with m.If(rd.valid & can_take):
             m.d.sync += [rowv.eq(1), row.eq(rd.payload.data),
                          idx.eq(Mux(rd.payload.first, rd.payload.tag[5:rs], 0))]
-        words = [row[WORD_BITS * i:WORD_BITS * (i + 1)] for i in range(per)]
-        sel = words[0]
-        for i in range(1, per):
-            sel = Mux(idx == i, words[i], sel)
+        sel = Array(row[WORD_BITS * i:WORD_BITS * (i + 1)] for i in range(per))[idx]
         m.d.comb += [self.data.valid.eq(rowv & (left != 0)), self.data.payload.eq(sel)]
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -92,11 +92,8 @@ class WordPort(wiring.Component):
         nacks = [Signal(range(self._depth + 1), name=f"acks{i}") for i in range(2)]
         have_ack = Mux(ph.space == 1, nacks[1] != 0, nacks[0] != 0)
         row = mem.rdata.payload
-        words = [row.data[32 * i:32 * (i + 1)] for i in range(R // 4)]
-        sel = words[0]
-        off = row.tag[2:rs]
-        for i in range(1, R // 4):
-            sel = Mux(off == i, words[i], sel)
+        words = Array(row.data[32 * i:32 * (i + 1)] for i in range(R // 4))
+        sel = words[row.tag[2:rs]]
         ready_now = pend.r_rdy & Mux(ph.write, have_ack, mem.rdata.valid)
         fire = ready_now & self.resp.ready
         m.d.comb += [
