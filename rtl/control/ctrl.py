@@ -19,7 +19,7 @@ for the interrupt):
 * GIE bit 0, IER bits 1..0 are plain registers; ISR bits toggle where a written 1 is (byte 0
   strobed), an event in the same cycle wins. ``interrupt`` = GIE & |(IER & ISR).
 * arguments: read/write with byte strobes, offered to the core on ``prog_words``, ``prog``,
-  ``ddr``, ``hbm[i]`` (XRT writes them only while the core is idle); status registers are
+  ``ddr``, ``hbm[i]``, ``cards`` (XRT writes them only while the core is idle); status registers are
   read from the core's ``status``, ``error_pc``, ``cycles``, ``error_word`` inputs.
 
 AXI4-Lite: the AW and W channels are independent one-entry buffers (``awready`` / ``wready``
@@ -52,8 +52,8 @@ class ControlSlave(wiring.Component):
     Parameter: ``regs``, the :class:`~.regmap.RegMap` (:meth:`from_core` computes it).
 
     Members: ``s_axi_control`` (``In(AxiLiteSignature)``), ``interrupt`` (out); to the core:
-    ``start`` (pulse), ``prog_words``, ``cards`` (32), ``prog``, ``ddr`` (64), ``hbm`` (array of 64, one
-    per pseudo-channel); from the core: ``done`` (pulse), ``idle`` (level), ``status``,
+    ``start`` (pulse), ``prog_words``, ``cards`` (32), ``prog``, ``ddr`` (64), ``hbm`` (array
+    of 64, one per pseudo-channel); from the core: ``done`` (pulse), ``idle`` (level), ``status``,
     ``error_pc`` (32), ``cycles`` (64), ``error_word`` (256).
     """
 

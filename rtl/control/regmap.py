@@ -17,8 +17,9 @@ Vitis ``ap_ctrl_hs`` (AMD UG1393, "Kernel Interface Requirements"):
   at the offset kernel.xml gives, as 32-bit words, low word first.
   Arguments: ``prog_words`` (32 bits), ``prog`` (program address in DDR), ``ddr`` (DDR
   buffer base), ``hbm00`` .. ``hbmNN`` (one buffer base per pseudo-channel, ``NN`` =
-  ``core.b.hbm.pseudo_channels - 1``);
-* then, 8-byte aligned, the read-only status block (not kernel arguments): ``status``,
+  ``core.b.hbm.pseudo_channels - 1``), then, 8-byte aligned, ``cards`` (32 bits: cards on
+  the ring);
+* then the read-only status block (not kernel arguments): ``status``,
   ``error_pc``, ``cycles`` (64 bits, low word first), ``error_word`` (256 bits, 8 words, word
   0 = bits 31..0).
 

@@ -16,6 +16,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from dfx.isa.config import load_core
 from dfx.rtl.control import regmap as rm
+from dfx.rtl.control.driver import ControlDriver
 
 REGS = rm.regmap(load_core("tiny"))
 
@@ -32,6 +33,7 @@ class TB:
                        self.axil.write_if.b_channel, self.axil.read_if.ar_channel,
                        self.axil.read_if.r_channel):
                 ch.set_pause_generator(itertools.cycle([rng.random() < 0.4 for _ in range(97)]))
+        self.drv = ControlDriver(REGS, self.axil.read_dword, self.axil.write_dword)
 
     async def reset(self):
         self.clock.start()
@@ -65,23 +67,30 @@ class TB:
 
 @cocotb.test(timeout_time=200, timeout_unit="us")
 async def xrt_sequence_twice(dut):
-    """Two runs in a row, each: args, ap_start, poll until ap_done; status read back."""
+    """Two runs in a row, each: args, ap_start, poll until ap_done; status read back (once
+    by hand, once through ControlDriver)."""
     for pause in (False, True):
         tb = TB(dut, pause)
         await tb.reset()
         assert await tb.axil.read_dword(rm.CTRL) == rm.AP_IDLE
         for run in range(2):
             hbm = {f"hbm{i:02d}": (0x1_0000_0000 * (i + 1) + run) for i in range(4)}
-            ctrl = await tb.run_and_poll(prog_words=20 + run, prog=0x1000 + run,
-                                         ddr=0xABCD_0000_0000 + run, **hbm)
-            assert ctrl & rm.AP_IDLE and not ctrl & rm.AP_START
-            assert await tb.axil.read_dword(rm.CTRL) == rm.AP_IDLE  # clear on read
-            assert await tb.get("cycles") == 20 + run
-            assert await tb.get("status") == (0x1000 + run) & 0xFF
-            assert await tb.get("error_pc") == run
-            word = await tb.get("error_word")
-            assert word == sum(v << (64 * i) for i, v in enumerate(hbm.values()))
-            assert await tb.get("ddr") == 0xABCD_0000_0000 + run
+            args = dict(prog_words=20 + run, prog=0x1000 + run, ddr=0xABCD_0000_0000 + run,
+                        **hbm)
+            want_word = sum(v << (64 * i) for i, v in enumerate(hbm.values()))
+            if run == 0:
+                ctrl = await tb.run_and_poll(**args)
+                assert ctrl & rm.AP_IDLE and not ctrl & rm.AP_START
+                assert await tb.axil.read_dword(rm.CTRL) == rm.AP_IDLE  # clear on read
+                assert await tb.get("cycles") == 20
+                assert await tb.get("status") == 0x00
+                assert await tb.get("error_pc") == 0
+                assert await tb.get("error_word") == want_word
+            else:
+                res = await tb.drv.run(args)
+                assert (res.status, res.error_pc, res.cycles) == (0x01, 1, 21)
+                assert res.error_word == want_word and res.polls >= 1
+                assert await tb.drv.read("ddr") == 0xABCD_0000_0001
             assert await tb.get("hbm02") == hbm["hbm02"]
         assert int(dut.starts.value) == 2
 
@@ -90,8 +99,7 @@ async def xrt_sequence_twice(dut):
 async def interrupt_enable_and_clear(dut):
     tb = TB(dut)
     await tb.reset()
-    await tb.axil.write_dword(rm.GIE, 1)
-    await tb.axil.write_dword(rm.IER, rm.IRQ_DONE)
+    await tb.drv.enable_interrupt(done=True)
     await tb.set_args(prog_words=50)
     await tb.axil.write_dword(rm.CTRL, rm.AP_START)
     assert not dut.interrupt.value
@@ -99,7 +107,7 @@ async def interrupt_enable_and_clear(dut):
     assert await tb.axil.read_dword(rm.ISR) == rm.IRQ_DONE
     ctrl = await tb.axil.read_dword(rm.CTRL)
     assert ctrl & rm.AP_DONE
-    await tb.axil.write_dword(rm.ISR, rm.IRQ_DONE)  # toggle on write clears it
+    assert await tb.drv.clear_interrupt() == rm.IRQ_DONE  # toggle on write clears it
     await ClockCycles(dut.ap_clk, 2)
     assert not dut.interrupt.value
     assert await tb.axil.read_dword(rm.ISR) == 0
