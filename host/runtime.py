@@ -24,7 +24,7 @@ import numpy as np
 
 from dfx.host.tokenizer import Tokenizer, gpt2_tokenizer, load_tokenizer
 from dfx.isa.container import Binary, read_binary
-from dfx.isa.errors import BinaryFormatError, DfxError
+from dfx.isa.errors import BinaryFormatError, DfxError, indices
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 #: How messages describe a binary without a model.
@@ -150,7 +150,7 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
     bad = [t for t in ids if not 0 <= t < vocab]
     if bad:
         text = str(bad[0]) if len(str(bad[0])) <= 20 else f"of {len(str(bad[0]))} digits"
-        raise DfxError(f"token id {text} is outside the model's vocabulary 0..{vocab - 1}")
+        raise DfxError(f"token id {text} is outside the model's vocabulary {indices(vocab)}")
     if len(ids) + max_new_tokens > n_ctx:
         raise DfxError(
             f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "

@@ -30,7 +30,7 @@ from pathlib import Path
 import tiktoken
 
 from dfx.isa.documents import parse_json, read_text
-from dfx.isa.errors import DfxError
+from dfx.isa.errors import DfxError, indices
 
 __all__ = [
     "ENDOFTEXT",
@@ -111,7 +111,8 @@ class Tokenizer:
                 ) from None
             if not 0 <= i < self.n_vocab:
                 raise TokenizerError(
-                    f"token id {i} is outside the vocabulary 0..{self.n_vocab - 1} ({self.source})"
+                    f"token id {i} is outside the vocabulary {indices(self.n_vocab)} "
+                    f"({self.source})"
                 )
             out.append(i)
         return out

@@ -42,7 +42,7 @@ import numpy as np
 
 from dfx.isa.config import ConfigError, CoreConfig, core_from_dict, to_dict
 from dfx.isa.documents import open_input, parse_json
-from dfx.isa.errors import BinaryFormatError, IsaError
+from dfx.isa.errors import BinaryFormatError, IsaError, indices
 from dfx.isa.outputs import open_output
 
 FORMAT = "dfx-binary"
@@ -302,7 +302,7 @@ def _check_debug(debug: Any, n_insn: int, where: str, fail: Callable) -> None:
             raise fail(f"{w}: expected (first_pc, text), got {entry!r}")
         pc, text = entry
         if not _is_int(pc) or not 0 <= pc < n_insn:
-            raise fail(f"{w}: first_pc must be an instruction index 0..{n_insn - 1}, got {pc!r}")
+            raise fail(f"{w}: first_pc must be an instruction index {indices(n_insn)}, got {pc!r}")
         if pc <= prev:
             raise fail(f"{w}: first_pc {pc} is not after the previous entry's {prev}")
         if not isinstance(text, str):

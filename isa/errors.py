@@ -22,3 +22,9 @@ class BinaryFormatError(DfxError):
     """A ``.dfx`` binary that is truncated, corrupted, of another version or another ISA."""
 
     exit_code = 2
+
+
+def indices(n: int) -> str:
+    """The valid indices of ``n`` things for a message: ``0..n-1``, or ``none`` when empty
+    (never ``0..-1``)."""
+    return f"0..{n - 1}" if n > 0 else "none"

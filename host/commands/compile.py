@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from dfx.isa.errors import DfxError
+from dfx.isa.errors import DfxError, indices
 
 EXAMPLES = """\
 SRC is a local Hugging Face GPT-2 directory (config.json + model.safetensors, optionally
@@ -109,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(comp.graph.dump())
     elif args.emit == "asm":
         if not 0 <= args.card < args.cards:
-            raise DfxError(f"--card {args.card}: the binary has cards 0..{args.cards - 1}"
-                           if args.cards > 0 else f"--card {args.card}: the binary has no cards")
+            raise DfxError(f"--card {args.card}: the binary has cards {indices(args.cards)}")
         notes = dict(comp.debug[args.card])
         sys.stdout.write(disassemble(comp.instructions[args.card], annotations=notes))
     if args.output is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from dfx.host.text import terminal_text
 from dfx.isa.documents import open_input
-from dfx.isa.errors import BinaryFormatError, DfxError, IsaError
+from dfx.isa.errors import BinaryFormatError, DfxError, IsaError, indices
 
 #: Largest raw instruction file read (the largest instruction buffer allowed, 2^24 words).
 MAX_RAW_BYTES = 32 << 24
@@ -86,7 +86,7 @@ def _listing_dfx(path: Path, args: argparse.Namespace) -> str:
     binary = read_binary(path, lazy=True)
     n = binary.n_cards
     if args.card is not None and not 0 <= args.card < n:
-        raise DfxError(f"{path}: no card {args.card} (the binary has cards 0..{n - 1})")
+        raise DfxError(f"{path}: no card {args.card} (the binary has cards {indices(n)})")
     cards = [args.card] if args.card is not None else list(range(n))
     out = [
         terminal_text(f"# {path}: ISA {binary.isa_name} {binary.isa_version}, core "

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from dfx.isa.container import Binary, read_binary
+from dfx.isa.errors import indices
 from dfx.sim.limits import default_instruction_budget, default_memory_limit
 
 from .card import Card, decode_image
@@ -174,7 +175,7 @@ class Appliance:
     # -- host interface -----------------------------------------------------------------------
     def _host(self, card: int, space: str) -> Any:
         if not 0 <= card < self.n_cards:
-            raise HostError(f"card {card} does not exist (cards 0..{self.n_cards - 1})")
+            raise HostError(f"card {card} does not exist (cards {indices(self.n_cards)})")
         if space not in _HOST_SPACES:
             raise HostError(f"the host reaches hbm and ddr, not {space!r}")
         return self.cards[card].mem[space]
@@ -249,7 +250,7 @@ class Appliance:
         for i, t in enumerate(prompt):
             if vocab is not None and not 0 <= t < vocab:
                 raise HostError(f"token id {t} at prompt position {i} is outside the "
-                                f"vocabulary (0..{vocab - 1})")
+                                f"vocabulary ({indices(vocab)})")
             if t < 0 or t > 0xFFFFFFFF:
                 raise HostError(f"token id {t} at prompt position {i} is not a valid token id")
         p, g = len(prompt), int(max_new_tokens)

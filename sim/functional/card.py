@@ -23,7 +23,7 @@ from dfx.isa.asm import format_instruction
 from dfx.isa.config import CoreConfig
 from dfx.isa.container import CardImage
 from dfx.isa.encoding import Instruction, decode_program
-from dfx.isa.errors import IsaError
+from dfx.isa.errors import IsaError, indices
 from dfx.isa.golden import fp as gfp
 from dfx.isa.golden import lutgemm as glut
 from dfx.isa.golden import ops as gops
@@ -329,7 +329,7 @@ class Card:
         tgt = self.pc + ins.target
         if not 0 <= tgt < len(self.program):
             raise IllegalInstructionError(f"branch target pc {tgt} is outside the program "
-                                          f"(0..{len(self.program) - 1})")
+                                          f"({indices(len(self.program))})")
         if self.loops:
             top = self.loops[-1]
             if not top[0] <= tgt <= top[1]:
