@@ -80,22 +80,25 @@ def test_words_and_dma_in_issue_order(stall: float, seed: int) -> None:
                 await ctx.tick().until(dut.dma_store.ready)
                 ctx.set(dut.dma_store.valid, 0)
 
+    n_dma = sum(it[0] in ("store", "load") for it in items)
+
     async def sink(ctx):
         r2 = random.Random(seed)
-        cyc = 0
-        while len(resp) < n_resp or len(loads) < n_load:
+        cyc = dones = 0
+        while len(resp) < n_resp or len(loads) < n_load or dones < n_dma:
             ok = int(not stall or r2.random() > stall)
             ctx.set(dut.word_resp.ready, ok)
             ctx.set(dut.dma_load.ready, 1)
-            _, _, rv, rp, lv, lp = await ctx.tick().sample(
+            _, _, rv, rp, lv, lp, dn = await ctx.tick().sample(
                 dut.word_resp.valid, dut.word_resp.payload, dut.dma_load.valid,
-                dut.dma_load.payload)
+                dut.dma_load.payload, dut.dma_done)
             cyc += 1
             assert cyc < 20000
             if rv and ok:
                 resp.append(rp.rdata)
             if lv:
                 loads.append([int(x) for x in lp])
+            dones += dn
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
