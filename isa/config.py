@@ -535,3 +535,27 @@ def to_dict(obj: Any) -> dict[str, Any]:
         v = getattr(obj, f.name)
         out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else v
     return out
+
+
+def range_table() -> str:
+    """The ranges of every configuration number as a Markdown table (docs/limits.md shows it;
+    a test keeps the two equal)."""
+    def rows(cls: type, kind: str, prefix: str = "") -> list[str]:
+        out = []
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("internal"):
+                continue
+            tp = hints[f.name]
+            if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+                out += rows(tp, kind, f"{prefix}{f.name}.")
+            elif tp in (int, float):
+                lo, hi = f.metadata["range"]
+                check = f.metadata.get("check")
+                also = check.__name__.strip("_").replace("_", " ") if check else ""
+                out.append(f"| {kind} | `{prefix}{f.name}` | {tp.__name__} | "
+                           f"{_num(lo)}..{_num(hi)} | {also} |")
+        return out
+
+    head = ["| file | field | type | range | also |", "|---|---|---|---|---|"]
+    return "\n".join(head + rows(CoreConfig, "core") + rows(BoardConfig, "board")) + "\n"

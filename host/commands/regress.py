@@ -40,8 +40,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dfx.isa.config import load_core
+    from dfx.isa.outputs import check_output_dir
     from dfx.rtl.regress import run_all, summary_table
 
+    check_output_dir(args.build_dir, option="--build-dir")
     core = load_core(args.core)
 
     def done(r: Any) -> None:

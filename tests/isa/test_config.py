@@ -137,3 +137,10 @@ def test_out_of_range_numbers_are_refused_on_load(kind: str, path: str, field) -
         with pytest.raises(ConfigError, match="embedded: " + re.escape(path) + ": ") as e:
             core_from_dict(core_d, board_d, "embedded")
         assert "\n" not in str(e.value)
+
+
+def test_docs_show_the_ranges_of_the_code() -> None:
+    from dfx.isa.config import range_table
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "limits.md").read_text()
+    assert range_table() in docs, "docs/limits.md: paste dfx.isa.config.range_table() again"
