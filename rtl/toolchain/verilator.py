@@ -82,6 +82,16 @@ LINT_WAIVERS: dict[str, str] = {
         "`default` arm; the enclosing `always @*` assigns the default value before the `casez`, "
         "so uncovered patterns keep it (no latch, no X). Verilator still flags the missing arm."
     ),
+    "UNSIGNED": (
+        "Range checks written for every parameter value (`lo <= x` with lo = 0 for some "
+        "configurations, e.g. the DMA's channel slot bounds) reach Verilog as "
+        "`1'h0 <= x[5:4]`: true by construction, which is what the parameterised code means."
+    ),
+    "CMPCONST": (
+        "The same parameterised range checks at their upper end (`x <= 3` on a 2-bit slice, "
+        "`x <= 63` on a 6-bit one) are constant for configurations where the bound is the "
+        "field's maximum; the comparison is correct, merely redundant there."
+    ),
 }
 
 

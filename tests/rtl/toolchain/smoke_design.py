@@ -9,7 +9,8 @@
 
 It is small, but it uses the constructs whose Verilog trips the Verilator warnings waived in
 ``dfx.rtl.toolchain.verilator.LINT_WAIVERS`` (a constant compared at a narrower width, a
-``Switch`` without a default arm, a multi-bit truth test), so the smoke test proves that the
+``Switch`` without a default arm, a multi-bit truth test, range checks that are constant at
+a field's minimum or maximum), so the smoke test proves that the
 waiver list is enough for real Amaranth output.
 """
 
@@ -28,6 +29,8 @@ class SmokeAlu(wiring.Component):
     count: Out(8)
     count_is_3: Out(1)
     zero: Out(1)
+    low_ge_0: Out(1)
+    low_le_3: Out(1)
 
     def elaborate(self, platform):
         m = Module()
@@ -43,6 +46,9 @@ class SmokeAlu(wiring.Component):
         m.d.comb += [
             self.count_is_3.eq(self.count == 3),
             self.zero.eq(self.op == 0),
+            # parameterised range checks whose bound is the field's minimum / maximum
+            self.low_ge_0.eq(self.a[4:6] >= 0),
+            self.low_le_3.eq(self.a[0:2] <= 3),
         ]
         return m
 
