@@ -44,6 +44,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from dfx.isa.documents import open_input, parse_json, read_json
+from dfx.isa.outputs import open_output, write_output
 
 from .gpt2 import (
     ACTIVATION,
@@ -498,18 +499,12 @@ def save_checkpoint(
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
 
-    tmp = out / f".{WEIGHTS_FILE}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(blob)))
-            f.write(blob)
-            for _name, tensor in model.iter_tensors():
-                f.write(memoryview(np.ascontiguousarray(tensor, dtype=np_dtype.newbyteorder("<"))))
-        os.replace(tmp, out / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    with open_output(out / WEIGHTS_FILE, option="") as f:  # atomic (dfx.isa.outputs)
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for _name, tensor in model.iter_tensors():
+            f.write(memoryview(np.ascontiguousarray(tensor, dtype=np_dtype.newbyteorder("<"))))
+    write_output(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n", option="")
     if tokenizer:
         from dfx.host.tokenizer import gpt2_tokenizer_files
 
