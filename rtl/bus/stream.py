@@ -14,7 +14,7 @@ from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Fifo2"]
+__all__ = ["Fifo2", "RegFifo"]
 
 
 class Fifo2(wiring.Component):
@@ -69,4 +69,57 @@ class Fifo2(wiring.Component):
                 m.d.sync += self.r_data.eq(self.w_data)
             with m.Else():
                 m.d.sync += e1.eq(self.w_data)
+        return m
+
+
+class RegFifo(wiring.Component):
+    """A FIFO of ``depth`` (>= 1) register entries with the port names of
+    :mod:`amaranth.lib.fifo` plus ``level``: ``w_rdy`` (level < depth) and ``r_rdy`` (level >
+    0) come from registers; an item pushed in cycle t is readable in cycle t + 1; a push and a
+    pop may happen in one cycle at any level. For the small command queues between units
+    (``depth`` 1 is a single register slot, which :class:`amaranth.lib.fifo.SyncFIFO` cannot
+    build without zero-width signals)."""
+
+    def __init__(self, shape: Any, depth: int):
+        try:
+            Shape.cast(shape)
+        except TypeError:
+            raise TypeError(f"shape must be a shape (int, Shape, layout), not {shape!r}") from None
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        self._shape, self._depth = shape, depth
+        super().__init__({
+            "w_data": In(shape), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(shape), "r_en": In(1), "r_rdy": Out(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a push to the item being readable."""
+        return 1
+
+    def elaborate(self, platform: Any) -> Module:
+        from amaranth.hdl import Array
+
+        m = Module()
+        n = self._depth
+        slots = Array(Signal(self._shape, name=f"slot{i}") for i in range(n))
+        rp = Signal(range(n))
+        wp = Signal(range(n))
+        push = self.w_en & self.w_rdy
+        pop = self.r_en & self.r_rdy
+        m.d.comb += [self.w_rdy.eq(self.level < n), self.r_rdy.eq(self.level != 0),
+                     self.r_data.eq(slots[rp])]
+        m.d.sync += self.level.eq(self.level + push - pop)
+        with m.If(push):
+            m.d.sync += [slots[wp].eq(self.w_data), wp.eq(0 if n == 1 else
+                                                          (wp + 1) % n if n & (n - 1)
+                                                          else wp + 1)]
+        with m.If(pop):
+            m.d.sync += rp.eq(0 if n == 1 else (rp + 1) % n if n & (n - 1) else rp + 1)
         return m

@@ -24,9 +24,9 @@ from typing import Any
 
 from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from dfx.rtl.bus.stream import RegFifo
 from dfx.rtl.core.faults import Fault
 from dfx.rtl.isa_layouts import LAYOUTS, RESOLVED_MAX, WORD_BITS, Opcode
 
@@ -128,7 +128,7 @@ class Issue(wiring.Component):
         queues = {}
         for u in QUEUED_UNITS:
             if self._depth:
-                q = SyncFIFO(width=self._cmd.size, depth=self._depth)
+                q = RegFifo(self._cmd.size, self._depth)
                 m.submodules[f"q_{u}"] = q
                 port = getattr(self, u)
                 m.d.comb += [port.payload.eq(q.r_data), port.valid.eq(q.r_rdy),
