@@ -109,8 +109,8 @@ class RegFifo(wiring.Component):
         m = Module()
         n = self._depth
         slots = Array(Signal(self._shape, name=f"slot{i}") for i in range(n))
-        rp = Signal(range(n))
-        wp = Signal(range(n))
+        rp = Signal(range(max(2, n)))  # (a 1-bit 0 for depth 1: no zero-width signals)
+        wp = Signal(range(max(2, n)))
         push = self.w_en & self.w_rdy
         pop = self.r_en & self.r_rdy
         m.d.comb += [self.w_rdy.eq(self.level < n), self.r_rdy.eq(self.level != 0),

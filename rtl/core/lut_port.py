@@ -27,6 +27,7 @@ from dfx.isa.golden import tables as gtab
 from dfx.rtl.arith.fp32_to_fp16 import DEFAULT_CVT_LATENCY
 from dfx.rtl.isa_layouts import LAYOUTS
 from dfx.rtl.issue.ports import AdvanceSignature, CheckSignature, DoneSignature
+from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.lutgemm import LutGemm
 from dfx.rtl.mpu import SfuM
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
@@ -45,14 +46,15 @@ class LutPort(wiring.Component):
     """The LUT-GEMM unit, its operand collector and epilogue (module doc). Ports: ``cmd``,
     ``signs``/``scales`` (in, from the memory system, as :class:`~dfx.rtl.lutgemm.LutGemm`
     takes them), ``bias`` (in: ``d`` FP16 per beat, ``ceil(n/d)`` beats per row with a bias),
-    ``rx``, ``w``, ``check``, ``adv``, ``done``, ``idle``."""
+    ``rx``, ``w``, ``check``, ``adv``, ``done``, ``idle``. ``leaf``: how the default unit adds
+    its lanes and scalers and the epilogue its arithmetic leaves (:mod:`dfx.rtl.leaves`)."""
 
     def __init__(self, core: Any, cmd_layout: data.StructLayout, *, writers: int,
-                 readers: int, lut: LutGemm | None = None):
+                 readers: int, lut: LutGemm | None = None, leaf: Leaf = add_leaf):
         if core.lutgemm is None:
             raise ValueError(f"core {core.name} has no lutgemm section")
         self._core = core
-        self._lut = lut if lut is not None else LutGemm.from_core(core)
+        self._lut = lut if lut is not None else LutGemm.from_core(core, leaf=leaf)
         d = core.d
         s = self._lut.slice
         if d % s:
@@ -62,7 +64,7 @@ class LutPort(wiring.Component):
         self._epi = SfuM(d, self._le, add_latency=mpu.add_latency,
                          scale_latency=mpu.mul_latency, cvt_latency=DEFAULT_CVT_LATENCY,
                          gelu_table=gtab.table_from_spec("gelu", core.tables.gelu),
-                         gelu_latency=mpu.sfu_latency)
+                         gelu_latency=mpu.sfu_latency, leaf=leaf)
         v = core.buffers.vrf_vectors
         self._cmd_layout = cmd_layout
         super().__init__({
@@ -172,7 +174,7 @@ class LutPort(wiring.Component):
         have = xbuf.r_rdy | inflight
         head = Mux(xbuf.r_rdy, xbuf.r_data, fresh)
         per = d // s
-        piece = Signal(range(per))
+        piece = Signal(range(max(2, per)))
         given = Signal(32)  # slices of the current row given to the unit
         row_end = given + 1 == xrows.r_data
         beat = lut.x.valid & lut.x.ready
@@ -191,11 +193,11 @@ class LutPort(wiring.Component):
         # ---- the epilogue ---------------------------------------------------------------------
         e = data.View(_EPI, epis.r_data)
         groups_per_beat = max(1, sc // le)
-        gsub = Signal(range(groups_per_beat))  # group within the unit's output beat
+        gsub = Signal(range(max(2, groups_per_beat)))  # group within the unit's output beat
         g = Signal(20)  # group of the current row
         need = (e.n + (le - 1)) >> (le.bit_length() - 1)  # groups to feed
         last_g = g + 1 == need
-        bsub = Signal(range(max(1, d // le)))  # group within the bias beat
+        bsub = Signal(range(max(2, d // le)))  # group within the bias beat
         bias_ok = ~e.bias | self.bias.valid
         feed = Signal()
         m.d.comb += feed.eq(epis.r_rdy & lut.out.valid & bias_ok)

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from dfx.rtl.isa_layouts import LAYOUTS, Opcode
 from dfx.rtl.issue.ports import AdvanceSignature, CheckSignature, DoneSignature
+from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.mpu import Mpu
 from dfx.rtl.mpu.mpu import command_layout as mpu_command_layout
 from dfx.rtl.regs.srf import SrfWriteSignature
@@ -47,7 +48,8 @@ rows, and whether it has row maxima."""
 class MpuPort(wiring.Component):
     """The MPU and its operand collector (module doc). ``cmd_layout``: the issue command
     layout; ``writers``/``readers``: scoreboard table sizes; ``mpu``: the unit (default
-    ``Mpu.from_core(core)``).
+    ``Mpu.from_core(core)``); ``leaf``: how the default unit adds its arithmetic leaves
+    (:mod:`dfx.rtl.leaves`).
 
     Ports: ``cmd`` (in), ``tiles`` (in: the weight tiles of each row in tile order, l lanes
     of d FP16 each), ``bias`` (in: l FP16 per output group, conv1d rows only), ``rx`` (VRF
@@ -55,9 +57,9 @@ class MpuPort(wiring.Component):
     """
 
     def __init__(self, core: Any, cmd_layout: data.StructLayout, *, writers: int,
-                 readers: int, mpu: Mpu | None = None):
+                 readers: int, mpu: Mpu | None = None, leaf: Leaf = add_leaf):
         self._core = core
-        self._mpu = mpu if mpu is not None else Mpu.from_core(core)
+        self._mpu = mpu if mpu is not None else Mpu.from_core(core, leaf=leaf)
         v, d, l = core.buffers.vrf_vectors, core.d, core.l  # noqa: E741
         self._cmd_layout = cmd_layout
         super().__init__({
@@ -97,9 +99,9 @@ class MpuPort(wiring.Component):
         nt = Signal(17)
         started = Signal()  # this row's MPU command has been sent
         k = Signal(17)
-        g = Signal(range(G))
+        g = Signal(range(max(2, G)))
         base = Signal(17)
-        gb_m1 = Signal(range(G))
+        gb_m1 = Signal(range(max(2, G)))
         rem = Signal(17)
         m.d.comb += [rem.eq(nt - base), gb_m1.eq(Mux(rem >= G, G - 1, rem - 1))]
 
