@@ -76,7 +76,7 @@ def snapshot(*dirs: Path) -> dict[str, tuple]:
     return out
 
 
-def assert_fails(proc: subprocess.CompletedProcess[str], status: int, match: str) -> str:
+def assert_fails(proc: subprocess.CompletedProcess[str] | Ran, status: int, match: str) -> str:
     """One ``dfx: error:`` line containing ``match`` (a substring), the exit status, no
     traceback; returns the line."""
     err = proc.stderr
@@ -90,11 +90,44 @@ def assert_fails(proc: subprocess.CompletedProcess[str], status: int, match: str
     return lines[0]
 
 
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+
+Runner = Callable[[list[str], Path], Ran]
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Runner:
+    """``dfx.host.cli.main`` in this process (the cases that need no process limit): the same
+    exit status and stderr as the command line, without a Python start-up per case."""
+    from dfx.host import cli as cli_module
+
+    def run(args: list[str], cwd: Path) -> Ran:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        t0 = time.perf_counter()
+        code = cli_module.main(list(args))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err, time.perf_counter() - t0)
+
+    return run
+
+
 def check(args: list[str], status: int, match: str, world: World, cwd: Path, *,
-          timeout: float = 120, **limits: int) -> str:
-    """Run a failing case; nothing under cwd or the inputs may change."""
+          timeout: float = 120, run: Runner | None = None, **limits: int) -> str:
+    """Run a failing case (in a subprocess, or with ``run``); nothing under cwd or the inputs
+    may change."""
     before = snapshot(cwd, world.dir)
-    proc = dfx(*args, cwd=cwd, timeout=timeout, **limits)
+    if run is not None:
+        assert not limits
+        proc = run(args, cwd)
+    else:
+        proc = dfx(*args, cwd=cwd, timeout=timeout, **limits)
     line = assert_fails(proc, status, match)
     after = snapshot(cwd, world.dir)
     assert after == before, {k: (before.get(k), after.get(k))
@@ -210,9 +243,9 @@ def test_assembled_programs_run_and_print_their_final_state(world: World, cwd: P
     (["perf", "{prog}", "--prompt-len", "1", "--gen-len", "1"], "holds a program without a"),
     (["run", "{tiny}"], "a compiled model: give --prompt TEXT or --tokens IDS"),
 ])
-def test_model_and_program_requests_that_do_not_match(world: World, cwd: Path, args: list[str],
-                                                     match: str) -> None:
-    check(world.fmt(args), 1, match, world, cwd)
+def test_model_and_program_requests_that_do_not_match(world: World, cwd: Path, cli: Runner,
+                                                     args: list[str], match: str) -> None:
+    check(world.fmt(args), 1, match, world, cwd, run=cli)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +275,7 @@ PLACES = {  # OUT, expected message; "{cwd}" is the working directory
 
 @pytest.mark.parametrize("place", list(PLACES))
 @pytest.mark.parametrize("writer", list(WRITERS))
-def test_outputs_that_cannot_be_written(world: World, cwd: Path, writer: str,
+def test_outputs_that_cannot_be_written(world: World, cwd: Path, cli: Runner, writer: str,
                                         place: str) -> None:
     out, match = PLACES[place]
     if writer == "rtl" and place == "directory":  # a directory is what rtl wants
@@ -250,7 +283,7 @@ def test_outputs_that_cannot_be_written(world: World, cwd: Path, writer: str,
     if writer == "rtl" and place == "missing-parent":  # rtl creates missing parents
         pytest.skip("dfx rtl --out creates the directory and its parents")
     args = [out if a == "OUT" else a for a in world.fmt(WRITERS[writer])]
-    line = check(args, 1, match, world, cwd)
+    line = check(args, 1, match, world, cwd, run=cli)
     option = args[args.index(out) - 1]
     assert option in line  # names the option and the path
 
@@ -330,13 +363,34 @@ def forged(world: World) -> dict[str, Path]:
 @pytest.mark.parametrize("reader", list(READERS))
 @pytest.mark.parametrize("edit", list(BINARY_EDITS))
 def test_checksum_valid_binaries_with_odd_fields(world: World, forged: dict[str, Path],
-                                                 cwd: Path, edit: str, reader: str) -> None:
+                                                 cwd: Path, cli: Runner, edit: str,
+                                                 reader: str) -> None:
     match = BINARY_EDITS[edit][1]
     if edit == "n_ctx-missing" and reader in ("inspect", "disasm"):
         pytest.skip("a model without n_ctx is only refused by commands that generate")
     args = [str(forged[edit]) if a == "BIN" else a for a in READERS[reader]]
-    line = check(args, 2, match, world, cwd, address_space=2 * GiB)
+    line = check(args, 2, match, world, cwd, run=cli)
     assert forged[edit].name in line
+
+
+SAMPLES = [  # one case of each in-process matrix, through a real process
+    (["inspect", "{forged_dir}/deep-json.dfx"], 2, "nested deeper than"),
+    (["run", "{forged_dir}/n_ctx-string.dfx", "--tokens", "1"], 2, "'n_ctx'"),
+    (["perf", "{forged_dir}/mpu-d-huge.dfx", "--prompt-len", "1", "--gen-len", "1"], 2,
+     "mpu.d: must be in 2..1024"),
+    (["disasm", "{prog}", "-o", "afifo"], 1, "is a FIFO"),
+    (["run", "{tiny}", "--tokens", "1", "--logits", "afile/l.npy"], 1, "afile is not a"),
+    (["asm", "{prog_s}", "-o", "{prog_s}"], 1, "is an input of this command"),
+    (["run", "{tiny}", "--tokens", "1", "--max-memory", "-5"], 2, "expected a size"),
+]
+
+
+@pytest.mark.parametrize("args, status, match", SAMPLES)
+def test_samples_through_the_real_command_line(world: World, forged: dict[str, Path],
+                                               cwd: Path, args: list[str], status: int,
+                                               match: str) -> None:
+    args = [a.replace("{forged_dir}", str(forged["nan"].parent)) for a in args]
+    check(world.fmt(args), status, match, world, cwd, address_space=2 * GiB)
 
 
 def _write(path: Path, content: str | bytes) -> Path:
@@ -382,7 +436,8 @@ CHECKPOINTS: dict[str, tuple[Callable[[World], dict[str, str | bytes]], str]] = 
 
 
 @pytest.mark.parametrize("case", list(CHECKPOINTS))
-def test_checkpoints_that_cannot_be_read(world: World, cwd: Path, case: str) -> None:
+def test_checkpoints_that_cannot_be_read(world: World, cwd: Path, cli: Runner,
+                                         case: str) -> None:
     files, match = CHECKPOINTS[case]
     content = files(world)
     d = world.dir / "ckpts" / case
@@ -393,8 +448,7 @@ def test_checkpoints_that_cannot_be_read(world: World, cwd: Path, case: str) -> 
     for f, text in content.items():
         if text is not None:
             _write(d / f, text)
-    check(["compile", str(d), "-o", "out.dfx", "-q"], 1, match, world, cwd, timeout=60,
-          address_space=2 * GiB)
+    check(["compile", str(d), "-o", "out.dfx", "-q"], 1, match, world, cwd, run=cli)
 
 
 def _core_yaml(world: World, old: str, new: str) -> str:
@@ -434,24 +488,24 @@ CORE_USERS = {
 
 @pytest.mark.parametrize("user", list(CORE_USERS))
 @pytest.mark.parametrize("case", list(CORES))
-def test_core_configurations_that_cannot_be_used(world: World, cwd: Path, case: str,
-                                                 user: str) -> None:
+def test_core_configurations_that_cannot_be_used(world: World, cwd: Path, cli: Runner,
+                                                 case: str, user: str) -> None:
     make, match = CORES[case]
     core = world.dir / "cores" / f"{case}.yaml"
     if not core.exists():
         _write(core, make(world))
     args = [str(core) if a == "CORE" else a for a in world.fmt(CORE_USERS[user])]
-    line = check(args, 1, match, world, cwd, timeout=60)
+    line = check(args, 1, match, world, cwd, run=cli)
     assert f"{case}.yaml" in line
 
 
-def test_tokenizer_files_that_cannot_be_read(world: World, cwd: Path) -> None:
+def test_tokenizer_files_that_cannot_be_read(world: World, cwd: Path, cli: Runner) -> None:
     deep = _write(world.dir / "tok-deep" / "vocab.json", "[" * DEEP + "]" * DEEP)
     (deep.parent / "merges.txt").write_text("#version: 0.2\n")
     base = ["run", world["tiny"], "--prompt", "Hi", "--max-new-tokens", "1", "--tokenizer"]
-    check(base + [str(deep.parent)], 1, "vocab.json: nested deeper than", world, cwd)
-    check(base + [str(world.dir / "nowhere")], 1, "--tokenizer directory", world, cwd)
-    check(base + [world["prog_s"]], 1, "--tokenizer directory", world, cwd)
+    check(base + [str(deep.parent)], 1, "vocab.json: nested deeper than", world, cwd, run=cli)
+    check(base + [str(world.dir / "nowhere")], 1, "--tokenizer directory", world, cwd, run=cli)
+    check(base + [world["prog_s"]], 1, "--tokenizer directory", world, cwd, run=cli)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,15 +611,17 @@ def test_compiled_binaries_with_hostile_programs(world: World, cwd: Path, loop: 
     (["perf", "{tiny}", "--prompt-len", "1", "--gen-len", "1", "--trace", "{tiny}"],
      "is an input"),
 ])
-def test_outputs_that_are_inputs(world: World, cwd: Path, args: list[str], match: str) -> None:
-    check(world.fmt(args), 1, match, world, cwd)
+def test_outputs_that_are_inputs(world: World, cwd: Path, cli: Runner, args: list[str],
+                                 match: str) -> None:
+    check(world.fmt(args), 1, match, world, cwd, run=cli)
 
 
-def test_outputs_that_are_inputs_under_other_names(world: World, cwd: Path) -> None:
+def test_outputs_that_are_inputs_under_other_names(world: World, cwd: Path,
+                                                   cli: Runner) -> None:
     os.link(world.paths["prog_s"], cwd / "hard.s")
     (cwd / "soft.dfx").symlink_to(world.paths["prog"])
-    check(["asm", world["prog_s"], "-o", "hard.s"], 1, "is an input", world, cwd)
-    check(["disasm", world["prog"], "-o", "soft.dfx"], 1, "is an input", world, cwd)
+    check(["asm", world["prog_s"], "-o", "hard.s"], 1, "is an input", world, cwd, run=cli)
+    check(["disasm", world["prog"], "-o", "soft.dfx"], 1, "is an input", world, cwd, run=cli)
 
 
 def test_planted_links_at_temporary_names_are_not_followed(world: World, cwd: Path) -> None:
@@ -630,12 +686,12 @@ def test_sigterm_at_any_moment_of_a_compile(world: World, cwd: Path, delay: floa
 
 
 @pytest.mark.parametrize("core, words", [("tiny", 4096), ("dfx-u280", 16384)])
-def test_programs_larger_than_the_instruction_buffer(world: World, cwd: Path, core: str,
-                                                     words: int) -> None:
+def test_programs_larger_than_the_instruction_buffer(world: World, cwd: Path, cli: Runner,
+                                                     core: str, words: int) -> None:
     (cwd / "big.s").write_text("nop\n" * words + "halt\n")
     for extra in ([], ["--raw"], ["--check"]):
         line = check(["asm", "big.s", "-o", "big.out", "--core", core, *extra], 1,
-                     f"big.s:{words + 1}: the program does not fit", world, cwd)
+                     f"big.s:{words + 1}: the program does not fit", world, cwd, run=cli)
         assert f"{words} words" in line
     (cwd / "fits.s").write_text("nop\n" * (words - 1) + "halt\n")
     r = dfx("asm", "fits.s", "--core", core, "--check", cwd=cwd)
@@ -702,9 +758,9 @@ def test_error_messages_from_binaries_are_escaped(world: World, cwd: Path) -> No
     (["rtl", "--core", "tiny", "--out", ""], 1, "--out '': not a directory name"),
     (["disasm", "{prog}", "--card", "3"], 1, "the binary has cards 0..0"),
 ])
-def test_exit_status_and_message_per_kind(world: World, cwd: Path, args: list[str],
-                                          status: int, match: str) -> None:
-    line = check(world.fmt(args), status, match, world, cwd)
+def test_exit_status_and_message_per_kind(world: World, cwd: Path, cli: Runner,
+                                          args: list[str], status: int, match: str) -> None:
+    line = check(world.fmt(args), status, match, world, cwd, run=cli)
     assert "0..-1" not in line
 
 
