@@ -1,0 +1,137 @@
+"""Launch the core testbench (:mod:`.core_tb`) on a built model for one job, with progress.
+
+:func:`run_job` writes the job, starts the Verilator executable the way cocotb's runner does
+(the same environment: ``GPI_USERS``, ``COCOTB_TOPLEVEL``, ``COCOTB_TEST_MODULES`` ...) but as
+a child process whose output goes to ``sim.log`` in the job directory, relays
+``progress.jsonl`` lines to a callback while it runs, kills it after ``timeout_s`` (or on
+Ctrl-C), and returns the :class:`~.core_job.CoreResult`. With ``waves`` (a model built with
+tracing) the run's waveform is written to ``waves`` (FST, or VCD without ``lz4.h``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .core_build import TOP
+from .core_job import PROGRESS_FILE, RESULT_FILE, CoreJob, CoreResult
+
+__all__ = ["TB_MODULE", "CoreRunError", "run_job"]
+
+TB_MODULE = "dfx.rtl.tb.core_tb"
+LOG_FILE = "sim.log"
+
+
+class CoreRunError(RuntimeError):
+    """The simulation did not produce a result (crash, timeout, testbench failure); the
+    message ends with the tail of its log."""
+
+
+def _sim_env(job_path: Path, results: Path) -> dict[str, str]:
+    import cocotb_tools.config
+    import find_libpython
+
+    from dfx.rtl.toolchain.verilator import verilator_env
+
+    env = verilator_env()
+    libpython = env.get("LIBPYTHON_LOC") or find_libpython.find_libpython()
+    if libpython is None:
+        raise CoreRunError("cannot find libpython for the cocotb simulator")
+    env["PATH"] += os.pathsep + str(cocotb_tools.config.libs_dir)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env["PYGPI_PYTHON_BIN"] = sys.executable
+    env.setdefault("GPI_USERS", f"{libpython};{cocotb_tools.config.pygpi_entry_point()}")
+    env.update({
+        "COCOTB_TOPLEVEL": TOP,
+        "COCOTB_TEST_MODULES": TB_MODULE,
+        "TOPLEVEL_LANG": "verilog",
+        "COCOTB_RESULTS_FILE": str(results),
+        "DFX_CORE_JOB": str(job_path),
+    })
+    return env
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return text[-n:]
+
+
+def run_job(model: Any, job: CoreJob, directory: Path, *, waves: Path | None = None,
+            progress: Callable[[dict[str, Any]], None] | None = None,
+            timeout_s: float = 3600.0) -> CoreResult:
+    """Run ``job`` (its image files already in ``directory``) on ``model`` (a
+    :class:`~dfx.rtl.toolchain.model.VerilatorModel` of the core testbench).
+
+    ``progress(line)`` gets each progress record (``cycles``, ``wall_s``, ``cycles_per_s``,
+    ``watched``/``watch_total``). Raises :class:`CoreRunError` when no result comes out.
+    """
+    d = Path(directory).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    if waves is not None and not model.waves:
+        raise ValueError("waves need a model built with waves=True")
+    for stale in (RESULT_FILE, PROGRESS_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (d / stale).unlink()
+    job_path = job.write(d)
+    results = d / "results.xml"
+    cmd = [str(model.executable)]
+    if waves is not None:
+        cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
+    env = _sim_env(job_path, results)
+    log = d / LOG_FILE
+    seen = 0
+    t0 = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                seen = _relay(d / PROGRESS_FILE, seen, progress)
+                if time.monotonic() - t0 > timeout_s:
+                    _kill(proc)
+                    raise CoreRunError(f"the core simulation was stopped after {timeout_s:g} s "
+                                       f"of wall time; log: {_tail(log)}")
+        except BaseException:
+            _kill(proc)
+            raise
+    _relay(d / PROGRESS_FILE, seen, progress)
+    if not (d / RESULT_FILE).is_file():
+        raise CoreRunError(f"the core simulation ended (exit {proc.returncode}) without a "
+                           f"result; log ({log}): {_tail(log)}")
+    return CoreResult.read(d)
+
+
+def _relay(path: Path, seen: int, progress: Callable[[dict[str, Any]], None] | None) -> int:
+    if progress is None:
+        return seen
+    try:
+        lines = path.read_text().split("\n")[:-1]  # whole lines only
+    except OSError:
+        return seen
+    for line in lines[seen:]:
+        with contextlib.suppress(ValueError):
+            progress(json.loads(line))
+    return len(lines)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
