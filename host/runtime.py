@@ -113,13 +113,18 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
              logits: bool = False, tokenizer: str | Path | None = None,
              progress: Callable[[int, int], None] | None = None,
              modelled: bool = True, max_instructions: int | None = None,
-             memory_limit: int | None = None) -> GenerationResult:
+             memory_limit: int | None = None, backend: str = "functional",
+             rtl_options: dict | None = None) -> GenerationResult:
     """Run one request on the simulated cards of ``binary``: greedy generation.
 
     Give exactly one of ``prompt`` (text, encoded with the binary's GPT-2 tokenizer) or
     ``tokens`` (ids). ``progress(done, total)`` is called as tokens are processed. With
     ``modelled``, ``stats["modelled"]`` holds the timing model's latency of the same request
     on the binary's cards (:func:`dfx.sim.timing.perf`).
+
+    ``backend``: ``"functional"`` (the simulator) or ``"rtl"`` (the core's RTL on Verilator,
+    one card: :func:`dfx.host.rtl_backend.generate` with ``rtl_options``; then
+    ``stats["rtl_cycles"]`` and ``stats["model_cycles"]`` hold the cycles per card).
     """
     from dfx.sim.functional import generate as sim_generate
 
@@ -156,14 +161,26 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
             f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the model's "
             f"context of {n_ctx} tokens"
         )
-    all_ids, lg = sim_generate(b, ids, max_new_tokens, write_logits=logits, progress=progress,
-                               max_instructions=max_instructions, memory_limit=memory_limit)
+    rtl = None
+    if backend == "rtl":
+        from dfx.host.rtl_backend import generate as rtl_generate
+
+        all_ids, lg, rtl = rtl_generate(b, ids, max_new_tokens, write_logits=logits,
+                                        progress=progress, **(rtl_options or {}))
+    elif backend != "functional":
+        raise DfxError(f"backend must be 'functional' or 'rtl', not {backend!r}")
+    else:
+        all_ids, lg = sim_generate(b, ids, max_new_tokens, write_logits=logits,
+                                   progress=progress, max_instructions=max_instructions,
+                                   memory_limit=memory_limit)
     new = [int(t) for t in all_ids[len(ids):]]
     text = prompt_text = None
     if tok is not None and all(t < 50257 for t in all_ids):
         text, prompt_text = tok.decode(new), tok.decode(ids)
     result = GenerationResult(ids, new, text, prompt_text,
                               None if lg is None else np.asarray(lg, dtype=np.float32))
+    if rtl is not None:
+        result.stats.update(rtl_cycles=rtl.cycles, model_cycles=rtl.model_cycles, rtl=rtl)
     if modelled:
         from dfx.sim.timing import perf
 

@@ -26,6 +26,10 @@ examples:
       (float32 [steps, vocab]; row t holds the logits after token t)
   dfx run prog.dfx                       a program from dfx asm: each card's final state
   dfx run prog.dfx --max-instructions 1G    a larger instruction budget (docs/limits.md)
+  dfx run tiny.dfx --tokens 1,2,3 --max-new-tokens 4 --backend rtl
+      the same request on the core's RTL (Verilator; one card; the first run builds the
+      model, minutes); --json adds rtl_cycles and model_cycles
+  dfx run tiny.dfx --tokens 1,2 --max-new-tokens 2 --backend rtl --waves run.fst
 """
 
 
@@ -49,6 +53,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--logits", metavar="FILE.npy", help="write every step's logits (float32)")
     p.add_argument("--tokenizer", metavar="DIR", help="vocab.json + merges.txt to use")
     add_limit_options(p)
+    p.add_argument("--backend", choices=("functional", "rtl"), default="functional",
+                   help="functional simulator (default) or the core's RTL on Verilator (rtl: "
+                   "one-card binaries)")
+    p.add_argument("--waves", metavar="FILE.fst", help="with --backend rtl: write the run's "
+                   "waveform (FST; a second, traced model build)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -122,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from dfx.isa.container import read_binary
 
     binary = read_binary(args.binary, lazy=True)
+    if getattr(args, "waves", None) is not None and getattr(args, "backend", "") != "rtl":
+        raise DfxError("--waves needs --backend rtl")
     if is_model(binary):
         return _generate(binary, args)
     return _execute(binary, args)
@@ -131,6 +142,9 @@ def _execute(binary: Any, args: argparse.Namespace) -> int:
     """A binary without a model: run the program, print each card's final state."""
     from dfx.host.runtime import PROGRAM_ONLY, execute
 
+    if getattr(args, "backend", "functional") == "rtl":
+        raise DfxError(f"{args.binary}: {PROGRAM_ONLY}; --backend rtl runs compiled models "
+                       "only (use the functional simulator for programs)")
     given = [o for o, v in (("--prompt", args.prompt), ("--tokens", args.tokens),
                             ("--logits", args.logits), ("--tokenizer", args.tokenizer)) if v]
     if given:
@@ -163,13 +177,19 @@ def _generate(binary: Any, args: argparse.Namespace) -> int:
     inputs = [args.binary]
     if args.logits is not None:
         check_output(args.logits, option="--logits", inputs=inputs)
+    backend = getattr(args, "backend", "functional")
+    rtl_options = None
+    if backend == "rtl":
+        from dfx.host.rtl_backend import rtl_run_options
+
+        rtl_options = rtl_run_options(args, inputs)
     tokens = _parse_ids(args.tokens) if args.tokens is not None else None
     bar = _Bar(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
     res = generate(binary, prompt=args.prompt, tokens=tokens,
                    max_new_tokens=args.max_new_tokens, logits=args.logits is not None,
                    tokenizer=args.tokenizer, progress=bar, max_instructions=args.max_instructions,
-                   memory_limit=args.max_memory)
+                   memory_limit=args.max_memory, backend=backend, rtl_options=rtl_options)
     wall = time.perf_counter() - t0
     if args.logits is not None and res.logits is not None:
         logits = res.logits
@@ -177,11 +197,15 @@ def _generate(binary: Any, args: argparse.Namespace) -> int:
                      inputs=inputs)
     mod = res.stats.get("modelled")
     if args.json:
-        print(json.dumps({
+        out = {
             "prompt_ids": res.prompt_ids, "generated_ids": res.new_ids,
             "prompt": res.prompt_text, "text": res.text,
             "simulation_seconds": round(wall, 3), "modelled": mod,
-        }))
+        }
+        if backend == "rtl":
+            out.update(backend="rtl", rtl_cycles=res.stats["rtl_cycles"],
+                       model_cycles=res.stats["model_cycles"])
+        print(json.dumps(out))
     else:
         if res.text is not None:
             text = f"{res.prompt_text}{res.text}"
@@ -199,7 +223,11 @@ def _generate(binary: Any, args: argparse.Namespace) -> int:
             print(f"modelled latency: unavailable (timing model: {res.stats['modelled_error']})",
                   file=sys.stderr)
         sys.stdout.flush()
-        if not args.quiet:
+        if not args.quiet and backend == "rtl":
+            from dfx.host.rtl_backend import rtl_summary
+
+            print(rtl_summary(res, wall), file=sys.stderr)
+        elif not args.quiet:
             n = len(res.prompt_ids) + len(res.new_ids) - 1
             print(f"dfx run: {len(res.new_ids)} new tokens; functional simulation "
                   f"{wall:.2f} s ({n / wall:.1f} tokens/s simulated)", file=sys.stderr)
