@@ -51,7 +51,8 @@ class RtlError(DfxError):
 class RtlRun:
     """One RTL run: ``cycles`` per card (the core's ``cycles`` register: first fetch to done),
     ``model_cycles`` per card (:func:`dfx.sim.timing.simulate`, None if it cannot time the
-    binary), the simulation's cycles from ap_start to done, wall time and speed, the memory
+    binary), the simulation's cycles from ap_start to done, wall time and speed (per wall
+    second and per CPU second of the simulator), the memory
     load time, the model's build time (0 when cached), the job directory (kept on failure or
     with ``keep``) and the waveform file."""
 
@@ -60,6 +61,7 @@ class RtlRun:
     sim_cycles: int
     wall_s: float
     cycles_per_s: float
+    cycles_per_cpu_s: float
     load_s: float
     build_s: float
     workdir: Path | None = None
@@ -172,7 +174,7 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
         if res.status:
             raise fault_error(res.status, res.error_pc, res.error_word, b.cards[0])
         run = RtlRun([res.cycles], model_cycles, res.sim_cycles, res.wall_s, res.cycles_per_s,
-                     res.load_s, model.build_s, d if keep else None,
+                     res.cycles_per_cpu_s, res.load_s, model.build_s, d if keep else None,
                      Path(waves) if waves is not None else None, res)
         return res, run
     finally:

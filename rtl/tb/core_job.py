@@ -129,8 +129,10 @@ class CoreResult:
     """What a run found. ``outcome``: ``"done"`` or ``"timeout"``. ``status`` (0 or the
     fault code), ``error_pc``, ``error_word``, ``cycles``: the core's status registers.
     ``sim_cycles``: clock cycles from ap_start to done as the testbench saw them; ``wall_s``:
-    their wall time; ``mem_error``: the memories' sticky protocol error bits; ``irq``: the
-    interrupt was seen. ``reads``: name -> bytes; ``vrf``: uint16 [n, d]; ``srf``: uint32."""
+    their wall time, ``cpu_s`` the simulator process's CPU time in it (on a busy machine the
+    wall time includes waiting for a CPU); ``mem_error``: the memories' sticky protocol error
+    bits; ``irq``: the interrupt was seen. ``reads``: name -> bytes; ``vrf``: uint16
+    [n, d]; ``srf``: uint32."""
 
     outcome: str
     status: int = 0
@@ -139,6 +141,7 @@ class CoreResult:
     cycles: int = 0
     sim_cycles: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     load_s: float = 0.0
     mem_error: int = 0
     irq: bool = False
@@ -149,6 +152,10 @@ class CoreResult:
     @property
     def cycles_per_s(self) -> float:
         return self.sim_cycles / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def cycles_per_cpu_s(self) -> float:
+        return self.sim_cycles / self.cpu_s if self.cpu_s > 0 else 0.0
 
     def write(self, directory: Path) -> None:
         d = Path(directory)

@@ -6,6 +6,7 @@ a child process whose output goes to ``sim.log`` in the job directory, relays
 ``progress.jsonl`` lines to a callback while it runs, kills it after ``timeout_s`` (or on
 Ctrl-C), and returns the :class:`~.core_job.CoreResult`. With ``waves`` (a model built with
 tracing) the run's waveform is written to ``waves`` (FST, or VCD without ``lz4.h``).
+``$DFX_SIM_PREFIX`` is put in front of the simulator command (profilers, debuggers).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -28,6 +30,9 @@ __all__ = ["TB_MODULE", "CoreRunError", "run_job"]
 
 TB_MODULE = "dfx.rtl.tb.core_tb"
 LOG_FILE = "sim.log"
+#: A command put in front of the simulator (like cocotb's SIM_CMD_PREFIX), e.g.
+#: ``perf record -o /tmp/perf.data`` or ``valgrind``.
+PREFIX_ENV = "DFX_SIM_PREFIX"
 
 
 class CoreRunError(RuntimeError):
@@ -85,7 +90,7 @@ def run_job(model: Any, job: CoreJob, directory: Path, *, waves: Path | None = N
             (d / stale).unlink()
     job_path = job.write(d)
     results = d / "results.xml"
-    cmd = [str(model.executable)]
+    cmd = [*shlex.split(os.environ.get(PREFIX_ENV, "")), str(model.executable)]
     if waves is not None:
         cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
     env = _sim_env(job_path, results)

@@ -135,7 +135,7 @@ class TB:
         if job.wait == "interrupt":
             await self.drv.enable_interrupt(done=True)
         dut.stall.value = job.stall
-        t0_cycle, t0_wall = self.now(), time.perf_counter()
+        t0_cycle, t0_wall, t0_cpu = self.now(), time.perf_counter(), time.process_time()
         ticker = cocotb.start_soon(self._progress(t0_cycle, t0_wall))
         await self.drv.start()
         done = irq = False
@@ -154,10 +154,11 @@ class TB:
                 await Timer(job.poll_cycles * self.period, "ns")
         sim_cycles = self.now() - t0_cycle
         wall = time.perf_counter() - t0_wall
+        cpu = time.process_time() - t0_cpu
         ticker.cancel()
         dut.stall.value = 0
         res = CoreResult("done" if done else "timeout", sim_cycles=sim_cycles, wall_s=wall,
-                         irq=irq)
+                         cpu_s=cpu, irq=irq)
         if irq:
             isr = await self.drv.clear_interrupt()
             ctrl = await self.axil.read_dword(rm.CTRL)
