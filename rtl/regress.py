@@ -5,6 +5,12 @@ drives it and the environment it needs. :func:`run_bench` generates the unit's V
 core configuration, builds it with Verilator (ccache when present) in its own build directory
 and runs the testbench; the result records every test's verdict and simulated time, so the
 summary can show simulated cycles per second.
+
+The ``core`` bench (:func:`run_core_bench`) is the whole core: directed, fault and random
+programs (:func:`core_suite`), each run on the core testbench's Verilator model
+(:func:`dfx.rtl.tb.core_build.core_model`, built once per RTL change) and on the functional
+simulator, the final state compared bit for bit (:mod:`dfx.rtl.tb.core_check`); one "test" per
+program, some of them again under random memory stalls.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dfx.isa.config import CoreConfig
 from dfx.isa.errors import DfxError
@@ -43,6 +50,13 @@ BENCHES: tuple[Bench, ...] = (
     Bench("lutgemm", "lutgemm", "dfx.rtl.tb.lutgemm", {"LUTGEMM_SEED": "0"}),
 )
 BENCH_NAMES = tuple(b.name for b in BENCHES)
+#: The whole-core bench (:func:`run_core_bench`), after the unit benches.
+CORE_BENCH = "core"
+ALL_BENCHES = (*BENCH_NAMES, CORE_BENCH)
+#: Stall setting (of 16) of the memory models for the programs run twice.
+CORE_STALL = 6
+#: Message of a core program that fails as a known issue says (a passing test).
+KNOWN_PREFIX = "known issue "
 
 
 @dataclass
@@ -81,7 +95,7 @@ def bench(name: str) -> Bench:
     for b in BENCHES:
         if b.name == name:
             return b
-    raise DfxError(f"unknown bench {name!r} (benches: {', '.join(BENCH_NAMES)})")
+    raise DfxError(f"unknown bench {name!r} (benches: {', '.join(ALL_BENCHES)})")
 
 
 def _results(xml: Path) -> list[TestResult]:
@@ -127,11 +141,105 @@ def run_bench(b: Bench, core: CoreConfig, build_root: Path, *, waves: bool = Fal
     return BenchResult(b.name, tests, time.perf_counter() - t0, build, error)
 
 
+def core_suite(core: CoreConfig, randoms: int, seed: int = 0) -> list[tuple[Any, tuple[int, ...]]]:
+    """The core bench's programs and the stall settings each runs with: every directed program
+    (also under stalls), every fault program (every other one also under stalls) and
+    ``randoms`` random programs from ``seed`` on (every third also under stalls)."""
+    from dfx.rtl.tb.core_directed import directed_programs
+    from dfx.rtl.tb.core_faults import fault_programs
+    from dfx.rtl.tb.core_random import random_program
+
+    both = (0, CORE_STALL)
+    out: list[tuple[Any, tuple[int, ...]]] = [(p, both) for p in directed_programs(core, seed)]
+    out += [(p, both if i % 2 else (0,)) for i, p in enumerate(fault_programs(core, seed))]
+    out += [(random_program(core, seed + i), both if i % 3 == 0 else (0,))
+            for i in range(randoms)]
+    return out
+
+
+@dataclass
+class CoreTotals:
+    """The core bench's sums: programs, instructions executed (functional simulator count),
+    core cycles and simulated cycles (every run), wall time of the RTL runs."""
+
+    programs: int = 0
+    runs: int = 0
+    instructions: int = 0
+    cycles: int = 0
+    sim_cycles: int = 0
+    wall_s: float = 0.0
+
+    def line(self) -> str:
+        rate = self.sim_cycles / self.wall_s if self.wall_s > 0 else 0.0
+        return (f"core: {self.programs} programs ({self.runs} runs), {self.instructions:,} "
+                f"instructions, {self.cycles:,} core cycles, {self.wall_s:.1f} s, "
+                f"{rate:,.0f} cycles/s")
+
+
+def run_core_bench(core: CoreConfig, build_root: Path, *, randoms: int = 40, seed: int = 0,
+                   jobs: int = 1, keep: bool = False, progress: Callable[[str], None] | None = None,
+                   only: Callable[[Any], bool] | None = None) -> tuple[BenchResult, CoreTotals]:
+    """The ``core`` bench (module doc): never raises for a failing program; the failing ones'
+    job directories stay under ``build_root/core-<core>`` (``keep``: all of them)."""
+    from dfx.rtl.tb.core_build import core_model
+    from dfx.rtl.tb.core_check import Verdict, check
+
+    t0 = time.perf_counter()
+    build = Path(build_root) / f"{CORE_BENCH}-{core.name}"
+    totals = CoreTotals()
+    try:
+        model = core_model(core, progress=progress)
+    except (RuntimeError, TimeoutError, OSError) as e:
+        return (BenchResult(CORE_BENCH, [], time.perf_counter() - t0, build,
+                            f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"), totals)
+    suite = [(p, s) for p, s in core_suite(core, randoms, seed) if only is None or only(p)]
+
+    def one(item: tuple[Any, tuple[int, ...]]) -> Verdict:
+        prog, stalls = item
+        v = check(model, core, prog, build / prog.name, stalls=stalls, keep=keep)
+        if progress is not None:
+            progress(f"{prog.name}: {'PASS' if v.passed else 'FAIL'} "
+                     f"({', '.join(f'{c:,}' for c in v.cycles)} cycles)")
+        return v
+
+    if jobs <= 1:
+        verdicts = [one(x) for x in suite]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            verdicts = list(pool.map(one, suite))
+    from dfx.rtl.tb.core_programs import KNOWN_ISSUES
+
+    known = {p.name: p.notes["known"] for p, _ in suite if "known" in p.notes}
+    tests = []
+    for v in verdicts:
+        totals.programs += 1
+        totals.runs += len(v.cycles)
+        totals.instructions += v.instructions * max(1, len(v.cycles))
+        totals.cycles += sum(v.cycles)
+        totals.sim_cycles += v.sim_cycles
+        totals.wall_s += v.wall_s
+        msg = "; ".join(v.mismatches[:6])
+        if v.workdir is not None and not v.passed:
+            msg += f" (job directory {v.workdir})"
+        passed = v.passed
+        issue = known.get(v.name)
+        if issue is not None:  # a known deviation: expected to fail until it is fixed
+            passed = not v.passed
+            msg = (f"{KNOWN_PREFIX}{issue}: {KNOWN_ISSUES[issue]}" if passed else
+                   f"passes now: remove {issue!r} from core_programs.KNOWN_ISSUES")
+        tests.append(TestResult(v.name, passed, v.sim_cycles * CLOCK_NS, v.wall_s, msg))
+    return BenchResult(CORE_BENCH, tests, time.perf_counter() - t0, build), totals
+
+
 def run_all(names: Iterable[str] | None, core: CoreConfig, build_root: Path, *, jobs: int = 1,
-            waves: bool = False, done: Callable[[BenchResult], None] | None = None
-            ) -> list[BenchResult]:
-    """Run benches (all by default), ``jobs`` builds at a time, in a stable order."""
-    chosen = [bench(n) for n in names] if names else list(BENCHES)
+            waves: bool = False, done: Callable[[BenchResult], None] | None = None,
+            core_options: dict[str, Any] | None = None,
+            totals: list[CoreTotals] | None = None) -> list[BenchResult]:
+    """Run benches (all by default, the core bench last), ``jobs`` builds (or core programs)
+    at a time, in a stable order. ``core_options`` go to :func:`run_core_bench`; its totals
+    are appended to ``totals``."""
+    wanted = list(names) if names else list(ALL_BENCHES)
+    chosen = [bench(n) for n in wanted if n != CORE_BENCH]
 
     def one(b: Bench) -> BenchResult:
         r = run_bench(b, core, build_root, waves=waves)
@@ -140,9 +248,18 @@ def run_all(names: Iterable[str] | None, core: CoreConfig, build_root: Path, *, 
         return r
 
     if jobs <= 1:
-        return [one(b) for b in chosen]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(one, chosen))
+        results = [one(b) for b in chosen]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(one, chosen))
+    if CORE_BENCH in wanted:
+        r, t = run_core_bench(core, build_root, jobs=jobs, **(core_options or {}))
+        if done:
+            done(r)
+        if totals is not None:
+            totals.append(t)
+        results.append(r)
+    return results
 
 
 def summary_table(results: list[BenchResult]) -> str:
@@ -161,6 +278,8 @@ def summary_table(results: list[BenchResult]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     for r in results:
         for t in r.tests:
+            if t.passed and t.message.startswith(KNOWN_PREFIX):
+                lines.append(f"KNOWN {r.bench}::{t.name}: {' '.join(t.message.split())[:300]}")
             if not t.passed:
                 lines.append(f"FAILED {r.bench}::{t.name}: {' '.join(t.message.split())[:300]}")
         if r.error:
