@@ -54,6 +54,9 @@ def _sim_env(job_path: Path, results: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env["PYGPI_PYTHON_BIN"] = sys.executable
     env.setdefault("GPI_USERS", f"{libpython};{cocotb_tools.config.pygpi_entry_point()}")
+    # as cocotb's Verilator runner: Verilator applies writes inertially, which also lets the
+    # clock run in C++ (cocotb.clock.Clock's "gpi" implementation) instead of in Python
+    env.setdefault("COCOTB_TRUST_INERTIAL_WRITES", "1")
     env.update({
         "COCOTB_TOPLEVEL": TOP,
         "COCOTB_TEST_MODULES": TB_MODULE,

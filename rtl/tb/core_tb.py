@@ -10,7 +10,8 @@ the status registers; reads of memory ranges, the VRF and the SRF (back doors).
 
 Free-running: while the core runs, Python wakes only for the clock-free waits (the interrupt
 edge, a poll every ``poll_cycles``) and the progress tick every ``progress_cycles`` (a line in
-``progress.jsonl``: cycles, cycles/s, the watched words done). The clock is cocotb's GPI clock.
+``progress.jsonl``: cycles, cycles/s, the watched words done). The clock is cocotb's C++ (GPI)
+clock: a Python clock costs more than the whole core model per cycle.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from dfx.rtl.tb.core_job import PROGRESS_FILE, CoreJob, CoreResult
 from dfx.rtl.tb.mem_model import MemoryBackdoor
 
 JOB_ENV = "DFX_CORE_JOB"
+#: Set to a file name to profile the testbench's Python during the run (cProfile stats).
+PROFILE_ENV = "DFX_TB_PROFILE"
 _JOB_PATH = os.environ.get(JOB_ENV)
 _JOB = CoreJob.read(Path(_JOB_PATH)) if _JOB_PATH else None
 # the cocotb timeout: the job's cycle limit, plus the loads, reads and slack
@@ -51,7 +54,7 @@ class TB:
         self.regs = rm.regmap(core)
         self.layout = job.mem_layout()
         self.period = job.period_ns
-        self.clock = Clock(dut.ap_clk, self.period, unit="ns")
+        self.clock = Clock(dut.ap_clk, self.period, unit="ns", impl="gpi")
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk,
                                   dut.ap_rst_n, reset_active_level=False)
         self.drv = ControlDriver(self.regs, self.axil.read_dword, self.axil.write_dword)
@@ -181,7 +184,16 @@ async def core_job(dut):
     t0 = time.perf_counter()
     await tb.load()
     load_s = time.perf_counter() - t0
+    prof = None
+    if os.environ.get(PROFILE_ENV):
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     res = await tb.run()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(os.environ[PROFILE_ENV])
     res.load_s = load_s
     for r in _JOB.reads:
         res.reads[r.name] = await tb.read_mem(r.space, r.addr, r.bytes)

