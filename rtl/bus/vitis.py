@@ -147,27 +147,41 @@ def _ports(component: wiring.Component, digits: int):
 
 class VitisTop(Elaboratable):
     """The component under ``ap_clk`` / active-low ``ap_rst_n`` (the ``sync`` domain's clock
-    and synchronous reset; Amaranth's reset is active high)."""
+    and synchronous reset; Amaranth's reset is active high).
 
-    def __init__(self, component: wiring.Component):
+    ``registered_reset``: take the reset through a flip-flop (one cycle later, reset-less,
+    high at power-on). Amaranth puts the reset into every module's next-state logic, so with
+    the reset straight from a top-level input Verilator evaluates all of it on every input
+    change (each clock edge); a testbench option, the kernel keeps the direct reset.
+    """
+
+    def __init__(self, component: wiring.Component, *, registered_reset: bool = False):
         if not isinstance(component, wiring.Component):
             raise TypeError(f"component must be an amaranth wiring.Component, not {component!r}")
         self.component = component
+        self.registered_reset = bool(registered_reset)
         self.ap_clk = Signal(name=AP_CLK)
         self.ap_rst_n = Signal(name=AP_RST_N, init=1)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         m.domains.sync = cd = ClockDomain("sync")
-        m.d.comb += [cd.clk.eq(self.ap_clk), cd.rst.eq(~self.ap_rst_n)]
+        m.d.comb += cd.clk.eq(self.ap_clk)
+        if self.registered_reset:
+            rst_q = Signal(init=1, reset_less=True)
+            m.d.sync += rst_q.eq(~self.ap_rst_n)
+            m.d.comb += cd.rst.eq(rst_q)
+        else:
+            m.d.comb += cd.rst.eq(~self.ap_rst_n)
         m.submodules.core = self.component
         return m
 
 
-def vitis_port_map(component: wiring.Component, *, index_digits: int = 2
+def vitis_port_map(component: wiring.Component, *, index_digits: int = 2,
+                   registered_reset: bool = False
                    ) -> tuple[VitisTop, dict[str, tuple[Any, PortDirection]]]:
     """The wrapper and the ``ports=`` mapping for :func:`amaranth.back.verilog.convert`."""
-    top = VitisTop(component)
+    top = VitisTop(component, registered_reset=registered_reset)
     ports: dict[str, tuple[Any, PortDirection]] = {
         AP_CLK: (top.ap_clk, PortDirection.Input),
         AP_RST_N: (top.ap_rst_n, PortDirection.Input),
@@ -179,14 +193,16 @@ def vitis_port_map(component: wiring.Component, *, index_digits: int = 2
 
 
 def vitis_verilog(component: wiring.Component, name: str, *, index_digits: int = 2,
-                  **convert_kwargs: Any) -> str:
+                  registered_reset: bool = False, **convert_kwargs: Any) -> str:
     """Verilog of ``component`` as module ``name`` with the flat Vitis port names (module doc).
 
-    ``convert_kwargs`` go to :func:`amaranth.back.verilog.convert` (e.g. ``emit_src=False``).
+    ``registered_reset``: see :class:`VitisTop` (testbenches). ``convert_kwargs`` go to
+    :func:`amaranth.back.verilog.convert` (e.g. ``emit_src=False``).
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
-    top, ports = vitis_port_map(component, index_digits=index_digits)
+    top, ports = vitis_port_map(component, index_digits=index_digits,
+                                registered_reset=registered_reset)
     return verilog.convert(top, name=name, ports=ports, **convert_kwargs)
 
 

@@ -147,3 +147,40 @@ def test_reset_is_active_low_and_synchronous():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [1, 0, 1]
+
+
+def test_registered_reset_acts_one_edge_later():
+    """registered_reset: the reset goes through a flip-flop (high at power-on), so it takes
+    effect at the second edge after ap_rst_n falls and ends one edge after it rises."""
+    toy = Toy()
+    top, _ports = vitis_port_map(toy, registered_reset=True)
+    assert top.registered_reset
+    sim = Simulator(top)
+    seen = []
+
+    async def bench(ctx):
+        async def edge():
+            ctx.set(top.ap_clk, 1)
+            await ctx.delay(1e-9)
+            ctx.set(top.ap_clk, 0)
+            await ctx.delay(1e-9)
+
+        await edge()  # power-on: held in reset by the flip-flop, count stays 0
+        seen.append(ctx.get(toy.interrupt))
+        for _ in range(3):
+            await edge()
+        seen.append(ctx.get(toy.interrupt))  # count == 3
+        ctx.set(top.ap_rst_n, 0)
+        await edge()  # the flip-flop takes the reset; count still counts
+        seen.append(ctx.get(toy.interrupt))  # count == 4
+        await edge()  # now reset
+        ctx.set(top.ap_rst_n, 1)
+        await edge()  # the flip-flop still holds the reset
+        for _ in range(3):
+            await edge()
+        seen.append(ctx.get(toy.interrupt))  # count == 3 again
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [0, 1, 0, 1]
+    assert "ap_rst_n" in vitis_verilog(Toy(), "toy", registered_reset=True)
