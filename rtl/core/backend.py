@@ -4,7 +4,9 @@ scalar and vector register files and the unit ports (operand collectors with the
 It takes resolved instructions from the controller (``ins``) and talks to the memory system
 through streams (weights, biases, DMA data; the memory commands leave at issue on ``mem``).
 ``dbg_*`` ports read and write the VRF and read the SRF for testbenches and the host's debug
-reads; the core's Vitis top leaves them unconnected.
+reads; with ``debug=False`` (the Vitis kernel) they and the VRF / SRF ports behind them do not
+exist. ``leaf``: how the MPU, VPU, LUT-GEMM unit and epilogue add their repeated arithmetic
+blocks (:mod:`dfx.rtl.leaves`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dfx.rtl.issue.issue import Issue, command_layout
 from dfx.rtl.issue.plan import resolved_layout
 from dfx.rtl.issue.ports import IntWriteSignature
 from dfx.rtl.issue.scoreboard import Scoreboard
+from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.regs.srf import ScalarRegs
 from dfx.rtl.vrf.vrf import Vrf, VrfReadSignature, VrfWriteSignature
 
@@ -40,15 +43,23 @@ READERS = 16
 class Backend(wiring.Component):
     """Issue, scoreboard, SRF, VRF and unit ports of one core (module doc)."""
 
-    def __init__(self, core: Any):
+    def __init__(self, core: Any, *, debug: bool = True, leaf: Leaf = add_leaf):
         self._core = core
+        self._debug = bool(debug)
+        self._leaf = leaf
         v, d = core.buffers.vrf_vectors, core.d
         n_srf = core.buffers.srf_scalars
         self._cmd = command_layout(core, WRITERS, READERS)
         lc = core.lutgemm
         if lc is None:
             raise ValueError(f"core {core.name}: the core top needs a lutgemm section")
-        self._mpu = MpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        self._mpu = MpuPort(core, self._cmd, writers=WRITERS, readers=READERS, leaf=leaf)
+        dbg = {
+            "dbg_vrf_r": In(VrfReadSignature(v, d)),
+            "dbg_vrf_w": In(VrfWriteSignature(v, d)),
+            "dbg_srf_idx": In(range(n_srf)),
+            "dbg_srf_value": Out(32),
+        } if self._debug else {}
         super().__init__({
             "ins": In(stream.Signature(resolved_layout(core))),
             "cards": In(8),
@@ -69,15 +80,17 @@ class Backend(wiring.Component):
             "fault_pc": Out(self._cmd["pc"].shape),
             "fault_word": Out(self._cmd["word"].shape),
             "idle": Out(1),
-            "dbg_vrf_r": In(VrfReadSignature(v, d)),
-            "dbg_vrf_w": In(VrfWriteSignature(v, d)),
-            "dbg_srf_idx": In(range(n_srf)),
-            "dbg_srf_value": Out(32),
+            **dbg,
         })
 
     @property
     def command_layout(self):
         return self._cmd
+
+    @property
+    def debug(self) -> bool:
+        """Whether the ``dbg_*`` back doors exist."""
+        return self._debug
 
     @property
     def mpu_port(self) -> MpuPort:
@@ -92,9 +105,11 @@ class Backend(wiring.Component):
         m = Module()
         core = self._core
         m.submodules.issue = issue = Issue(core, writers=WRITERS, readers=READERS)
-        m.submodules.vpu = vpu = VpuPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        m.submodules.vpu = vpu = VpuPort(core, self._cmd, writers=WRITERS, readers=READERS,
+                                         leaf=self._leaf)
         m.submodules.mpu = mpu = self._mpu
-        m.submodules.lut = lut = LutPort(core, self._cmd, writers=WRITERS, readers=READERS)
+        m.submodules.lut = lut = LutPort(core, self._cmd, writers=WRITERS, readers=READERS,
+                                         leaf=self._leaf)
         movers = {
             "dma": VectorMover(core, self._cmd, writers=WRITERS, readers=READERS,
                                reads={Opcode.STORE: (1, 2), Opcode.STORE_T: (1, 2)},
@@ -111,11 +126,12 @@ class Backend(wiring.Component):
             check_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", "rx"],
             write_units=["vpu", "mpu", "lut", "dma", "tx", "rx"],
             read_units=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", "rx"])
+        dbg = ["dbg"] if self._debug else []
         m.submodules.srf = srf = ScalarRegs.from_core(
-            core, read_ports=["i0", "i1", "dbg"], write_ports=["sli", "vpu", "mpu"])
+            core, read_ports=["i0", "i1", *dbg], write_ports=["sli", "vpu", "mpu"])
         m.submodules.vrf = vrf = Vrf.from_core(
-            core, read_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", "dbg"],
-            write_ports=["vpu", "mpu", "lut", "dma", "rx", "dbg"])
+            core, read_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", *dbg],
+            write_ports=["vpu", "mpu", "lut", "dma", "rx", *dbg])
 
         # controller -> issue -> memory system
         wiring.connect(m, wiring.flipped(self.ins), issue.ins)
@@ -200,7 +216,9 @@ class Backend(wiring.Component):
                              | (srf.pending != 0)
                              | ~movers["dma"].idle | ~movers["tx"].idle | ~movers["rx"].idle),
                      self.idle.eq(~busy)]
-        wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
-        wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)
-        m.d.comb += [srf.r_dbg_idx.eq(self.dbg_srf_idx), self.dbg_srf_value.eq(srf.r_dbg_value)]
+        if self._debug:
+            wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
+            wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)
+            m.d.comb += [srf.r_dbg_idx.eq(self.dbg_srf_idx),
+                         self.dbg_srf_value.eq(srf.r_dbg_value)]
         return m

@@ -23,6 +23,7 @@ from dfx.rtl.bus.axi import AxiLiteSignature, AxiSignature
 from dfx.rtl.control.ctrl import ControlSlave
 from dfx.rtl.controller.unit import ControlUnit
 from dfx.rtl.dma.system import MemorySystem
+from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
 
 from .backend import Backend
@@ -37,19 +38,28 @@ class DfxCore(wiring.Component):
 
     Ports: ``s_axi_control`` (AXI4-Lite slave), ``interrupt``, ``m_axi_hbm`` (one AXI4 master
     per pseudo-channel), ``m_axi_ddr``, ``tx``/``rx`` (d-wide FP16 vector streams to and from
-    the ring), ``dbg_vrf_r``/``dbg_vrf_w``/``dbg_srf_*`` (testbench back doors, unconnected in
-    the Vitis kernel).
+    the ring), ``dbg_vrf_r``/``dbg_vrf_w``/``dbg_srf_*`` (testbench back doors; ``debug=False``,
+    the Vitis kernel :func:`dfx.rtl.core.generate.core_verilog` writes, leaves them out).
+    ``leaf``: how the datapath units add their repeated arithmetic blocks
+    (:mod:`dfx.rtl.leaves`; fast Verilog generation passes black boxes).
     """
 
-    def __init__(self, core: Any):
+    def __init__(self, core: Any, *, debug: bool = True, leaf: Leaf = add_leaf):
         self._core = core
+        self._debug = bool(debug)
         self._ctrl = ControlSlave.from_core(core)
         self._cu = ControlUnit.from_core(core)
-        self._be = Backend(core)
+        self._be = Backend(core, debug=self._debug, leaf=leaf)
         self._mem = MemorySystem.from_core(core)
         g = self._mem.geometry
         v, d = core.buffers.vrf_vectors, core.d
         vec = data.ArrayLayout(16, d)
+        dbg = {
+            "dbg_vrf_r": In(VrfReadSignature(v, d)),
+            "dbg_vrf_w": In(VrfWriteSignature(v, d)),
+            "dbg_srf_idx": In(range(core.buffers.srf_scalars)),
+            "dbg_srf_value": Out(32),
+        } if self._debug else {}
         super().__init__({
             "s_axi_control": In(AxiLiteSignature(addr_width=self._ctrl.regs.addr_width)),
             "interrupt": Out(1),
@@ -57,19 +67,22 @@ class DfxCore(wiring.Component):
             "m_axi_ddr": Out(AxiSignature(data_width=8 * g.beat_bytes)),
             "tx": Out(stream.Signature(vec)),
             "rx": In(stream.Signature(vec)),
-            "dbg_vrf_r": In(VrfReadSignature(v, d)),
-            "dbg_vrf_w": In(VrfWriteSignature(v, d)),
-            "dbg_srf_idx": In(range(core.buffers.srf_scalars)),
-            "dbg_srf_value": Out(32),
+            **dbg,
         })
 
     @classmethod
-    def from_core(cls, core: Any) -> DfxCore:
-        return cls(core)
+    def from_core(cls, core: Any, **kwargs: Any) -> DfxCore:
+        """The core of a :class:`dfx.isa.config.CoreConfig`; ``kwargs``: ``debug``, ``leaf``."""
+        return cls(core, **kwargs)
 
     @property
     def core(self) -> Any:
         return self._core
+
+    @property
+    def debug(self) -> bool:
+        """Whether the ``dbg_*`` back doors are ports."""
+        return self._debug
 
     @property
     def regs(self) -> Any:
@@ -182,8 +195,9 @@ class DfxCore(wiring.Component):
         # the ring and the back doors
         wiring.connect(m, be.tx, wiring.flipped(self.tx))
         wiring.connect(m, wiring.flipped(self.rx), be.rx)
-        wiring.connect(m, wiring.flipped(self.dbg_vrf_r), be.dbg_vrf_r)
-        wiring.connect(m, wiring.flipped(self.dbg_vrf_w), be.dbg_vrf_w)
-        m.d.comb += [be.dbg_srf_idx.eq(self.dbg_srf_idx),
-                     self.dbg_srf_value.eq(be.dbg_srf_value)]
+        if self._debug:
+            wiring.connect(m, wiring.flipped(self.dbg_vrf_r), be.dbg_vrf_r)
+            wiring.connect(m, wiring.flipped(self.dbg_vrf_w), be.dbg_vrf_w)
+            m.d.comb += [be.dbg_srf_idx.eq(self.dbg_srf_idx),
+                         self.dbg_srf_value.eq(be.dbg_srf_value)]
         return m

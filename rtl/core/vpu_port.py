@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from dfx.rtl.isa_layouts import LAYOUTS, Opcode
 from dfx.rtl.issue.ports import AdvanceSignature, CheckSignature, DoneSignature, IntWriteSignature
+from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.regs.srf import SrfWriteSignature
 from dfx.rtl.vpu import Vpu
 from dfx.rtl.vpu.vpu import Command as VpuCommand
@@ -55,12 +56,13 @@ _DEST = data.StructLayout({"kind": unsigned(2), "tgt": unsigned(32), "n": unsign
 class VpuPort(wiring.Component):
     """The VPU and its operand collector (module doc). ``cmd_layout``: the issue command
     layout (:func:`dfx.rtl.issue.issue.command_layout`); ``writers``/``readers``: scoreboard
-    table sizes; ``vpu``: the unit (default ``Vpu.from_core(core)``)."""
+    table sizes; ``vpu``: the unit (default ``Vpu.from_core(core)``); ``leaf``: how the
+    default unit adds its arithmetic leaves (:mod:`dfx.rtl.leaves`)."""
 
     def __init__(self, core: Any, cmd_layout: data.StructLayout, *, writers: int,
-                 readers: int, vpu: Vpu | None = None):
+                 readers: int, vpu: Vpu | None = None, leaf: Leaf = add_leaf):
         self._core = core
-        self._vpu = vpu if vpu is not None else Vpu.from_core(core)
+        self._vpu = vpu if vpu is not None else Vpu.from_core(core, leaf=leaf)
         v, d = core.buffers.vrf_vectors, core.d
         self._cmd_layout = cmd_layout
         super().__init__({

@@ -38,6 +38,7 @@ from ..arith.fp32_to_fp16 import Fp32ToFp16
 from ..arith.fpformat import check_latency, wire
 from ..arith.pwl_table import PwlTable, fp16_to_fp32
 from ..isa_layouts import Opcode
+from ..leaves import Leaf, add_leaf
 
 __all__ = ["VFU_OPS", "Vfu", "VpuOp", "check_pow2", "delay", "widen16"]
 
@@ -121,6 +122,9 @@ class Vfu(wiring.Component):
     ``Out``: ``result`` (d x FP16), ``valid_out``, ``prod`` (d x FP32: ``f32(a)`` for vacc,
     ``a*a`` for vaccsq), ``prod_valid``, ``prod_first``, ``prod_last`` (``prod_latency`` after
     issue). ``op`` values that are not VFU ops (vmax, scalar ops) are ignored.
+
+    ``leaf`` adds each lane's arithmetic blocks and the table units' (:mod:`dfx.rtl.leaves`;
+    default: plain submodules).
     """
 
     def __init__(
@@ -134,8 +138,10 @@ class Vfu(wiring.Component):
         cvt_latency: int = 1,
         exp_table: Any = None,
         gelu_table: Any = None,
+        leaf: Leaf = add_leaf,
     ):
         self._d = check_pow2(d, "d")
+        self._leaf = leaf
         self._cvt = check_latency(cvt_latency, 0, "cvt_latency")
         self._add = check_latency(add_latency, max(1, self._cvt), "add_latency")
         self._mul = check_latency(mul_latency, max(1, self._cvt), "mul_latency")
@@ -227,8 +233,8 @@ class Vfu(wiring.Component):
         mov_valid = delay(m, mov_v, self._bypass, en, "mov_valid", reset_less=False)
 
         # the table units: d lanes each, sharing their ROMs
-        exp = PwlTable(self._exp_table, lanes=d, latency=self._table)
-        gelu = PwlTable(self._gelu_table, lanes=d, latency=self._table)
+        exp = PwlTable(self._exp_table, lanes=d, latency=self._table, leaf=self._leaf)
+        gelu = PwlTable(self._gelu_table, lanes=d, latency=self._table, leaf=self._leaf)
         m.submodules.exp = exp
         m.submodules.gelu = gelu
         m.d.comb += [
@@ -257,18 +263,11 @@ class Vfu(wiring.Component):
             def gate(on: Value, x: Value, name: str, i: int = i) -> Value:
                 return wire(m, Mux(on, x, 0), f"{name}{i}")
 
-            add = Fp32Add(lat_add)
-            mul = Fp16Mul(lat_mul)
-            muls = Fp32Mul(lat_mul)
-            cvt = Fp32ToFp16(self._cvt)
-            for name, unit in (
-                ("add", add),
-                ("mul", mul),
-                ("muls", muls),
-                ("cvt", cvt),
-            ):
-                m.submodules[f"{name}{i}"] = unit
-                m.d.comb += unit.en.eq(en)
+            add = self._leaf(m, f"add{i}", Fp32Add(lat_add))
+            mul = self._leaf(m, f"mul{i}", Fp16Mul(lat_mul))
+            muls = self._leaf(m, f"muls{i}", Fp32Mul(lat_mul))
+            cvt = self._leaf(m, f"cvt{i}", Fp32ToFp16(self._cvt))
+            m.d.comb += [unit.en.eq(en) for unit in (add, mul, muls, cvt)]
 
             b_add = Mux(scalar_b, s32, b32)
             mul_b = Mux(mul_b16, b16, Mux(square, a16, Const(0x3C00, 16)))

@@ -15,6 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith.fpformat import check_latency
+from ..leaves import Leaf, LeafModules, add_leaf, mark_used
 from .sfu import INDEX_BITS, SfuV
 from .vfu import VFU_OPS, Vfu, VpuOp, check_pow2
 
@@ -58,7 +59,9 @@ class Vpu(wiring.Component):
     latencies of the core configuration; ``cvt_latency`` of each element-wise latency is the
     FP32 -> FP16 rounding; the squares of vaccsq use the multiplier bank
     (``vpu.square_latency`` is not used); ``acc_*_latency``: the exact accumulation of
-    vacc/vaccsq (:mod:`.accumulate`, docs/numerics.md §5).
+    vacc/vaccsq (:mod:`.accumulate`, docs/numerics.md §5). ``leaf``: how the VFU adds each
+    lane's arithmetic blocks and table units (:mod:`dfx.rtl.leaves`; :meth:`verilog` and the
+    core's Verilog generation pass black boxes).
     """
 
     def __init__(
@@ -75,7 +78,10 @@ class Vpu(wiring.Component):
         acc_add_latency: int = 1,
         acc_convert_latency: int = 1,
         tables: dict[str, Any] | None = None,
+        leaf: Leaf = add_leaf,
     ):
+        self._params = {k: v for k, v in locals().items()
+                        if k not in ("self", "leaf", "__class__")}
         self._d = check_pow2(d, "d")
         tables = dict(tables or {})
         unknown = sorted(set(tables) - {"exp", "gelu", "recip", "rsqrt"})
@@ -92,6 +98,7 @@ class Vpu(wiring.Component):
             cvt_latency=cvt_latency,
             exp_table=tables.get("exp"),
             gelu_table=tables.get("gelu"),
+            leaf=leaf,
         )
         self._sfu = SfuV(
             d,
@@ -219,6 +226,24 @@ class Vpu(wiring.Component):
         if op in _MAX:
             return self._sfu.max_tree_latency + 1
         raise ValueError(f"op: {op.name} has no scalar result")
+
+    def verilog(self, name: str = "vpu", *, flat: bool = False) -> str:
+        """Verilog of this VPU as module ``name``. Default: each distinct arithmetic leaf of
+        the VFU lanes and table units is one module (``<name>_<leaf>_l<n>``), converted once
+        and instantiated d times (:class:`~dfx.rtl.leaves.LeafModules`); ``flat=True``
+        converts the whole design in one piece. Both describe the same circuit."""
+        from amaranth.back import verilog
+
+        from ..cycle_check import fast_cycle_check
+
+        with fast_cycle_check():
+            if flat:
+                return verilog.convert(self, name=name, emit_src=False)
+            mark_used(self)  # the twin below stands in for this instance
+            leaves = LeafModules(name)
+            twin = Vpu(**self._params, leaf=leaves)
+            top = verilog.convert(twin, name=name, emit_src=False)
+            return top + "".join(leaves.verilog().values())
 
     # ---- hardware ------------------------------------------------------------------------
     def elaborate(self, platform: Any) -> Module:
