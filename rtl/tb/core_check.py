@@ -205,9 +205,9 @@ def check(model: Any, core: CoreConfig, prog: Program, workdir: Path, *,
     ref = ref if ref is not None else reference(core, prog)
     v = Verdict(prog.name, prog.kind, ref.outcome, [], ref.instructions, workdir=workdir)
     if prog.expect != "OK":
-        from dfx.rtl.core.faults import ERROR_CLASS, Fault
+        from .core_faults import expected_class
 
-        want = ERROR_CLASS[Fault[prog.expect]]
+        want = expected_class(prog.expect)
         if ref.outcome != want:
             v.mismatches.append(f"the reference ended with {ref.outcome} ({ref.message}), "
                                 f"but the program was made for {prog.expect} ({want})")

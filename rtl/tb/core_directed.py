@@ -14,8 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
+
 from dfx.isa.asm import assemble
 from dfx.isa.config import CoreConfig
+from dfx.isa.container import Segment
 
 from .core_programs import Frame, Program, frame, framed
 
@@ -215,9 +218,9 @@ def _matrix(fr: Frame) -> str:
         # WAR: the next instruction overwrites the x of a running matrix product
         mm y=v[r0+90], x=v[r0+20], w=hbm[r0+{hw}+{t9}], kt=3, nt=4, batch=2
         vmov y=v[r0+20], a=v[r0+30], n=6
-        # y over x (the product reads all of x first)
-        mm y=v[r0+24], x=v[r0+24], w=hbm[r0+{hw}], kt=2, nt=4
-        conv1d y=v[r0+28], x=v[r0+27], w=hbm[r0+{hw}+{t2}], b=hbm[r0+{hd}+6], kt=2, nt=6
+        # y just before and just after x (the ISA forbids y over x: fault programs)
+        mm y=v[r0+24], x=v[r0+26], w=hbm[r0+{hw}], kt=2, nt=4
+        conv1d y=v[r0+28], x=v[r0+26], w=hbm[r0+{hw}+{t2}], b=hbm[r0+{hd}+6], kt=2, nt=6
         # weights written by a store just before (RAW through memory), tile aligned
         store dst=hbm[r0+{hs}+{t}], src=vrf[r0+0], n={tile_el}
         mm y=v[r0+96], x=v[r0+82], w=hbm[r0+{hs}+{t}], kt=1, nt=1
@@ -285,17 +288,18 @@ def _vector(fr: Frame) -> str:
         vacc sd=s30, a=v[r0+3], n=0
         sli sd=s31, imm=5.0
         vaccsq sd=s31, a=v[r0+3], n=0
-        # in place (y = a, y = b), partial overlaps forward and backward
+        # in place (y = a, y = b) and y starting before a source it overlaps (y starting
+        # inside a source after its start is illegal: fault programs)
         vadd y=v[r0+4], a=v[r0+4], b=v[r0+10], n=3
         vmul y=v[r0+10], a=v[r0+11], b=v[r0+10], n=4
         vmov y=v[r0+20], a=v[r0+21], n=5
-        vmov y=v[r0+31], a=v[r0+30], n=5
-        vsub y=v[r0+40], a=v[r0+41], b=v[r0+39], n=4
+        vmov y=v[r0+30], a=v[r0+35], n=5
+        vsub y=v[r0+40], a=v[r0+41], b=v[r0+44], n=4
         vexp y=v[r0+50], a=v[r0+50], n=3
-        vgelu y=v[r0+51], a=v[r0+50], n=3
+        vgelu y=v[r0+51], a=v[r0+52], n=3
         # a chain: each op uses the previous result at once
         vadd y=v[r0+60], a=v[r0+0], b=v[r0+1], n=2
-        vmul y=v[r0+62], a=v[r0+60], b=v[r0+61], n=2
+        vmul y=v[r0+62], a=v[r0+60], b=v[r0+60], n=2
         vexp y=v[r0+64], a=v[r0+62], n=2
         vgelu y=v[r0+66], a=v[r0+64], n=2
         vmov y=v[r0+68], a=v[r0+66], n=2
@@ -448,24 +452,41 @@ def _dma(fr: Frame) -> str:
                tile=fr.core.tile_bytes, tile2=2 * fr.core.tile_bytes)
 
 
+def _edges(fr: Frame) -> str:
+    """The last bytes of HBM (an image segment there), of the weight buffer, the last VRF
+    vector and scalar register, results brought back into the compared windows."""
+    c = fr.core
+    cap, wb, t = c.b.hbm.capacity_bytes, c.buffers.wbuf_tiles * c.tile_bytes, c.tile_bytes
+    d = c.d
+    return fmt(fr, """
+        load dst=vrf[r0+100], src=hbm[r0+{e16}], n={d8}
+        store dst=hbm[r0+{e32}], src=vrf[r0+0], n={d8}
+        load dst=vrf[r0+101], src=hbm[r0+{e32}], n={d16}
+        copy dst=wbuf[r0+{w16}], src=hbm[r0+{e16}], n={d8}
+        load dst=vrf[r0+103], src=wbuf[r0+{w16}], n={d8}
+        lw rd=r1, mem=hbm[r0+{e4}]
+        sw rs1=r1, mem=hbm[r0+{e8}]
+        lw rd=r2, mem=hbm[r0+{e8}]
+        li rd=r3, imm={e4}
+        lw rd=r4, mem=hbm[r3+0]
+        vmov y=v[r0+{v1}], a=v[r0+5], n=1
+        vadd y=v[r0+104], a=v[r0+{v1}], b=v[r0+{v1}], n=1
+        vacc sd=s{s1}, a=v[r0+{v1}], n=1
+        sli sd=s{s2}, imm=2.5
+        smul sd=s{s1}, sa=s{s1}, sb=s{s2}
+        mm y=v[r0+105], x=v[r0+0], w=hbm[r0+{et}], kt=1, nt={nt}
+        store dst=hbm[r0+{et}], src=vrf[r0+105], n={d8}
+        load dst=vrf[r0+106], src=hbm[r0+{et}], n={d8}
+    """, e16=cap - 2 * d, e32=cap - 4 * d, e4=cap - 4, e8=cap - 8, et=cap - t,
+               w16=wb - 2 * d, d8=d, d16=2 * d, v1=c.buffers.vrf_vectors - 1,
+               s1=fr.arena.srf - 1, s2=fr.arena.srf - 2, nt=1)
+
+
 def _known_negative_limit(fr: Frame) -> str:
     return """
         li rd=r1, imm=-1
         sli sd=s3, imm=1.0
         maskedmm y=v[r0+60], x=v[r0+0], w=hbm[r0+{hw}], kt=1, nt=2, limit=r1, scale=s3, max=s10
-    """
-
-
-def _known_y_over_x(fr: Frame) -> str:
-    return """
-        mm y=v[r0+2], x=v[r0+0], w=hbm[r0+{hw}], kt=4, nt=8
-        mm y=v[r0+10], x=v[r0+9], w=hbm[r0+{hw}], kt=2, nt=6, batch=2
-    """
-
-
-def _known_vector_ahead(fr: Frame) -> str:
-    return """
-        vmov y=v[r0+7], a=v[r0+2], n=6
     """
 
 
@@ -477,9 +498,8 @@ DIRECTED: dict[str, tuple[Callable[[Frame], str], dict | None]] = {
     "vector": (_vector, None),
     "scalar": (_scalar, None),
     "dma": (_dma, None),
+    "edges": (_edges, None),
     "known-maskedmm-negative-limit": (_known_negative_limit, None),
-    "known-matrix-y-over-x": (_known_y_over_x, None),
-    "known-vector-y-ahead-of-source": (_known_vector_ahead, None),
 }
 """Directed program name -> (body text builder, LUT stream shapes of its frame). The
 ``known-<issue>`` ones reproduce :data:`~.core_programs.KNOWN_ISSUES` (``notes["known"]``)."""
@@ -491,6 +511,12 @@ def directed_programs(core: CoreConfig, seed: int = 0) -> list[Program]:
     for name, (body, shapes) in DIRECTED.items():
         fr = frame(core, seed, shapes)
         notes = {"known": name[6:]} if name.startswith("known-") else {}
-        out.append(framed(fr, f"directed-{name}", "directed",
-                          assemble(fmt(fr, body(fr)), source=name), notes=notes))
+        prog = framed(fr, f"directed-{name}", "directed",
+                      assemble(fmt(fr, body(fr)), source=name), notes=notes)
+        if name == "edges":  # the last bytes of HBM are initialised too
+            cap = core.b.hbm.capacity_bytes
+            rng = np.random.default_rng(seed)
+            data = (rng.standard_normal(128) * 0.5).astype(np.float16)
+            prog.segments = [*prog.segments, Segment("hbm", cap - data.nbytes, data)]
+        out.append(prog)
     return out

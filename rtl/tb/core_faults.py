@@ -21,8 +21,9 @@ from dfx.isa.spec import load_spec
 from .core_directed import fmt
 from .core_programs import Frame, Program, epilogue, frame
 
-__all__ = ["fault_programs"]
+__all__ = ["expected_class", "fault_programs"]
 
+OVERLAP = "OVERLAP"  # y over x (matrix, lutmv) / y starting inside a source (vector ops)
 #: Work in flight when the fault comes.
 PRE = """
     conv1d y=v[r0+40], x=v[r0+0], w=hbm[r0+{hw}], b=ddr[r0+{dd}], kt=3, nt=4, batch=2, gelu
@@ -128,6 +129,15 @@ def _faults(core: CoreConfig) -> dict[str, tuple[str, str]]:
         "sreg-maskedmm-max": ("SREG", f"fault: maskedmm y=v[r0+60], x=v[r0+0], w=hbm[r0+{{hw}}], "
                                       f"kt=1, nt=1, batch=2, scale=s1, max=s{srf - 1}"),
         "sreg-vadds": ("SREG", f"fault: vadds y=v[r0+60], a=v[r0+0], s=s{srf}, n=1"),
+        "overlap-matrix-in-place": (OVERLAP, "fault: mm y=v[r0+24], x=v[r0+24], "
+                                             "w=hbm[r0+{hw}], kt=2, nt=4"),
+        "overlap-matrix-batch": (OVERLAP, "fault: mm y=v[r0+10], x=v[r0+9], w=hbm[r0+{hw}], "
+                                          "kt=2, nt=6, batch=2"),
+        "overlap-lutmv": (OVERLAP, "fault: " + lut.replace("{n}", "16").replace("{q}", "1")
+                          .replace("v[r0+60]", "v[r0+0]")),
+        "overlap-vector-ahead": (OVERLAP, "fault: vmov y=v[r0+7], a=v[r0+2], n=6"),
+        "overlap-vector-b-ahead": (OVERLAP, "fault: vsub y=v[r0+40], a=v[r0+50], "
+                                            "b=v[r0+39], n=4"),
         "ring-send": ("RING", "fault: send v=v[r0+0], n=1"),
         "ring-recv": ("RING", "fault: recv v=v[r0+60], n=1"),
     }
@@ -149,6 +159,16 @@ def _raw(core: CoreConfig) -> dict[str, tuple[str, Callable[[Instruction], int]]
         "reserved-unused-field": ("RESERVED_BITS",
                                   lambda ins: Instruction("halt").word | (1 << spare.lsb)),
     }
+
+
+def expected_class(expect: str) -> str:
+    """The simulator error class a program's ``expect`` (``OK`` or a fault name) stands for
+    (``"halt"`` for ``OK``; a name that is no fault code stands for itself)."""
+    from dfx.rtl.core.faults import ERROR_CLASS, Fault
+
+    if expect == "OK":
+        return "halt"
+    return ERROR_CLASS[Fault[expect]] if expect in Fault.__members__ else expect
 
 
 def _assemble(fr: Frame, text: str) -> tuple[list[Instruction], int]:

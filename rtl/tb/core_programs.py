@@ -41,22 +41,13 @@ NUM_REGS = 32
 TABLE = (0, 1, 2, 3, 4, 5, 6, 8, 16, 32, 64, 96, 128, 256, 512, 1024)
 
 #: Known deviations of the RTL from the functional simulator: name -> what. Random programs
-#: steer clear of them by default (``avoid``); each has a directed reproducer
-#: (:mod:`.core_directed`, ``directed-known-<name>``) that fails until the RTL is fixed.
+#: steer clear of them by default (``avoid``); each has reproducers (``notes["known"]``:
+#: ``directed-known-<name>``, fault programs) that fail until the RTL is fixed.
 KNOWN_ISSUES: dict[str, str] = {
     "maskedmm-negative-limit": (
         "maskedmm with r{limit} + i < 0 (row i) must mask every column (j > limit + i for "
         "all j >= 0); the MPU port clamps a negative bound to 0 and leaves column 0 unmasked "
         "(rtl/core/mpu_port.py), so y[0] and the row maximum differ"),
-    "matrix-y-over-x": (
-        "a matrix instruction whose y overlaps its x ahead of it (a later vector of x, of the "
-        "same or a later batch row): the simulator reads all of x before writing y; the MPU "
-        "port re-reads x per tile, after the first outputs were written"),
-    "vector-y-ahead-of-source": (
-        "a vector instruction whose y starts inside a source, after its start, by more than "
-        "the unit's pipeline (vmov y=v[7], a=v[2], n=6): the simulator computes y from the "
-        "old a/b; the VPU port reads the source vectors the instruction itself has "
-        "already overwritten"),
 }
 
 

@@ -279,25 +279,32 @@ class RandomGen:
         return self.count(lo, hi)
 
     def _vec_dst(self, nmax: int, sources: int) -> tuple[list[Instruction], list[Any]]:
-        """y and ``sources`` source operands of a vector op: in place (y = a or y = b) or
-        anywhere; with "vector-y-ahead-of-source" avoided, y never starts inside a source
-        after its start (in place, or apart)."""
+        """y and ``sources`` source operands of an element-wise vector op. The ISA lets y
+        overlap a source only in place (y = a) or starting before it, on every iteration: y
+        is a, or a few vectors before a off the same base, or apart from it; b is y, a, or
+        apart from y."""
         r = self.rng
-        avoid = "vector-y-ahead-of-source" in self.avoid
         pre, a = self.vaddr(nmax)
-        spans = [self.span]
-        if r.random() < 0.3:
-            y, ys = a, self.span
+        aspan = self.span
+        x = r.random()
+        if x < 0.3:
+            y, yspan = a, aspan
+        elif x < 0.45 and a.off >= 1:
+            k = r.randint(1, min(a.off, nmax + 1))
+            y, yspan = VAddr(a.base, a.off - k), (aspan[0] - k, aspan[1] - k)
         else:
-            py, y = self.vaddr_apart(nmax, spans[0]) if avoid else self.vaddr(nmax)
+            py, y = self.vaddr_apart(nmax, aspan)
             pre += py
-            ys = self.span
+            yspan = self.span
         ops = [y, a]
         if sources == 2:
-            if r.random() < 0.25:
+            x = r.random()
+            if x < 0.2:
                 ops.append(y)
+            elif x < 0.35:
+                ops.append(a)
             else:
-                pb, b = self.vaddr_apart(nmax, ys) if avoid else self.vaddr(nmax)
+                pb, b = self.vaddr_apart(nmax, yspan)
                 pre += pb
                 ops.append(b)
         return pre, ops
@@ -406,10 +413,7 @@ class RandomGen:
         space, region = r.choice(WEIGHT_SRC)
         pw, w = self.maddr(space, region, tiles * ar.tile, ar.tile)
         px, x = self.vaddr(nb * ktmax)
-        if "matrix-y-over-x" in self.avoid:
-            py, y = self.vaddr_apart(nb * yv, self.span)
-        else:
-            py, y = self.vaddr(nb * yv)
+        py, y = self.vaddr_apart(nb * yv, self.span)  # the ISA: y never over x
         ops: dict[str, Any] = {"y": y, "x": x, "w": w, "kt": kt, "nt": nt, "kt_stride": kts,
                                "batch": batch}
         pre = pk + pn + pw + px + py
@@ -450,10 +454,7 @@ class RandomGen:
                 else []
             w = MemAddr(s.space, t, s.addr - (pw[0].imm if t else 0))
         px, x = self.vaddr(nb * kv)
-        if nb > 1 and "matrix-y-over-x" in self.avoid:  # (lutmv reads x once per row)
-            py, y = self.vaddr_apart(nb * yv, self.span)
-        else:
-            py, y = self.vaddr(nb * yv)
+        py, y = self.vaddr_apart(nb * yv, self.span)  # the ISA: y never over x
         bias = r.random() < 0.6
         if bias:
             bspace, bregion = r.choice(ELEM_SRC)
