@@ -28,6 +28,7 @@ class Fault(enum.Enum, shape=8):
     SREG = 10
     RING = 11
     PROGRAM_SIZE = 12
+    OVERLAP = 13
 
 
 ERROR_CLASS: dict[Fault, str] = {
@@ -43,6 +44,7 @@ ERROR_CLASS: dict[Fault, str] = {
     Fault.SREG: "RegisterError",
     Fault.RING: "IllegalInstructionError",
     Fault.PROGRAM_SIZE: "HostError",
+    Fault.OVERLAP: "IllegalInstructionError",
 }
 """The :mod:`dfx.sim.functional.errors` class each fault corresponds to."""
 
@@ -59,5 +61,6 @@ MESSAGE: dict[Fault, str] = {
     Fault.SREG: "a scalar register beyond the core's scalar register file",
     Fault.RING: "send/recv need the ring, but this appliance has only one card",
     Fault.PROGRAM_SIZE: "the program does not fit the instruction buffer",
+    Fault.OVERLAP: "a result range overlaps a source the unit has not finished reading",
 }
 """One-line description of each fault (the host adds card, pc and instruction)."""

@@ -12,16 +12,15 @@ Cycle rules: a command taken from the queue in cycle t reads its first x in t + 
 row's MPU command has been accepted); an x read in cycle r can meet its tile in r + 1; x's
 reader entry is retired with the instruction's last x read.
 
-Row masks: maskedmm masks output column j of row i when ``j > r{limit} + i``; a negative
-bound is not representable by the MPU's unsigned limit and is clamped to 0 (nothing in the
-compiled programs produces one).
+Row masks: maskedmm masks output column j of row i when ``j > r{limit} + i``; the bound goes
+to the MPU clamped to -1 .. 2^31 - 1 (every column masked .. none), which keeps its meaning.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -141,13 +140,13 @@ class MpuPort(wiring.Component):
         mc = Signal(mpu_command_layout())
         is_conv = cur.op == Opcode.CONV1D
         is_masked = cur.op == Opcode.MASKEDMM
-        lim = Signal(64)
+        lim = Signal(signed(64))
         m.d.comb += lim.eq(cur.limit + row)
         m.d.comb += [
             mc.kt.eq(kt), mc.nt.eq(nt),
             mc.use_bias.eq(is_conv), mc.use_scale.eq(is_masked), mc.scale.eq(cur.s0),
             mc.mask.eq(is_masked), mc.rowmax.eq(is_masked), mc.gelu.eq(is_conv & mat.gelu),
-            mc.limit.eq(Mux(lim[63], 0, Mux(lim[32:] != 0, 0xFFFFFFFF, lim[:32]))),
+            mc.limit.eq(Mux(lim < -1, -1, Mux(lim > 0x7FFFFFFF, 0x7FFFFFFF, lim))),
             mpu.cmd.payload.eq(mc),
             mpu.cmd.valid.eq(active & ~started & (row < rows)),
         ]

@@ -117,6 +117,14 @@ class Plan(wiring.Component):
             """A VRF range [lo, lo + n) outside the VRF (lo, n: signed 64-bit)."""
             return (lo < 0) | (lo + n > vrf)
 
+        def overlap(y: Any, ny: Any, x: Any, nx: Any) -> Any:
+            """Result range [y, y + ny) overlaps source [x, x + nx)."""
+            return (y < x + nx) & (x < y + ny)
+
+        def ahead(y: Any, a: Any, n: Any) -> Any:
+            """An element-wise result starting inside its source after its start."""
+            return (a < y) & (y < a + n)
+
         def mem(space: Any, addr: Any, nbytes: Any, align: int, allowed: tuple[str, ...]
                 ) -> None:
             """An operand in memory: its space, alignment and bounds (in that order)."""
@@ -172,6 +180,7 @@ class Plan(wiring.Component):
                 fail((kt < 1) | (nt < 1), Fault.COUNT)
                 fail(vrange(x, batch * kt), Fault.VRF_RANGE)
                 fail(vrange(y, batch * yv), Fault.VRF_RANGE)
+                fail(overlap(y, batch * yv, x, batch * kt), Fault.OVERLAP)
                 with m.If(op == Opcode.CONV1D):
                     mem(mat.b_space, bb, 2 * nt * l, 2, ("hbm", "ddr", "wbuf"))
                 with m.If(op == Opcode.MASKEDMM):
@@ -200,6 +209,7 @@ class Plan(wiring.Component):
                     yv = _ceil_div(n, d)
                     fail(vrange(x, batch * kv), Fault.VRF_RANGE)
                     fail(vrange(y, batch * yv), Fault.VRF_RANGE)
+                    fail(overlap(y, batch * yv, x, batch * kv), Fault.OVERLAP)
                     raw = (gs * q * n * s) // 8 + n * (q + 1) * 2
                     section = ((raw + 31) >> 5) << 5
                     mem(lut.w_space, w, ng * section, 32, ("hbm", "ddr", "wbuf"))
@@ -215,6 +225,7 @@ class Plan(wiring.Component):
                     fail(vrange(a, n), Fault.VRF_RANGE)
                     fail(vrange(b, n), Fault.VRF_RANGE)
                     fail(vrange(y, n), Fault.VRF_RANGE)
+                    fail(ahead(y, a, n) | ahead(y, b, n), Fault.OVERLAP)
                     src(0, a, n)
                     src(1, b, n)
                     dst(y, n)
@@ -226,6 +237,7 @@ class Plan(wiring.Component):
                 with m.If(n != 0):
                     fail(vrange(a, n), Fault.VRF_RANGE)
                     fail(vrange(y, n), Fault.VRF_RANGE)
+                    fail(ahead(y, a, n), Fault.OVERLAP)
                     src(0, a, n)
                     dst(y, n)
                     m.d.comb += self.unit.eq(Unit.VPU)
@@ -234,6 +246,7 @@ class Plan(wiring.Component):
                 with m.If(n != 0):
                     fail(vrange(a, n), Fault.VRF_RANGE)
                     fail(vrange(y, n), Fault.VRF_RANGE)
+                    fail(ahead(y, a, n), Fault.OVERLAP)
                     src(0, a, n)
                     dst(y, n)
                     m.d.comb += self.unit.eq(Unit.VPU)

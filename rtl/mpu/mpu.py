@@ -7,8 +7,9 @@ row over ``KT x NT`` weight tiles of d x l FP16 (DFX §2.3), bit-exact with the 
 Streams (``amaranth.lib.stream``, valid/ready/payload):
 
 * ``cmd`` (:func:`command_layout`): ``kt``, ``nt`` (1..65535; 0 means 65536), ``use_bias``,
-  ``use_scale`` + ``scale`` (FP32 bits), ``mask`` + ``limit`` (column ``n`` is masked when
-  ``n > limit``), ``gelu``, ``rowmax``. Up to ``queue_depth`` commands are in flight.
+  ``use_scale`` + ``scale`` (FP32 bits), ``mask`` + ``limit`` (signed: column ``n`` is masked
+  when ``n > limit``, every column when limit < 0), ``gelu``, ``rowmax``. Up to ``queue_depth``
+  commands are in flight.
 * ``tiles`` (:func:`tile_layout`): the weights ``w[j][i] = W[kt*d + i, nt*l + j]`` (the golden
   tile, lane-major) and the input portion ``x = x[kt*d : kt*d + d]``, in the order of
   :func:`tile_order` (the operand collector's job, DFX §2.6).
@@ -41,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -74,7 +75,7 @@ def command_layout() -> data.StructLayout:
             "mask": unsigned(1),
             "gelu": unsigned(1),
             "rowmax": unsigned(1),
-            "limit": unsigned(32),
+            "limit": signed(32),
             "scale": unsigned(32),
         }
     )

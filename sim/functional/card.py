@@ -52,8 +52,9 @@ Details of the ISA semantics that isa/spec.yaml leaves open, as this simulator f
   lw/sw addresses 4-byte aligned (spec). Any negative address or one past the memory is an error.
 * Every VRF vector read must have been written before, including whole vectors of which only a
   part is used (the last vector of store/store_t/vargmax with n not a multiple of d).
-* Matrix instructions read all of x (and the weights) before writing y; vector instructions
-  compute y from the old a/b when they overlap. MaskedMM's row maximum is over the nt*l outputs
+* Matrix and LUT-GEMM instructions may not write y over x; an element-wise vector instruction
+  may write y over a source in place (y = a) or starting before it, but not starting inside it
+  after its start (the spec's execution rules). MaskedMM's row maximum is over the nt*l outputs
   (the -65504 padding of the last vector is not included).
 * store with a stride writes chunk k (d elements, the last one partial) at dst + k*stride, in
   order; store_t follows the spec's formula even with stride 0 (a later element wins); copy
@@ -286,6 +287,22 @@ class Card:
         self.vrf[base:base + n] = data
         self.valid[base:base + n] = True
 
+    def _disjoint(self, op: str, y: int, ny: int, x: int, nx: int) -> None:
+        """Matrix and LUT-GEMM instructions may not write y over x (the units read x again
+        for every block of outputs; isa/spec.yaml execution rules)."""
+        if y < x + nx and x < y + ny:
+            raise IllegalInstructionError(
+                f"{op} writes y = v[{y}..{y + ny}) over its input x = v[{x}..{x + nx})")
+
+    @staticmethod
+    def _not_ahead(y: int, src: int, n: int, name: str) -> None:
+        """An element-wise result may overwrite its source in place (y = src) or before it,
+        not start inside it after its start (isa/spec.yaml execution rules)."""
+        if src < y < src + n:
+            raise IllegalInstructionError(
+                f"y = v[{y}] starts inside source {name} = v[{src}..{src + n}) after its start "
+                "(only y = a, in place, or y before the source may overlap it)")
+
     def _stride(self, stride: int) -> None:
         if stride % 2:
             raise MemoryAccessError(f"stride {stride} is not a multiple of 2 bytes (FP16)")
@@ -435,6 +452,7 @@ class Card:
         xb, yb = self._vaddr(ins.x), self._vaddr(ins.y)
         x = self.vread(xb, batch * kt).reshape(batch, kt * d)
         self._vcheck(yb, batch * yv, "write")
+        self._disjoint(ins.op, yb, batch * yv, xb, batch * kt)
         kw: dict[str, Any] = {}
         if kind == "conv1d":
             m, baddr = self._mem(ins.b, "b", _ELEM_SPACES)
@@ -512,6 +530,7 @@ class Card:
         xb, yb = self._vaddr(ins.x), self._vaddr(ins.y)
         x = self.vread(xb, batch * kv).reshape(batch, kv * d)[:, :k]
         self._vcheck(yb, batch * yv, "write")
+        self._disjoint(ins.op, yb, batch * yv, xb, batch * kv)
         w = self._lut_weights(ins, n, ng, gs, q)
         bias = None
         if ins.bias:
@@ -535,7 +554,10 @@ class Card:
             return
         a = self.vread(self._vaddr(ins.a), n)
         b = self.vread(self._vaddr(ins.b), n)
-        self.vwrite(self._vaddr(ins.y), np.asarray(fn(a, b)))
+        y = self._vaddr(ins.y)
+        self._not_ahead(y, self._vaddr(ins.a), n, "a")
+        self._not_ahead(y, self._vaddr(ins.b), n, "b")
+        self.vwrite(y, np.asarray(fn(a, b)))
 
     def _vs(self, ins: Instruction, fn: Callable[[np.ndarray, Any], Any]) -> None:
         n = self._count(ins.n, "n")
@@ -543,14 +565,18 @@ class Card:
         if n == 0:
             return
         a = self.vread(self._vaddr(ins.a), n)
-        self.vwrite(self._vaddr(ins.y), np.asarray(fn(a, s)))
+        y = self._vaddr(ins.y)
+        self._not_ahead(y, self._vaddr(ins.a), n, "a")
+        self.vwrite(y, np.asarray(fn(a, s)))
 
     def _v1(self, ins: Instruction, fn: Callable[[np.ndarray], Any]) -> None:
         n = self._count(ins.n, "n")
         if n == 0:
             return
         a = self.vread(self._vaddr(ins.a), n)
-        self.vwrite(self._vaddr(ins.y), np.asarray(fn(a)))
+        y = self._vaddr(ins.y)
+        self._not_ahead(y, self._vaddr(ins.a), n, "a")
+        self.vwrite(y, np.asarray(fn(a)))
 
     def _op_vadd(self, ins: Instruction) -> None:
         self._vv(ins, gfp.add16)

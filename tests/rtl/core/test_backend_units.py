@@ -61,6 +61,8 @@ def vector_cases(rng: np.random.Generator) -> list[Case]:
             k = int(rng.integers(0, 5))
             n = int(rng.integers(1, 6))
             y, a, b = (int(rng.integers(0, 48 - n)) for _ in range(3))
+            while a < y < a + n or b < y < b + n:  # y may not start inside a source
+                y = int(rng.integers(0, 48 - n))
             s1, s2, s3 = (int(rng.integers(0, 4)) for _ in range(3))
             if k == 0:
                 lines.append(vv(str(rng.choice(["vadd", "vsub", "vmul"])), y, a, b, n))

@@ -35,14 +35,14 @@ def test_vrf_never_written(sim) -> None:
 def test_hbm_never_written_names_the_annotation(sim) -> None:
     prog = """
         load dst=vrf[r0+0], src=hbm[r0+0], n=8
-        conv1d y=v[r0+0], x=v[r0+0], w=hbm[r0+0x40], b=ddr[r0+0], kt=1, nt=1
+        conv1d y=v[r0+1], x=v[r0+0], w=hbm[r0+0x40], b=ddr[r0+0], kt=1, nt=1
         halt"""
     segs = [("hbm", 0, np.zeros(8, np.float16)), ("hbm", 0x40, np.zeros(10, np.float16)),
             ("ddr", 0, np.zeros(4, np.float16))]
     with pytest.raises(UninitializedReadError) as e:
         sim.run(prog, segs, debug=[[(0, "prologue"), (1, "layer / attn.c_proj")]])
     assert str(e.value) == (
-        "card 0, pc 1 (layer / attn.c_proj): conv1d y=v[r0+0], x=v[r0+0], w=hbm[r0+64], "
+        "card 0, pc 1 (layer / attn.c_proj): conv1d y=v[r0+1], x=v[r0+0], w=hbm[r0+64], "
         "b=ddr[r0+0], kt=1, nt=1: HBM weight read of 0x40..0x80 includes never-written bytes "
         "(first at 0x54)")
 
