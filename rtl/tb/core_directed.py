@@ -482,7 +482,7 @@ def _edges(fr: Frame) -> str:
                s1=fr.arena.srf - 1, s2=fr.arena.srf - 2, nt=1)
 
 
-def _known_negative_limit(fr: Frame) -> str:
+def _negative_limit(fr: Frame) -> str:
     return """
         li rd=r1, imm=-1
         sli sd=s3, imm=1.0
@@ -499,7 +499,7 @@ DIRECTED: dict[str, tuple[Callable[[Frame], str], dict | None]] = {
     "scalar": (_scalar, None),
     "dma": (_dma, None),
     "edges": (_edges, None),
-    "known-maskedmm-negative-limit": (_known_negative_limit, None),
+    "maskedmm-negative-limit": (_negative_limit, None),
 }
 """Directed program name -> (body text builder, LUT stream shapes of its frame). The
 ``known-<issue>`` ones reproduce :data:`~.core_programs.KNOWN_ISSUES` (``notes["known"]``)."""

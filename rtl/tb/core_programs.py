@@ -43,12 +43,7 @@ TABLE = (0, 1, 2, 3, 4, 5, 6, 8, 16, 32, 64, 96, 128, 256, 512, 1024)
 #: Known deviations of the RTL from the functional simulator: name -> what. Random programs
 #: steer clear of them by default (``avoid``); each has reproducers (``notes["known"]``:
 #: ``directed-known-<name>``, fault programs) that fail until the RTL is fixed.
-KNOWN_ISSUES: dict[str, str] = {
-    "maskedmm-negative-limit": (
-        "maskedmm with r{limit} + i < 0 (row i) must mask every column (j > limit + i for "
-        "all j >= 0); the MPU port clamps a negative bound to 0 and leaves column 0 unmasked "
-        "(rtl/core/mpu_port.py), so y[0] and the row maximum differ"),
-}
+KNOWN_ISSUES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
