@@ -204,16 +204,22 @@ def test_suite_size():
 @pytest.mark.verilator
 @pytest.mark.slow
 def test_regress_core_bench(core_model, tmp_path: Path, monkeypatch, capsys):
-    """``dfx regress --bench core`` on a small suite: a passing program, a known issue (a
-    passing test with a KNOWN line) and the totals line."""
+    """``dfx regress --bench core`` on a small suite: a passing program, a failing program
+    marked as a known issue (a passing test with a KNOWN line) and the totals line."""
+    import dataclasses
+
     import dfx.rtl.regress as rg
     from dfx.host.cli import main
+    from dfx.rtl.tb import core_programs
 
-    known = next(p for p in directed_programs(CORE) if p.notes.get("known"))
-    small = [(random_program(CORE, 1), (0,)), (known, (0,))]
-    monkeypatch.setattr(rg, "core_suite", lambda core, randoms, seed=0: small)
+    good = random_program(CORE, 1)
+    bad = dataclasses.replace(random_program(CORE, 2), name="made-for-a-fault", expect="ALIGN",
+                              notes={"known": "test-issue"})
+    monkeypatch.setitem(core_programs.KNOWN_ISSUES, "test-issue", "a test of the known path")
+    monkeypatch.setattr(rg, "core_suite", lambda core, randoms, seed=0: [(good, (0,)),
+                                                                          (bad, (0,))])
     status = main(["regress", "--bench", "core", "--build-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "core" in out and "PASS" in out and f"KNOWN core::{known.name}" in out
+    assert "PASS" in out and "KNOWN core::made-for-a-fault: known issue test-issue" in out
     assert "core: 2 programs (2 runs), " in out and "cycles/s" in out
