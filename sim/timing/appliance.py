@@ -307,7 +307,11 @@ class Appliance:
                 dk = [_wrap(a - b) for a, b in zip(recs[k][1][c], recs[k - 1][1][c], strict=True)]
                 if dk != d1:
                     return
-            if not memo.invariant(cd, loop_pc, cd.r, d1, m * period):
+            try:
+                ok = memo.invariant(cd, loop_pc, cd.r, d1, m * period, period=period)
+            except memo.PhaseError:
+                return
+            if not ok:
                 self._eligible[loop_pc] = False
                 return
             deltas.append(d1)

@@ -102,10 +102,13 @@ class CardSim(Controller, Issue, MpuUnit, LutUnit, VpuUnit, Dma, Router, Account
     def reset(self) -> None:
         self._reset_controller()
         self._reset_issue()
+        self._reset_mpu()
         self._reset_lut()
         self._reset_vpu()
         self._reset_dma()
+        self._reset_router()
         self._reset_accounting()
+        self._start_issue()
         self.pending: Callable[[], int] | None = None
         self.blocked: str | None = None
         self.head: tuple[int, int] | None = None  # (loop pc, iteration) of the last back-edge
@@ -151,7 +154,9 @@ class CardSim(Controller, Issue, MpuUnit, LutUnit, VpuUnit, Dma, Router, Account
             return (t if t > floor else floor) - ref
 
         return (self._key_controller(), self._key_issue(f, ref), self._key_vpu(f, now),
-                self._key_lut(f), self._key_dma(f), self._key_accounting(f, ref, now))
+                self._key_mpu(f, now), self._key_lut(f, now), self._key_dma(f),
+                self._key_router(f),
+                self._key_accounting(f, ref, now))
 
     def counters(self) -> tuple[list[int], dict[str, dict[tuple, list[int]]]]:
         """A copy of the additive statistics (memoisation records)."""
@@ -176,7 +181,9 @@ class CardSim(Controller, Issue, MpuUnit, LutUnit, VpuUnit, Dma, Router, Account
             return t + dt if t > NEG else t
 
         self._shift_issue(dt, sh)
+        self._shift_mpu(sh)
         self._shift_lut(sh)
         self._shift_vpu(sh)
         self._shift_dma(sh)
+        self._shift_router(sh)
         self._shift_accounting(dt)

@@ -93,15 +93,16 @@ class Controller:
     int_cat: list[int]
     error: Callable[[str], Exception]
     _pre: Callable[[Meta], tuple[int, int]]
+    _word: Callable[..., int]
+    _word_ready: Callable[..., int]
+    sw_resp: int
     _issue: Callable[[int, int], int]
     _taken: Callable[[], None]
     _space: Callable[[Any, str, tuple[str, ...]], tuple[str, int]]
     finalize: Callable[[int], None]
 
     def _init_controller(self) -> None:
-        p = self.p
-        self.lw_latency = {"hbm": p.hbm.latency + p.int_latency,
-                           "ddr": p.ddr.latency + p.int_latency}
+        pass
 
     def _reset_controller(self) -> None:
         self.pc = 0
@@ -135,12 +136,15 @@ class Controller:
 
     def _op_halt(self, ins: Instruction, m: Meta) -> int:
         t, c = self._pre(m)
-        self._issue(t, c)
+        t = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
+        # done: halted (the cycle after) and everything drained; the core's cycle count runs
+        # from the first fetch (cycle 0) to done, both included
         h = self.horizon
-        if h[0] > self.now:
-            self.stats[S_CRIT + h[1]] += h[0] - self.now
-        self.end = max(self.now, h[0])
+        done = max(t + 1, h[0])
+        if done + 1 > self.now:
+            self.stats[S_CRIT + h[1]] += done + 1 - self.now
+        self.end = done + 1
         self.finalize(self.end)
         self.halted = True
         return HALTED
@@ -244,16 +248,18 @@ class Controller:
     def _op_lw(self, ins: Instruction, m: Meta) -> int:
         t, c = self._pre(m)
         space, addr = self._space(ins.mem, "mem", ("hbm", "ddr"))
-        t = self._issue(t, c)
+        t = self._issue(self._word_ready(t, False, space), c)
         self.stats[S_INSTR + m.cls] += 1
         v = self.words.get((space, addr), 0)
-        self._set(ins.rd, v, t + self.lw_latency[space], CONTROL)
+        resp = self._word(t, False, space, addr, CONTROL)
+        self._set(ins.rd, v, resp + self.p.lw_delay, CONTROL)
         return RUN
 
     def _op_sw(self, ins: Instruction, m: Meta) -> int:
         t, c = self._pre(m)
         space, addr = self._space(ins.mem, "mem", ("hbm", "ddr"))
-        self._issue(t, c)
+        t = self._issue(self._word_ready(t, True, space), c)
         self.stats[S_INSTR + m.cls] += 1
         self.words[(space, addr)] = self.r[ins.rs1] & 0xFFFFFFFF
+        self.sw_resp = self._word(t, True, space, addr, CONTROL)
         return RUN

@@ -1,18 +1,27 @@
 """In-order issue and the scoreboard of one card (docs/timing.md, "Issue and scoreboard").
 
-Mirrors ``rtl/issue``: one instruction issues per ``timing.issue_cycles`` in program order, at
-the first cycle at which every hazard allows it — integer and scalar registers (RAW, WAW, WAR),
-VRF ranges (chaining on in-flight writers, WAW, WAR against in-flight readers) and the
-target unit's queue. The scoreboard keeps, per in-flight VRF writer, the availability of every
-vector it writes, and per scalar/integer register the availability of its last write; readers
-record the last cycle they read (write-after-read).
+Mirrors ``rtl/issue`` (and the controller's firing rule, ``rtl/controller``): one instruction
+fires per ``issue_cycles`` in program order; a non-control instruction fires in the cycle issue
+accepts it, the first cycle at which
 
-Every method returns or records times in core cycles; "available at ``t``" means a reader may
-use the value in cycle ``t`` or later.
+* its integer registers are not pending (the controller) and its scalar sources and
+  destinations are not pending (RAW, WAW: a scalar written in cycle w is available in w + 1;
+  scalars are read at issue and travel with the command, so there is no WAR on them);
+* its VRF destination overlaps no in-flight writer (until the writer's *last* vector is
+  written) and no in-flight reader (until it has read its last vector), and the scoreboard
+  has a writer entry (and two reader entries for an instruction with sources);
+* its unit's command queue (``timing.unit_queue`` deep; a push in cycle t is visible to the
+  unit port in t + 1, which pops it when it takes the command) has room, and the memory system
+  takes its memory command.
+
+VRF *sources* are not checked at issue: the unit ports read each source vector no earlier than
+it is available (chaining), so the scoreboard keeps, per in-flight writer, the availability of
+every vector it writes. "Available at ``t``" means a reader may use it in cycle ``t``.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from itertools import accumulate
 from operator import add, sub
@@ -26,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class Issue:
-    """Mixin of :class:`~.card.CardSim`: the issue slot, the unit queues and the scoreboard."""
+    """Mixin of :class:`~.card.CardSim`: the firing slot, the unit queues and the scoreboard."""
 
     p: Params
     stats: list[int]
@@ -36,47 +45,55 @@ class Issue:
 
     def _reset_issue(self) -> None:
         p = self.p
-        self.now = 0  # earliest cycle the next instruction can issue
-        self.ends: list[list[list[int]]] = [[] for _ in UNITS]  # [stream end, category]
-        self.vw: list[list[Any]] = []  # VRF writers [lo, hi, avail list, category, last]
-        self.vr: list[list[int]] = []  # VRF readers [lo, hi, last read, category]
+        self.now = p.first_fire  # earliest cycle the next instruction can fire
+        # per unit: the cycles the port took its last `queue` commands
+        self.takes: list[deque[int]] = [deque([NEG] * p.queue, maxlen=p.queue) for _ in UNITS]
+        self.vw: list[list[Any]] = []  # VRF writers [lo, hi, avail list, category, retire]
+        self.vr: list[list[int]] = []  # VRF readers [lo, hi, retire (last read), category]
+        self.sbw: list[int] = []  # scoreboard writer entries: retire cycles
+        self.sbr: list[int] = []  # scoreboard reader entries: retire cycles
         self.int_av = [NEG] * 32
         self.int_cat = [CONTROL] * 32
         self.s_av = [NEG] * p.srf
         self.s_cat = [VECTOR] * p.srf
-        self.s_lr = [NEG] * p.srf
-        self.horizon = [0, CONTROL]  # latest completion so far and its category
+        self.horizon = [0, CONTROL]  # latest completion so far (+1) and its category
+        self.fire_log: list[tuple[int, int]] | None = None  # (cycle, pc) of every firing
+
+    def _start_issue(self) -> None:
+        """The cycles before instruction 0 can fire count as control."""
+        self.stats[S_CRIT + CONTROL] += self.p.first_fire
 
     def _key_issue(self, f: Callable[..., int], ref: int) -> tuple:
         now = self.now
-        ends = tuple(tuple((f(e), c if e > now else -1) for e, c in u) for u in self.ends)
+        takes = tuple(tuple(f(x, now - 1) for x in q) for q in self.takes)
         vw = tuple((w[0], w[1], tuple(f(x) for x in w[2]), w[3])
-                   for w in self.vw if w[4] > now)
+                   for w in self.vw if w[4] >= now)
         vr = tuple((r[0], r[1], f(r[2], now - 1), r[3]) for r in self.vr if r[2] >= now)
+        sbw = tuple(sorted(f(x, now - 1) for x in self.sbw if x >= now))
+        sbr = tuple(sorted(f(x, now - 1) for x in self.sbr if x >= now))
         ints = tuple((i, f(x), self.int_cat[i]) for i, x in enumerate(self.int_av) if x > now)
         sav = tuple((i, f(x), self.s_cat[i]) for i, x in enumerate(self.s_av) if x > now)
-        slr = tuple((i, f(x, now - 1)) for i, x in enumerate(self.s_lr) if x >= now)
         h = self.horizon
-        return (now - ref, ends, vw, vr, ints, sav, slr, (f(h[0]), h[1] if h[0] > now else -1))
+        return (now - ref, takes, vw, vr, sbw, sbr, ints, sav,
+                (f(h[0]), h[1] if h[0] > now else -1))
 
     def _shift_issue(self, dt: int, sh: Callable[[int], int]) -> None:
         self.now += dt
-        for u in self.ends:
-            for e in u:
-                e[0] = sh(e[0])
+        self.takes = [deque((sh(x) for x in q), maxlen=q.maxlen) for q in self.takes]
         for w in self.vw:
             w[2] = [sh(x) for x in w[2]]
             w[4] = sh(w[4])
         for r in self.vr:
             r[2] = sh(r[2])
+        self.sbw = [sh(x) for x in self.sbw]
+        self.sbr = [sh(x) for x in self.sbr]
         self.int_av = [sh(x) for x in self.int_av]
         self.s_av = [sh(x) for x in self.s_av]
-        self.s_lr = [sh(x) for x in self.s_lr]
         self.horizon[0] = sh(self.horizon[0])
 
     # -- registers and units --------------------------------------------------------------------
     def _pre(self, m: Meta) -> tuple[int, int]:
-        """Earliest issue allowed by the register scoreboard (integer and scalar registers)."""
+        """Earliest firing allowed by the pending bits (integer and scalar registers)."""
         t, c = self.now, CONTROL
         av = self.int_av
         for r in m.rregs:
@@ -88,42 +105,30 @@ class Issue:
             sav, n = self.s_av, self.p.srf
             if max(m.sall) >= n:
                 raise self.error(f"s{max(m.sall)} is beyond the {n} scalar registers")
-            for s in m.sreads:
+            for s in m.sall:
                 if sav[s] > t:
                     t, c = sav[s], self.s_cat[s]
-            for s in m.swrites:
-                if sav[s] > t:
-                    t, c = sav[s], self.s_cat[s]
-                if self.s_lr[s] + 1 > t:
-                    t, c = self.s_lr[s] + 1, self.s_cat[s]
         return t, c
 
-    def _unit(self, u: int) -> tuple[int, int]:
-        """Issue constraint of unit ``u``'s queue: (time, category)."""
-        e = self.ends[u]
-        if len(e) > self.p.queue:
-            return e[0][0], e[0][1]
-        return NEG, CONTROL
+    def _unit(self, u: int, cat: int) -> tuple[int, int]:
+        """Issue constraint of unit ``u``'s command queue: the command ``queue`` places back
+        has been taken by the port (the cycle before); blamed on ``cat``."""
+        return self.takes[u][0] + 1, cat
 
-    def _ready(self, u: int) -> int:
-        """When unit ``u`` can take the next instruction's first input."""
-        e = self.ends[u]
-        return e[-1][0] if e else NEG
-
-    def _unit_done(self, u: int, end: int, cat: int) -> None:
-        e = self.ends[u]
-        e.append([end, cat])
-        if len(e) > self.p.queue + 1:
-            del e[0]
+    def _took(self, u: int, take: int) -> None:
+        """Unit ``u``'s port took its next command in cycle ``take``."""
+        self.takes[u].append(take)
 
     def _issue(self, t: int, c: int) -> int:
-        """Issue at ``t`` (>= now): blame the stall on ``c``, advance the issue slot."""
+        """Fire at ``t`` (>= now): blame the stall on ``c``, advance the firing slot."""
         if len(self.occ) > 32:
             self.finalize(t)
         st = self.stats
         st[S_CRIT + c] += t - self.now
         st[S_CRIT + CONTROL] += self.p.issue
         self.now = t + self.p.issue
+        if self.fire_log is not None:
+            self.fire_log.append((t, self.pc))
         return t
 
     def _taken(self) -> None:
@@ -131,6 +136,7 @@ class Issue:
         self.stats[S_CRIT + CONTROL] += self.p.branch_penalty
 
     def _done(self, t: int, c: int) -> None:
+        """Something of the card is busy until cycle ``t`` - 1 (done can be signalled in t)."""
         h = self.horizon
         if t > h[0]:
             h[0], h[1] = t, c
@@ -141,36 +147,26 @@ class Issue:
             raise self.error(f"VRF {what} of v[{lo}..{lo + n}) is outside the {self.p.vrf} "
                              "vectors of the VRF")
 
-    def _src(self, lo: int, n: int) -> tuple[list[int] | None, int, int]:
-        """Chaining view of VRF source [lo, lo+n): per-vector availability (None if nothing in
-        flight overlaps), the earliest issue (the first source vector an in-flight instruction
-        writes is available) and that writer's category."""
+    def _src(self, lo: int, n: int) -> list[int] | None:
+        """Per-vector availability of VRF source [lo, lo+n) (None if no in-flight writer
+        overlaps it)."""
         self._vcheck(lo, n, "read")
         hi = lo + n
         av = None
-        t, c, pos = NEG, CONTROL, hi
         now = self.now
         for w in self.vw:
-            if w[4] <= now or w[1] <= lo or w[0] >= hi:
+            if w[4] < now or w[1] <= lo or w[0] >= hi:
                 continue
             a, b = max(lo, w[0]), min(hi, w[1])
             wav = w[2]
-            off = lo - w[0]
             if av is None:
-                if a == lo and b == hi:
-                    av = wav[a - w[0]:b - w[0]]
-                else:
-                    av = [NEG] * n
-                    av[a - lo:b - lo] = wav[a - w[0]:b - w[0]]
-            else:
-                for i in range(a - lo, b - lo):
-                    x = wav[i + off]
-                    if x > av[i]:
-                        av[i] = x
-            x = wav[a - w[0]]
-            if a < pos or (a == pos and x > t):
-                t, c, pos = x, w[3], a
-        return av, t, c
+                av = [NEG] * n
+            off = lo - w[0]
+            for i in range(a - lo, b - lo):
+                x = wav[i + off]
+                if x > av[i]:
+                    av[i] = x
+        return av
 
     def _dst(self, lo: int, n: int) -> tuple[int, int]:
         """WAW/WAR constraint of writing VRF [lo, lo+n): (time, category)."""
@@ -179,41 +175,62 @@ class Issue:
         t, c = NEG, CONTROL
         now = self.now
         for w in self.vw:
-            if w[4] <= now or w[1] <= lo or w[0] >= hi:
-                continue
-            a, b = max(lo, w[0]), min(hi, w[1])
-            x = max(w[2][a - w[0]: b - w[0]])
-            if x > t:
-                t, c = x, w[3]
+            if w[4] + 1 > t and w[4] >= now and w[1] > lo and w[0] < hi:
+                t, c = w[4] + 1, w[3]
         for r in self.vr:
-            if r[2] + 1 > t and r[1] > lo and r[0] < hi and r[2] >= now:
+            if r[2] + 1 > t and r[2] >= now and r[1] > lo and r[0] < hi:
                 t, c = r[2] + 1, r[3]
         return t, c
 
+    def _sb(self, t: int, dst: bool, src: bool) -> int:
+        """The earliest cycle >= t at which the scoreboard has the entries an instruction
+        needs (a writer entry, two reader entries)."""
+        p = self.p
+        if dst:
+            self.sbw = [x for x in self.sbw if x >= t]
+            if len(self.sbw) >= p.sb_writers:
+                r = sorted(self.sbw, reverse=True)
+                t = max(t, r[p.sb_writers - 1] + 1)
+        if src:
+            self.sbr = [x for x in self.sbr if x >= t]
+            k = p.sb_readers - 2
+            if len(self.sbr) > k:
+                r = sorted(self.sbr, reverse=True)
+                t = max(t, r[k] + 1)
+        return t
+
     def _write(self, lo: int, av: list[int], cat: int) -> None:
+        """An in-flight writer of VRF [lo, lo + len(av)): vector i available at av[i] (its
+        write cycle + 1)."""
         if not av:
             return
-        last = max(av)
+        last = av[-1] - 1
+        for x in av:
+            if x - 1 > last:
+                last = x - 1
         now = self.now
         if len(self.vw) > 8:
-            self.vw = [w for w in self.vw if w[4] > now]
+            self.vw = [w for w in self.vw if w[4] >= now]
         self.vw.append([lo, lo + len(av), av, cat, last])
-        self._done(last, cat)
+        self.sbw.append(last)
+        self._done(last + 1, cat)
 
-    def _read(self, lo: int, n: int, last: int, cat: int) -> None:
+    def _read(self, lo: int, n: int, last: int, cat: int, entries: int = 1) -> None:
+        """An in-flight reader of VRF [lo, lo+n), retired after cycle ``last``."""
         if n <= 0:
             return
         now = self.now
         if len(self.vr) > 8:
             self.vr = [r for r in self.vr if r[2] >= now]
         self.vr.append([lo, lo + n, last, cat])
+        self.sbr.extend([last] * entries)
+        self._done(last + 1, cat)
 
     @staticmethod
     def _chain(start: int, n: int, *avs: list[int] | None) -> list[int]:
         """Read times of a stream of ``n`` vectors at one per cycle from ``start`` that pauses
         while its next source vector is not yet available (per-vector chaining):
-        ``r[i] = max(r[i-1] + 1, avail[i])``, i.e. ``r[i] = i + max(start, max_k<=i(avail[k]
-        - k))``."""
+        ``r[i] = max(r[i-1] + 1, avail[i])``."""
         live = [a for a in avs if a is not None]
         if not live:
             return list(range(start, start + n))

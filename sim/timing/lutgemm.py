@@ -1,22 +1,23 @@
 """The LUT-GEMM unit of one card: ``lutmv`` (docs/timing.md, "LUT-GEMM unit").
 
-Mirrors ``rtl/lutgemm``: table builder, row lanes writing exact partial sums into one of two
-banks, a scale stage of ``scalers`` multiply-accumulate units reading the other bank. The
-schedule (:meth:`LutParams.schedule`) equals the RTL unit's Amaranth simulation cycle for cycle
-(tests/sim/timing/test_lut.py); every latency is the RTL unit's own property
-(:meth:`LutParams.from_rtl`).
+Mirrors ``rtl/lutgemm`` (table builder, row lanes writing exact partial sums into one of two
+banks, a scale stage of ``scalers`` multiply-accumulate units reading the other bank), its
+collector and epilogue (``rtl/core/lut_port.py``) and the stream reader (``rtl/dma/
+lutstream.py``); every latency is the RTL components' own property (:meth:`LutParams.from_rtl`).
+Checked against the core RTL cycle for cycle (tests/sim/timing/test_core_timing.py).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dfx.isa.encoding import Instruction
-from dfx.isa.golden.lutgemm import SECTION_ALIGN, stream_bytes
+from dfx.isa.golden.lutgemm import SECTION_ALIGN, section_bytes, stream_bytes
 
 from .memory import run_counts
-from .stats import MATRIX, NEG, O_DMA, RUN, S_BUSY, S_BYTES, S_INSTR, S_LUT, U_LUT
+from .stats import MATRIX, NEG, RUN, S_BUSY, S_BYTES, S_INSTR, S_LUT, U_LUT
 
 if TYPE_CHECKING:
     from .controller import Meta
@@ -58,40 +59,10 @@ class LutParams:
         ``scaler_cycles``)."""
         return (q + 1) * -(-n // self.scalers)
 
-    def result(self, group_end: int, n: int) -> int:
-        """When the accumulators of a group whose scale ops end at ``group_end`` have all left
-        the unit (valid on its output stream): the last op (cycle ``group_end - 1``), the
-        scaler pipeline, the output buffer (the MPU epilogue comes after)."""
-        return group_end - 1 + self.result_latency
-
-    def schedule(self, lanes_at: int, n: int, gs: int, q: int, arrivals: list[int],
-                 banks: tuple[int, int]) -> tuple[int, list[int], tuple[int, int]]:
-        """The groups of one or more lutmv streams through the lanes and the scale stage.
-
-        ``lanes_at``: the earliest first look-up (tables built, the previous instruction's
-        lanes done); ``arrivals``: per group, the cycle its stream section is in; ``banks``:
-        when the scale stage finished the last two groups before (the partial-sum banks they
-        hold are free then). Group G's lanes start when group G-1's are done and its bank is
-        free, and end no earlier than its data; its scale rounds start ``handover`` after its
-        last lane word, once the stage has finished group G-1. Returns (lanes done, per group
-        the end of its scale rounds, the new ``banks``)."""
-        lane, sc, ho = self.lane_cycles(n, gs, q), self.scaler_cycles(n, q), self.handover - 1
-        s2, s1 = banks
-        lane_end = lanes_at
-        ends = []
-        for arr in arrivals:
-            le = (lane_end if lane_end > s2 else s2) + lane
-            lane_end = le if le > arr else arr
-            ss = lane_end + ho  # lane_end is one past the last lane word
-            if s1 > ss:
-                ss = s1
-            s2, s1 = s1, ss + sc
-            ends.append(s1)
-        return lane_end, ends, (s2, s1)
-
 
 class LutUnit:
-    """Mixin of :class:`~.card.CardSim`: ``lutmv``."""
+    """Mixin of :class:`~.card.CardSim`: ``lutmv`` (the unit, its collector, its stream
+    reader and the epilogue of ``rtl/core/lut_port.py``)."""
 
     OPS = {"lutmv": "_op_lutmv"}
 
@@ -102,21 +73,39 @@ class LutUnit:
         self._lut_off: dict[tuple[int, ...], list[int]] = {}
 
     def _reset_lut(self) -> None:
+        p = self.p
         self.lut_s = [NEG, NEG]  # scalers: end of the second-to-last and last group round
+        self.lut_lanes = NEG  # the lanes are done with the last group
+        self.lut_gear = NEG  # the stream reader's gearbox served its last piece
+        self.lut_feed = NEG  # the epilogue took its last group of rows
+        self.lp_free = NEG  # the collector takes its next instruction from this cycle
+        self.lp_outs: deque[int] = deque([NEG] * p.lut_outs, maxlen=p.lut_outs)
+        depth = p.mem.lut_cmd_depth
+        self.ls_takes: deque[int] = deque([NEG] * depth, maxlen=depth)
+        self.ls_idle = NEG  # the stream reader takes its next command from this cycle
 
-    def _key_lut(self, f: Any) -> tuple:
-        return tuple(f(x) for x in self.lut_s)
+    def _key_lut(self, f: Any, now: int) -> tuple:
+        return (tuple(f(x, now - 1) for x in self.lut_s), f(self.lut_lanes, now - 1),
+                f(self.lut_gear, now - 1), f(self.lut_feed, now - 1), f(self.lp_free),
+                tuple(f(x, now - 1) for x in self.lp_outs),
+                tuple(f(x, now - 1) for x in self.ls_takes), f(self.ls_idle))
 
     def _shift_lut(self, sh: Any) -> None:
         self.lut_s = [sh(x) for x in self.lut_s]
+        self.lut_lanes, self.lut_gear, self.lut_feed = (sh(self.lut_lanes), sh(self.lut_gear),
+                                                        sh(self.lut_feed))
+        self.lp_free, self.ls_idle = sh(self.lp_free), sh(self.ls_idle)
+        self.lp_outs = deque((sh(x) for x in self.lp_outs), maxlen=self.lp_outs.maxlen)
+        self.ls_takes = deque((sh(x) for x in self.ls_takes), maxlen=self.ls_takes.maxlen)
 
-    def _op_lutmv(self, ins: Instruction, m: Meta) -> int:
-        """``lutmv`` on the LUT-GEMM unit (docs/timing.md, "LUT-GEMM unit"): the packed stream
-        flows group by group through the row lanes (one lane word per lane per cycle) into one
-        of two partial-sum banks; each finished group's q + 1 ops per row go through the
-        scalers while the lanes fill the other bank; the results leave through the MPU's
-        SFU_M epilogue."""
+    def _op_lutmv(self, ins: Instruction, m: Meta) -> int:  # noqa: C901 - one pipeline
+        """``lutmv`` (docs/timing.md, "LUT-GEMM unit"): the packed stream is read once per
+        batch row, run by run, and cut by the stream reader's gearbox into sign beats (one per
+        cycle) and scale pieces; the lanes take a group's sign beats into one of two
+        partial-sum banks while the scalers work through the other; the results leave through
+        the epilogue (``min(scalers, d)`` rows per cycle) into the VRF."""
         p, lp = self.p, self.p.lut
+        mm = p.mem
         if lp is None:
             raise self.error("this core has no LUT-GEMM unit (no lutgemm section in its "
                              "configuration)")
@@ -133,73 +122,180 @@ class LutUnit:
         batch = ins.batch or 1
         kv, yv = -(-ng * gs * lp.slice // p.d), -(-n // p.d)
         xb, yb = self._va(ins.x), self._va(ins.y)
-        t, c = self._pre(m)
-        av_x, tx, cx = self._src(xb, batch * kv)
-        if tx > t:
-            t, c = tx, cx
-        tw, cw = self._dst(yb, batch * yv)
-        if tw > t:
-            t, c = tw, cw
-        tu, cu = self._unit(U_LUT)
-        if tu > t:
-            t, c = tu, cu
         wspace, waddr = self._space(ins.w, "w", ("hbm", "ddr", "wbuf"))
         if waddr % SECTION_ALIGN:
             raise self.error(f"lutmv w = {waddr:#x} is not {SECTION_ALIGN}-byte aligned")
+        bspace, baddr = (self._space(ins.b, "b", ("hbm", "ddr", "wbuf")) if ins.bias
+                         else (wspace, 0))
+        t, c = self._pre(m)
+        av_x = self._src(xb, batch * kv)
+        tw, cw = self._dst(yb, batch * yv)
+        if tw > t:
+            t, c = tw, cw
+        t = self._sb(t, True, True)
+        tu, cu = self._unit(U_LUT, MATRIX)
+        if tu > t:
+            t, c = tu, cu
+        if self.ls_takes[0] + 1 > t:
+            t = self.ls_takes[0] + 1
+        for s_ in dict.fromkeys((wspace, bspace)):
+            t = self.spaces[s_].claim_ready(t)
         sb = stream_bytes(n, ng, gs, q, lp.slice)
-        # every batch row streams the whole matrix again (the tables hold one token's x)
-        wcounts = run_counts(self.chan[wspace], waddr, sb, batch, 0)
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
-        rq = issue
-        if wspace == "wbuf":
-            rq = max(rq, self._wbuf_wait(waddr, waddr + sb, False))
-        d0, dur = self.ports[wspace].read(wcounts, rq)
-        tstart = issue  # the builder's first read of x (it runs ahead of busy lanes)
-        if av_x is not None:
-            okey = (n, ng, gs, q, batch, kv)
-            x_off = self._lut_off.get(okey)
-            if x_off is None:
-                # x vector k of batch row b is first needed for the slice holding its first
-                # input, `off` lane cycles after the first slice at the earliest
-                per_slice = q * -(-n // lp.lanes)
-                x_off = self._lut_off[okey] = [
-                    (b * ng * gs + k * p.d // lp.slice) * per_slice
-                    for b in range(batch) for k in range(kv)]
-            tstart = max(tstart, max([a - o for a, o in zip(av_x, x_off, strict=True)]))
-        hs = max(d0, tstart)  # just in time: the stream starts with the first table build
-        ngrp = batch * ng
-        lanes_at = max(tstart + lp.first_lookup, self._ready(U_LUT))
-        lane_end, ends, banks = lp.schedule(
-            lanes_at, n, gs, q, [hs + -(-(g + 1) * dur // ngrp) for g in range(ngrp)],
-            (self.lut_s[0], self.lut_s[1]))
-        self.lut_s = list(banks)
+        take = max(issue + 1, self.lp_free, self.lp_outs[0] + 1)
+        self._took(U_LUT, take)
+        # the stream reader: per batch row, the stream as runs of rows, then the bias
+        g = max(issue + 1, self.ls_idle)
+        self.ls_takes.append(g)
+        tv = issue + mm.cmd_to_op["lut"] + (g - issue - 1)
+        wsp, bsp = self.spaces[wspace], self.spaces[bspace]
+        wsp.begin(self.now)
+        if bsp is not wsp:
+            bsp.begin(self.now)
+        rb = mm.row_bytes
+        blk = mm.block_rows[wspace]
+        rows_at: list[list[int]] = []
+        for _ in range(batch):
+            times: list[int] = []
+            pos, end = waddr, waddr + sb
+            while pos < end:
+                r0 = pos // rb
+                nrows = min((end - 1) // rb - r0 + 1, blk - (r0 % blk))
+                lo = (pos % rb) // mm.beat_bytes
+                hi = ((min((r0 + nrows) * rb, end) - 1) % rb) // mm.beat_bytes
+                a, rts = self._read_rows(wsp, tv, nrows, lo, hi, "lut")
+                times.extend(rts)
+                tv = a + 1
+                pos = (r0 + nrows) * rb
+            if ins.bias:
+                for addr, nb in self._units(baddr, n, 0):
+                    for row, lo, hi in self._unit_rows(addr, nb):
+                        a, rowt = self._read_row(bsp, tv, row, lo, hi, "lut")
+                        bsp.row_taken = rowt
+                        tv = a + 1
+            rows_at.append(times)
+        wsp.end()
+        if bsp is not wsp:
+            bsp.end()
+        self.ls_idle = tv
+        # the collector: per batch row the unit's command the cycle after the take (the row
+        # before's last x read), x vectors read one per cycle with chaining, at most lut_slots
+        # ahead of the unit, which takes their slices (one per cycle) into its two table
+        # buffers (slice k once the lanes are done with slice k - 2)
+        per = p.d // lp.slice  # slices per x vector
+        per_slice = q * -(-n // lp.lanes)  # lane cycles of one slice
+        sec = section_bytes(n, gs, q, lp.slice)
+        nsign = gs * q * -(-n // lp.lanes)
+        sign_bytes = n * lp.slice // 8 * gs * q
+        sbeat = lp.scalers * (q + 1) * 2
+        ppb = -(-sbeat // rb)  # gearbox pieces per scale beat
+        pieces = -(-n // lp.scalers) * ppb
+        pad = 1 if sec > sign_bytes + n * (q + 1) * 2 else 0
+        lane, sc, ho = nsign, lp.scaler_cycles(n, q), lp.handover
+        s2, s1 = self.lut_s
+        gear = self.lut_gear
+        lane_end = self.lut_lanes
+        ends = []
+        lane_start = NEG
+        slot_end: list[int] = [NEG, NEG]  # lanes done with the last two slices
+        cmd = take + 1
+        read = cmd
+        tstart = NEG
+        for b in range(batch):
+            times = rows_at[b]
+            vtaken: deque[int] = deque([NEG] * p.lut_slots, maxlen=p.lut_slots)
+            xk = NEG  # the unit took the last slice
+            v_read = -1
+            for grp in range(ng):
+                g0 = grp * gs
+                # the group's slices: tables ready for each
+                tables = []
+                for sl in range(g0, g0 + gs):
+                    v = sl // per
+                    while v_read < v:  # read x vector v_read + 1
+                        v_read += 1
+                        read = max(read + 1, vtaken[0] + 1)
+                        if av_x is not None:
+                            read = max(read, av_x[b * kv + v_read])
+                        if tstart == NEG:
+                            tstart = read
+                        vtaken.append(read + per)  # (its last slice, at the earliest)
+                    xk = max(xk + 1, read + 1 + sl % per, slot_end[0])
+                    slot_end = [slot_end[1], xk]
+                    tables.append(xk + lp.first_lookup)
+                vtaken[-1] = max(vtaken[-1], xk)
+                # the group's sign bytes are in once the row of its last one has come
+                first_sign = waddr % rb + grp * sec
+                last_sign = first_sign + sign_bytes - 1
+                arr_first = times[min(first_sign // rb, len(times) - 1)] + 1
+                arr_last = times[min(last_sign // rb, len(times) - 1)] + 1
+                st = max(lane_end, s2, gear + 2, arr_first + 1, tables[0])
+                le = max(st + lane, arr_last + 2)
+                for j in range(1, gs):  # a later slice's tables may come late
+                    le = max(le, tables[j] + (gs - j) * per_slice)
+                lane_end = le
+                if lane_start == NEG:
+                    lane_start = st
+                slot_end = [max(slot_end[0], le - per_slice), le]
+                # then the gearbox serves its scale pieces; the scale stage starts once the
+                # lanes handed the bank over, the group before is done and its first scale
+                # beat is in (its last piece, the piece register, the scale FIFO)
+                last_scale = first_sign + sign_bytes + n * (q + 1) * 2 - 1
+                sready = times[min(last_scale // rb, len(times) - 1)] + 2
+                ss = max(le - 1 + ho, s1, le + 2 + ppb, sready)
+                s2, s1 = s1, ss + sc
+                ends.append(s1)
+                gear = le - 2 + pieces + pad
+            cmd = read + 1
+        self.lut_s = [s2, s1]
+        self.lut_lanes = lane_end
+        self.lut_gear = gear
+        wsp.row_taken = max(wsp.row_taken, gear)
+        self.crow["lut"] = max(self.crow["lut"], gear)
+        # the epilogue: each output beat (scalers rows) as its chunk's last op leaves, fed
+        # min(scalers, d) rows per cycle
+        le_rows = min(lp.scalers, p.d)
+        feeds = -(-n // le_rows)
+        per_beat = max(1, lp.scalers // le_rows)
+        chunks = -(-n // lp.scalers)
         out: list[int] = []
-        for b in range(batch):  # a batch row is done with its last group, then SFU_M
-            out.extend([lp.result(ends[(b + 1) * ng - 1], n) + p.mpu_epilogue] * yv)
-        if ins.bias:
-            floor = self._read_bias(ins.b, 2 * n, issue) + p.mpu_bias
-            out = [x if x >= floor else floor for x in out]
-        self._commit(wspace, wcounts, max(hs + dur, lane_end), False)
-        if wspace == "wbuf":
-            self.wbuf_busy.append([waddr, waddr + sb, 0, lane_end])
+        feed = self.lut_feed
+        for b in range(batch):
+            end_b = ends[(b + 1) * ng - 1]
+            sst = end_b - sc
+            row_feed = []
+            for ch in range(chunks):
+                beat = sst + (ch + 1) * (q + 1) - 1 + lp.result_latency
+                for _ in range(per_beat):
+                    if len(row_feed) == feeds:
+                        break
+                    feed = max(feed + 1, beat)
+                    row_feed.append(feed)
+            for v in range(yv):
+                last_row = min((v + 1) * p.d, n) - 1
+                out.append(row_feed[last_row // le_rows] + p.lut_epilogue + 1)
+        self.lut_feed = feed
+        self.lp_free = read
         self._write(yb, out, MATRIX)
-        self._read(xb, batch * kv, lane_end - 1, MATRIX)
-        self._unit_done(U_LUT, lane_end, MATRIX)
+        self.lp_outs.append(max(out) - 1)
+        self._read(xb, batch * kv, self.lp_free, MATRIX)
+        for _ in range(batch):
+            self._count_bytes(wspace, run_counts(self.chan[wspace], waddr, sb), False)
+            if ins.bias:
+                self._count_bytes(bspace, run_counts(self.chan[bspace], baddr, 2 * n), False)
         st = self.stats
+        ngrp = batch * ng
         busy = ngrp * lp.lane_cycles(n, gs, q)
         st[S_BUSY + U_LUT] += busy
         st[S_BYTES + 8] += batch * sb
-        times = (dur, busy, ngrp * lp.scaler_cycles(n, q))
+        dur = max(rows_at[-1]) - min(rows_at[0]) if rows_at[0] else 0
+        times3 = (dur, busy, ngrp * lp.scaler_cycles(n, q))
         st[S_LUT] += dur
         st[S_LUT + 1] += busy
         st[S_LUT + 2] += ngrp * lp.scaler_cycles(n, q)
-        st[S_LUT + 3] += lane_end - lanes_at - busy
+        st[S_LUT + 3] += max(0, lane_end - lane_start - busy)
         st[S_LUT + 4] += batch * n * ng * gs * lp.slice * q
-        st[S_LUT + 5 + times.index(max(times))] += max(out) - tstart
-        ev = tstart
-        if hs > tstart:  # the unit is ready but its first weights are not there
-            self.occ.append((tstart, hs, O_DMA))
-            ev = hs
-        self._event(U_LUT, ev, max(out), m)
+        st[S_LUT + 5 + times3.index(max(times3))] += max(out) - tstart
+        self._event(U_LUT, tstart, max(out), m)
         return RUN

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dfx.isa.golden.lutgemm import stream_bytes
 
 from .card import CardSim, Meta
+from .dma import unit_rows
 from .params import Params
 
 _MASK64 = (1 << 64) - 1
@@ -83,10 +84,48 @@ def _operands(m: Meta, vals: list[int], p: Params) -> list[tuple[str, int, int, 
     return out
 
 
+def ddr_ops(m: Meta, vals: list[int], p: Params, addr: int, span: int) -> tuple:
+    """How an access of ``m`` at DDR address ``addr`` splits into ops: per unit (a vector, a
+    bias block, a store_t chunk, a row of a run) the beats of each of its rows."""
+    ins, op = m.ins, m.op
+    rb = p.mem.row_bytes
+    units: list[tuple[int, int]] = []
+    if op in ("load", "store"):
+        n = ins.n.imm + (vals[ins.n.reg] if ins.n.reg else 0)
+        step = ins.stride or 2 * p.d
+        units = [(addr + k * step, 2 * min(p.d, n - k * p.d)) for k in range(-(-n // p.d))]
+    elif op == "conv1d":
+        nt = ins.nt.imm + (vals[ins.nt.reg] if ins.nt.reg else 0)
+        units = [(addr + q0 * 2 * p.l, 2 * p.l * min(p.zigzag, nt - q0))
+                 for q0 in range(0, nt, p.zigzag)]
+    elif op == "lutmv":
+        n = ins.n.imm + (vals[ins.n.reg] if ins.n.reg else 0)
+        units = [(addr + k * 2 * p.d, 2 * min(p.d, n - k * p.d)) for k in range(-(-n // p.d))]
+        if span != 2 * n:  # the stream: runs of rows
+            units = [(addr, 0)]
+    else:  # store_t, copy: rows of the span
+        units = [(addr, 0)]
+    out = []
+    for a, nb in units:
+        if nb:
+            out.append(tuple(hi - lo for _, lo, hi in unit_rows(p, a, nb)))
+        else:
+            out.append((a % rb, span))
+    return tuple(out)
+
+
+class PhaseError(Exception):
+    """A DDR access splits into ops differently in a replayed iteration than in the recorded
+    one of the same phase (its offset within a row moves): this period cannot be replayed,
+    a longer one might."""
+
+
 def invariant(card: CardSim, loop_pc: int, regs: list[int], delta: list[int], jump: int,
-              skip: int = 1) -> bool:
+              skip: int = 1, period: int = 1) -> bool:
     """True if running the body with registers ``regs + k * delta`` (k = 0..jump) gives the
-    same timing for every k and ends with registers advanced by exactly ``delta``."""
+    same timing as the recorded iteration of the same phase (k mod ``period``) and ends with
+    registers advanced by exactly ``delta``. Raises :class:`PhaseError` if only DDR accesses
+    moving within a row stand in the way."""
     p = card.p
     vals = list(regs)
     dl = list(delta)
@@ -112,13 +151,21 @@ def invariant(card: CardSim, loop_pc: int, regs: list[int], delta: list[int], ju
                 if step % p.hbm.period:
                     return False
             elif space == "ddr":
-                if step % p.ddr.granule:
-                    return False
+                # one AXI port: the timing depends on how the access splits into ops (rows
+                # crossed) and bursts (beats), i.e. on its offset within a row: it must split
+                # the same way in every replayed iteration
                 a = vals[base] + off
-                lo, hi = min(a, a + jump * step), max(a, a + jump * step) + max(span, 1) - 1
-                cb = p.ddr.channel_bytes
-                if lo < 0 or lo // cb != hi // cb:
-                    return False
+                rb = p.mem.row_bytes * p.mem.block_rows["ddr"]
+                if (period * step) % rb:
+                    if step % p.mem.beat_bytes:
+                        return False
+                    # replayed iteration k repeats the recorded one period - k mod period
+                    # iterations before the current one
+                    sig = {r: ddr_ops(m, vals, p, a - r * step, span)
+                           for r in range(1, period + 1)}
+                    if any(ddr_ops(m, vals, p, a + k * step, span) != sig[period - k % period]
+                           for k in range(jump)):
+                        raise PhaseError
         # register writes
         if op in ("li", "add", "sub", "addi", "muli", "shli", "shri", "andi", "lw"):
             rd = ins.rd

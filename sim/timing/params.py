@@ -69,16 +69,61 @@ class Channels:
 
 
 @dataclass(frozen=True)
+class MemParams:
+    """The memory system (``rtl/dma``) in cycles: geometry, queue depths and the fixed
+    latencies of its clients (``MemorySystem`` properties), read by :func:`_read_rtl`."""
+
+    ports: int  # HBM AXI ports (pseudo-channels), C
+    beat_bytes: int  # AXI beat, W
+    row_bytes: int  # R = C * W: one d x l tile
+    block_rows: dict[str, int]  # an op never crosses a multiple of this many rows
+    op_depth: int  # each AXI port's op queue
+    order_depth: int  # claims (commands) per space waiting or in service
+    credits: dict[str, int]  # read beats in flight per AXI port (R buffer)
+    cmd_to_op: dict[str, int]  # a client's command accepted -> its first op presented
+    r_to_row: int  # an R beat (handshake) -> its row at the client
+    row_to_vector: int  # a row at the client -> the unit cut from it (Extractor)
+    place_latency: int  # a store unit taken -> its first write row (Placer)
+    b_to_done: dict[str, int]  # a write's last B response (wbuf: last row) -> done / sw resp
+    load_done: int  # a load's last vector taken -> dma_done
+    wbuf_latency: int  # a weight-buffer row read issued -> the row at the client
+    dma_cmd_depth: int  # DMA commands waiting for the address side
+    dma_done_depth: int  # DMA commands not yet done
+    dma_place_depth: int  # store units generated ahead of their data
+    wdata_depth: int  # write ops waiting for their data, per space
+    ws_cmd_depth: int  # weight-stream commands waiting
+    lut_cmd_depth: int  # LUT-stream commands waiting
+    word_depth: int  # lw/sw requests in flight in the word port
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything the timing model needs, in cycles (see the module docstring)."""
 
     clock_mhz: float
-    # controller
+    # controller (rtl/controller ControlUnit.from_core(core))
     issue: int
     branch_penalty: int
+    first_fire: int  # first fetch -> instruction 0 fires, at the earliest
     int_latency: int
-    queue: int
+    lw_delay: int  # a lw response -> its register available
+    rd_delay: int  # the core's rd_write (vargmax) -> the register available
+    outstanding: int  # lw/sw requests in flight
     loop_depth: int
+    # issue (rtl/issue, rtl/core/backend.py)
+    queue: int  # commands waiting per unit (RegFifo, readable the cycle after the push)
+    sb_writers: int  # scoreboard writer entries
+    sb_readers: int  # scoreboard reader entries (an instruction with sources takes two)
+    # unit ports (rtl/core)
+    vpu_slots: int  # VpuPort: vectors read ahead of the VPU
+    vpu_cmds: int  # VpuPort: VPU commands queued between the reader and the VPU
+    vpu_vdests: int  # VpuPort: vector-result commands in flight
+    vpu_sdests: int  # VpuPort: scalar-result commands in flight
+    mpu_slots: int  # MpuPort: x vectors read ahead of their tiles
+    mpu_outs: int  # MpuPort: instructions whose outputs are not all written
+    lut_slots: int  # LutPort: x vectors read ahead
+    lut_outs: int  # LutPort: instructions whose outputs are not all written
+    store_slots: int  # VectorMover: vectors read ahead of the store stream
     # geometry
     d: int
     l: int  # noqa: E741 - the paper's name
@@ -111,6 +156,9 @@ class Params:
     wire: int  # link layer + cable, cycles
     srf: int
     vrf: int
+    mem: MemParams | None = None
+    rowmax: int = 0  # MPU: last tile accepted -> the row maximum valid (Mpu.rowmax_latency)
+    lut_epilogue: int = 0  # LutPort: a group of rows into the epilogue -> its vector written
     lut: LutParams | None = None  # the LUT-GEMM unit (None: the core has none)
 
     @property
@@ -155,11 +203,26 @@ def derive(core: CoreConfig) -> Params:
     rtl = rtl_timing(core)
     return Params(
         clock_mhz=core.clock_mhz,
-        issue=t.issue_cycles,
-        branch_penalty=t.branch_penalty,
-        int_latency=t.int_latency,
-        queue=t.unit_queue,
+        issue=rtl["issue_cycles"],
+        branch_penalty=rtl["branch_penalty"],
+        first_fire=rtl["first_fire"],
+        int_latency=rtl["int_latency"],
+        lw_delay=rtl["lw_delay"],
+        rd_delay=rtl["rd_delay"],
+        outstanding=rtl["outstanding"],
         loop_depth=core.control.loop_depth,
+        queue=rtl["queue"],
+        sb_writers=rtl["sb_writers"],
+        sb_readers=rtl["sb_readers"],
+        vpu_slots=rtl["vpu_slots"],
+        vpu_cmds=rtl["vpu_cmds"],
+        vpu_vdests=rtl["vpu_vdests"],
+        vpu_sdests=rtl["vpu_sdests"],
+        mpu_slots=rtl["mpu_slots"],
+        mpu_outs=rtl["mpu_outs"],
+        lut_slots=rtl["lut_slots"],
+        lut_outs=rtl["lut_outs"],
+        store_slots=rtl["store_slots"],
         d=core.d,
         l=core.l,
         tile_bytes=core.tile_bytes,
@@ -187,6 +250,9 @@ def derive(core: CoreConfig) -> Params:
         wire=ns_to_cycles(q.link_latency_ns + q.cable_delay_ns, core.clock_mhz),
         srf=core.buffers.srf_scalars,
         vrf=core.buffers.vrf_vectors,
+        mem=rtl["mem"],
+        rowmax=rtl["mpu_rowmax_latency"],
+        lut_epilogue=rtl["lut_epilogue"],
         lut=rtl["lut"],
     )
 
@@ -199,7 +265,8 @@ def rtl_timing(core: CoreConfig) -> dict[str, Any]:
     (``Mpu.from_core``, ``Vpu.from_core``, ``LutGemm.from_core``: constructed, never
     elaborated), so that the model and the hardware cannot disagree (docs/timing.md,
     "Parameters"). Cached per unit configuration (construction builds the function tables)."""
-    key = repr((core.d, core.l, core.mpu, core.vpu, core.tables, core.lutgemm))
+    key = repr((core.d, core.l, core.mpu, core.vpu, core.tables, core.lutgemm, core.timing,
+                core.buffers, core.control, core.clock_mhz, core.b))
     hit = _RTL_CACHE.get(key)
     if hit is None:
         hit = _RTL_CACHE[key] = _read_rtl(core)
@@ -209,12 +276,29 @@ def rtl_timing(core: CoreConfig) -> dict[str, Any]:
 def _read_rtl(core: CoreConfig) -> dict[str, Any]:
     from amaranth.hdl import Elaboratable
 
+    from dfx.rtl.bus.stream import RegFifo
+    from dfx.rtl.controller.unit import ControlUnit
+    from dfx.rtl.core import backend, lut_port, mover, mpu_port, vpu_port
+    from dfx.rtl.dma.geometry import MEM_SPACES
+    from dfx.rtl.dma.system import MemorySystem
+    from dfx.rtl.issue.issue import Issue
     from dfx.rtl.lutgemm import LutGemm
     from dfx.rtl.mpu import Mpu
     from dfx.rtl.vpu import Vpu, VpuOp
 
     mpu, vpu = Mpu.from_core(core), Vpu.from_core(core)
     lut = LutGemm.from_core(core) if core.lutgemm is not None else None
+    cu = ControlUnit.from_core(core)
+    lport = None
+    if lut is not None:
+        from dfx.rtl.issue.issue import command_layout
+        lport = lut_port.LutPort(core, command_layout(core, backend.WRITERS, backend.READERS),
+                                 writers=backend.WRITERS, readers=backend.READERS, lut=lut)
+    issue = Issue(core, writers=backend.WRITERS, readers=backend.READERS)
+    ms = MemorySystem.from_core(core)
+    g = ms.geometry
+    fab = ms._fabric
+    names = {s: s.name.lower() for s in MEM_SPACES}
     scalar = [op for op in VpuOp if op.name.startswith("S")]
     reductions = [VpuOp.VACC, VpuOp.VACCSQ, VpuOp.VMAX, VpuOp.VARGMAX]
     out = {
@@ -228,6 +312,32 @@ def _read_rtl(core: CoreConfig) -> dict[str, Any]:
         "vpu_result": {op.name.lower(): vpu.result_latency(op) for op in reductions + scalar},
         "vpu_empty": vpu.empty_result_latency,
         "lut": None if lut is None else LutParams.from_rtl(lut),
+        # the control unit
+        "issue_cycles": cu.issue_cycles, "branch_penalty": cu.branch_penalty,
+        "first_fire": cu.first_fire_delay, "int_latency": cu.int_latency,
+        "lw_delay": cu.lw_result_delay, "rd_delay": cu.rd_write_delay,
+        "outstanding": cu.mem_outstanding,
+        # issue and the scoreboard
+        "queue": issue.queue_depth, "queue_latency": RegFifo(1, 1).latency,
+        "sb_writers": backend.WRITERS, "sb_readers": backend.READERS,
+        # the unit ports
+        "vpu_slots": vpu_port.OPERAND_SLOTS, "vpu_cmds": 2, "vpu_vdests": 16, "vpu_sdests": 4,
+        "mpu_slots": mpu_port.X_SLOTS, "mpu_outs": 8, "lut_slots": lut_port.X_SLOTS,
+        "lut_outs": 8, "store_slots": mover.STORE_SLOTS,
+        "lut_epilogue": 0 if lport is None else lport.epilogue.latency,
+        # the memory system
+        "mem": MemParams(
+            ports=g.channels, beat_bytes=g.beat_bytes, row_bytes=g.row_bytes,
+            block_rows={names[s]: g.block_rows(s) for s in MEM_SPACES},
+            op_depth=4, order_depth=fab._order_depth,
+            credits={"hbm": g.read_credits, "ddr": g.ddr_credits},
+            cmd_to_op=dict(ms.cmd_to_op), r_to_row=ms.r_to_row,
+            row_to_vector=ms.row_to_vector, place_latency=2,
+            b_to_done={"hbm": ms.b_to_done, "ddr": ms.b_to_done - 1, "wbuf": 1},
+            load_done=ms.load_done, wbuf_latency=ms.op_to_wbuf_row - 1,
+            dma_cmd_depth=ms._dma._cmd_depth, dma_done_depth=ms._dma._done_depth,
+            dma_place_depth=4, wdata_depth=4, ws_cmd_depth=2, lut_cmd_depth=2,
+            word_depth=4),
     }
 
     def used(obj: Any, seen: set[int]) -> None:
@@ -247,5 +357,5 @@ def _read_rtl(core: CoreConfig) -> dict[str, Any]:
             for v in obj.values():
                 used(v, seen)
 
-    used([mpu, vpu, lut], set())
+    used([mpu, vpu, lut, cu, issue, ms, lport], set())
     return out

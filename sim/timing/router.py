@@ -30,6 +30,16 @@ class Router:
     n_cards: int
     stats: list[int]
 
+    def _reset_router(self) -> None:
+        self.tx_free = NEG  # the transmit mover takes its next command from this cycle
+        self.rx_free = NEG  # the receive mover takes its next command from this cycle
+
+    def _key_router(self, f: Any) -> tuple:
+        return f(self.tx_free), f(self.rx_free)
+
+    def _shift_router(self, sh: Any) -> None:
+        self.tx_free, self.rx_free = sh(self.tx_free), sh(self.rx_free)
+
     def _no_ring(self, ins: Instruction) -> TimingError:
         return self.error(f"{ins.op} needs the ring, but this appliance has only "
                           f"{self.n_cards} card")
@@ -44,16 +54,16 @@ class Router:
             self._issue(t, c)
             self.stats[S_INSTR + m.cls] += 1
             return RUN
-        av, ta, ca = self._src(v, n)
-        if ta > t:
-            t, c = ta, ca
-        tu, cu = self._unit(U_TX)
+        av = self._src(v, n)
+        t = self._sb(t, False, True)
+        tu, cu = self._unit(U_TX, RING)
         if tu > t:
             t, c = tu, cu
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
-        start = max(issue, self._ready(U_TX))
-        st = {"i": 0, "ready": start - 1}  # progress kept while blocked on credits
+        start = max(issue + 1, self.tx_free)  # the mover takes it, reads from the next cycle
+        self._took(U_TX, start)
+        st = {"i": 0, "ready": start}  # progress kept while blocked on credits
         self.pending = lambda: self._send_run(ins, m, v, n, av, start, st)
         return self.pending()
 
@@ -100,8 +110,7 @@ class Router:
         self.pending = None
         self.blocked = None
         self._read(v, n, ready, RING)
-        end = ready + 1
-        self._unit_done(U_TX, end, RING)
+        self.tx_free = ready
         done = -(-lk.free_q // q)
         self._done(done, RING)
         self.stats[S_SENT] += n
@@ -124,12 +133,14 @@ class Router:
         tw, cw = self._dst(v, n)
         if tw > t:
             t, c = tw, cw
-        tu, cu = self._unit(U_RX)
+        t = self._sb(t, True, False)
+        tu, cu = self._unit(U_RX, RING)
         if tu > t:
             t, c = tu, cu
         issue = self._issue(t, c)
         self.stats[S_INSTR + m.cls] += 1
-        start = max(issue, self._ready(U_RX))
+        start = max(issue + 1, self.rx_free)  # the mover takes it, writes from the next cycle
+        self._took(U_RX, start)
         out: list[int] = []
         self.pending = lambda: self._recv_run(ins, m, v, n, start, out)
         return self.pending()
@@ -138,7 +149,7 @@ class Router:
                   out: list[int]) -> int:
         lk = self.rx
         assert lk is not None
-        pop = out[-1] - 1 if out else start - 1
+        pop = out[-1] - 1 if out else start
         arr, ab = lk.arr, lk.arr_base
         popped = lk.popped
         pops = lk.pops
@@ -162,7 +173,7 @@ class Router:
         self.pending = None
         self.blocked = None
         self._write(v, out, RING)
-        self._unit_done(U_RX, out[-1], RING)
+        self.rx_free = out[-1] - 1
         self.stats[S_RECV] += n
         self.stats[S_BUSY + U_RX] += out[-1] - start
         self._event(U_RX, start, out[-1], m)

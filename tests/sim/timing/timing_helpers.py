@@ -4,7 +4,9 @@ derived from the configuration values, never copied from the model's output."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -68,3 +70,28 @@ def vpu_op(name: str):
     from dfx.rtl.vpu import VpuOp
 
     return VpuOp[name.upper()]
+
+
+@contextlib.contextmanager
+def row_aligned_ddr() -> Iterator[None]:
+    """Compile with the per-layer DDR block (and its base) aligned to a row of the memory
+    system (``core.tile_bytes``) instead of 64 bytes (tests/sim/timing/conftest.py
+    ``medium4_rows`` says why)."""
+    import inspect
+
+    import dfx.compiler.driver as drv
+    import dfx.compiler.memplan as mp
+
+    saved = mp.plan_card
+    src = inspect.getsource(mp.plan_card)
+    for name in ("ddr_layer_base = _align(g.size, 64)", "ddr_layer_stride = _align(lp.size, 64)"):
+        assert name in src, f"compiler/memplan.py changed: {name!r} not found"
+        src = src.replace(name, name.replace("64)", "core.tile_bytes)"))
+    ns: dict = {}
+    exec(compile(src, mp.__file__, "exec"), mp.__dict__, ns)
+    mp.plan_card = drv.plan_card = ns["plan_card"]
+    try:
+        yield
+    finally:
+        mp.plan_card = drv.plan_card = saved
+
