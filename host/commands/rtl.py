@@ -1,4 +1,5 @@
-"""``dfx rtl --core NAME --out DIR``: Verilog of the core's datapath units, with a manifest."""
+"""``dfx rtl --core NAME --out DIR``: Verilog of the whole core as a Vitis kernel (or of single
+units with ``--unit``), with a manifest."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from typing import Any
 from dfx.isa.errors import DfxError
 
 EXAMPLES = """\
-Every unit is built from the same core configuration the compiler and simulators read
-(boards/cores/NAME.yaml): d, l, pipeline latencies, table sizes.
+The core is built from the same configuration the compiler and simulators read
+(boards/cores/NAME.yaml): d, l, pipeline latencies, table sizes, HBM channels.
 
 examples:
-  dfx rtl --core tiny --out build/rtl-tiny              all units, small core
+  dfx rtl --core tiny --out build/rtl-tiny              the whole core, small
+  dfx rtl --core dfx-u280 --out build/rtl --lint        the U280 kernel, Verilator-linted
   dfx rtl --core dfx-u280 --out build/rtl --unit mpu    one unit at full size
-  dfx rtl --core tiny --out build/rtl-tiny --lint       also run Verilator lint
-Output: <unit>.v (top module dfx_<unit>) and manifest.json (core, ISA hash, sha256,
-ports and latency of each unit).
+Output (the core): dfx_core.v, the kernel top dfx_core with the Vitis port names (ap_clk,
+ap_rst_n, s_axi_control_*, interrupt, m_axi_hbmNN_*, m_axi_ddr_*, tx_*/rx_* streams), one
+<module>.v per arithmetic block, lane or scaler it instantiates (each distinct one converted
+once), and manifest.json (ports and interfaces, parameters, ISA hash, control register map,
+sha256 of each file, tool versions). With --unit: <unit>.v (top module dfx_<unit>) and
+manifest.json (ports and latency of each unit).
 """
 
 
@@ -26,15 +31,17 @@ def register(subparsers: Any) -> None:
     from dfx.rtl.generate import UNIT_NAMES
 
     p = subparsers.add_parser(
-        "rtl", help="generate Verilog of the core's datapath units (Amaranth)",
-        description="Generate Verilog for the DFX core's datapath units and the datapath.",
+        "rtl", help="generate Verilog of the core (a Vitis kernel) or of its units (Amaranth)",
+        description="Generate Verilog for the DFX core as a Vitis RTL kernel, or for single "
+                    "datapath units.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--core", default="dfx-u280", help="core configuration (dfx-u280)")
     p.add_argument("--board", default=None, help="board configuration (the core's own)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--unit", action="append", choices=UNIT_NAMES, metavar="UNIT",
-                   help=f"only this unit (repeatable): {', '.join(UNIT_NAMES)}")
-    p.add_argument("--lint", action="store_true", help="run Verilator lint on each file")
+                   help=f"this unit instead of the core (repeatable): {', '.join(UNIT_NAMES)}")
+    p.add_argument("--lint", action="store_true",
+                   help="also lint the Verilog with Verilator (the project's waivers)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
@@ -67,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             f.rename(stage / f.name)
         (stage / "out").rmdir()
     if not args.quiet:
-        print(f"dfx rtl: wrote {len(manifest['units'])} unit(s) and manifest.json to "
-              f"{args.out} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        what = (f"{len(manifest['units'])} unit(s)" if "units" in manifest else
+                f"{manifest['top']} ({len(manifest['files'])} files)")
+        print(f"dfx rtl: wrote {what} and manifest.json to {args.out} "
+              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
