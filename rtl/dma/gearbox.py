@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -64,15 +64,12 @@ class Gearbox(wiring.Component):
         have = Mux(vb, 2 * R, Mux(va, R, 0))
         serve = self.req.valid & active & (end <= have) & can
         m.d.comb += self.req.ready.eq(serve)
-        # the rotator: the window from byte p, in gran-byte steps
+        # the rotator: R bytes of the window from byte p (p a multiple of gran: one shifter
+        # cell, a log2(2R / gran)-level barrel shifter after synthesis)
         win = Cat(a, b)
-        units = p[gs:]
-        rot = win
-        for i in range(rs - gs):
-            step = 8 * self._gran << i
-            rot = Mux(units[i], rot >> step, rot)
+        rot = win.bit_select(Cat(Const(0, 3 + gs), p[gs:]), 8 * R)
         with m.If(serve & rq.emit):
-            m.d.sync += [out.valid.eq(1), out.payload.eq(rot[:8 * R])]
+            m.d.sync += [out.valid.eq(1), out.payload.eq(rot)]
         with m.Elif(out.ready):
             m.d.sync += out.valid.eq(0)
         # window: drop row a when the position passes it, refill from rows
