@@ -175,7 +175,9 @@ def run_dma(g, cmds, *, window: int, stall: float, seed: int, wbuf_latency: int 
     return got, final, when, dones, images
 
 
-@pytest.mark.parametrize("stall, seed", [(0.0, 1), (0.3, 2), (0.0, 3), (0.2, 4)])
+@pytest.mark.parametrize("stall, seed", [
+    (0.0, 1), (0.3, 2), pytest.param(0.0, 3, marks=pytest.mark.slow),
+    pytest.param(0.2, 4, marks=pytest.mark.slow)])
 def test_random_sequences(stall: float, seed: int) -> None:
     g = tiny_geometry()
     window = 2048

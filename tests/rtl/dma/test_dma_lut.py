@@ -83,8 +83,9 @@ def _bytes(view, nbytes: int) -> bytes:
     return sum(int(x) << (width * i) for i, x in enumerate(view)).to_bytes(nbytes, "little")
 
 
-@pytest.mark.parametrize("kind", ["tiny", "row"])
-@pytest.mark.parametrize("stall, seed", [(0.0, 1), (0.3, 2)])
+@pytest.mark.parametrize("kind, stall, seed", [
+    ("tiny", 0.0, 1), ("row", 0.3, 2), pytest.param("tiny", 0.3, 2, marks=pytest.mark.slow),
+    pytest.param("row", 0.0, 1, marks=pytest.mark.slow)])
 def test_lut_streams(kind: str, stall: float, seed: int) -> None:
     core, dut = _system(kind)
     c = core.lutgemm

@@ -32,7 +32,7 @@ class _Top(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("stall, seed", [(0, 1), (6, 2)])
+@pytest.mark.parametrize("stall, seed", [(0, 1), pytest.param(6, 2, marks=pytest.mark.slow)])
 def test_dma_on_tb_memory(stall: int, seed: int) -> None:
     core = load_core("tiny")
     dut = MemorySystem.from_core(core)
