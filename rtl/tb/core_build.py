@@ -44,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from dfx.isa.config import CoreConfig, to_dict
 
@@ -78,6 +79,8 @@ _HOST_ONLY_DIRS = ("toolchain/",)
 #: which Verilator reports as an ascending range (ASCRANGE); nothing reads them.
 CORE_VERILATOR_ARGS = ("-Wno-ASCRANGE",)
 SOURCES_FILE = "sources.json"
+#: Written next to the Verilog: the generation's wall time and size.
+GENERATE_FILE = "generate.json"
 #: The version of :func:`_generate` (this module is not a recorded source): bump it when the
 #: way the Verilog is generated changes.
 GENERATION = 2
@@ -226,6 +229,8 @@ def core_verilog(core: CoreConfig, *, progress: Progress | None = None) -> Path:
         _prune(root)
         dt = time.perf_counter() - t0
         size = (final / f"{TOP}.v").stat().st_size
+        (final / GENERATE_FILE).write_text(json.dumps({"seconds": round(dt, 1), "bytes": size,
+                                                       "core": core.name}))
         _say(progress, f"generated {size / 1e6:.1f} MB of Verilog in {dt:.0f} s")
     return final / f"{TOP}.v"
 
@@ -260,6 +265,21 @@ def _generate(directory: str) -> None:
              if (f := getattr(m, "__file__", None)) and (r := _relative(f, roots))}
     files |= {f"isa/{p.name}" for p in roots["isa"].glob("*.yaml")}
     (d / SOURCES_FILE).write_text(json.dumps({"files": sorted(files)}, indent=0))
+
+
+def build_times(model: Any) -> dict[str, float | None]:
+    """The recorded wall times of the Verilog generation and the Verilator build behind a
+    model from :func:`core_model` (None where not recorded)."""
+    out: dict[str, float | None] = {"generate_s": None, "verilator_s": None}
+    d = Path(model.build_dir)
+    try:
+        stamp = json.loads((d / ".dfx-model.json").read_text())
+        out["verilator_s"] = float(stamp["build_s"])
+        src = Path(next(a for a in stamp["command"] if a.endswith(f"{TOP}.v")))
+        out["generate_s"] = float(json.loads((src.parent / GENERATE_FILE).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, StopIteration):
+        pass
+    return out
 
 
 def top_ports(verilog: Path) -> list[str]:
