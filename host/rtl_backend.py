@@ -141,7 +141,7 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
         max_cycles = (max(MAX_CYCLES_FACTOR * max(model_cycles), MIN_MAX_CYCLES)
                       if model_cycles else DEFAULT_MAX_CYCLES)
     d = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dfx-rtl-"))
-    ok = False
+    debug = False  # keep the job directory: an error message names it
     try:
         try:
             job = card_job(b.cards[0], b.core, layout, d, reads=reads, writes=writes,
@@ -159,18 +159,20 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
                 if dump is not None and dump.is_file():
                     _write_waves(dump, waves)
         except CoreRunError as e:
+            debug = True
             raise RtlError(f"{e} (job directory {d})") from None
         if res.mem_error:
+            debug = True
             raise RtlError(f"card 0: the core broke the AXI protocol of the memories (error "
                            f"bits {res.mem_error:#x}: see dfx.rtl.tb.mem_model ERR_*); job "
                            f"directory {d}")
         if res.outcome != "done":
             from dfx.sim.functional.errors import BudgetExceededError
 
+            debug = True
             raise BudgetExceededError(
                 f"card 0: the core did not signal done within {max_cycles:,} cycles (a hang "
                 f"in the RTL, or a program that never halts); job directory {d}")
-        ok = True  # a result (halt or fault): nothing to keep for debugging
         if res.status:
             raise fault_error(res.status, res.error_pc, res.error_word, b.cards[0])
         run = RtlRun([res.cycles], model_cycles, res.sim_cycles, res.wall_s, res.cycles_per_s,
@@ -178,7 +180,7 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
                      Path(waves) if waves is not None else None, res)
         return res, run
     finally:
-        if ok and not keep and not workdir:
+        if not (debug or keep or workdir):
             shutil.rmtree(d, ignore_errors=True)
 
 
