@@ -84,6 +84,8 @@ GENERATE_FILE = "generate.json"
 #: The version of :func:`_generate` (this module is not a recorded source): bump it when the
 #: way the Verilog is generated changes.
 GENERATION = 2
+#: Seconds between "still building" progress messages.
+HEARTBEAT_S = 30.0
 #: Generated Verilog kept per configuration (the most recently used).
 KEEP_VERILOG = 3
 
@@ -171,6 +173,33 @@ def _say(progress: Progress | None, text: str) -> None:
         progress(text)
 
 
+@contextlib.contextmanager
+def _heartbeat(progress: Progress | None, what: str, first: float = 0.0,
+               every: float = HEARTBEAT_S) -> Iterator[None]:
+    """Say ``what`` after ``first`` seconds, then ``still <what> (N s)`` every ``every``
+    seconds, until the block ends (a block that ends sooner says nothing)."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def beat() -> None:
+        if stop.wait(first):
+            return
+        progress(what)
+        while not stop.wait(every):
+            progress(f"still {what.split(' (')[0]} ({time.perf_counter() - t0:.0f} s)")
+
+    th = threading.Thread(target=beat, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()
+
+
 def _lookup(root: Path) -> Path | None:
     """The generated Verilog of ``root`` whose recorded sources are unchanged, if any."""
     if not root.is_dir():
@@ -203,16 +232,16 @@ def core_verilog(core: CoreConfig, *, progress: Progress | None = None) -> Path:
         hit = _lookup(root)
         if hit is not None:
             return hit
-        _say(progress, f"generating the Verilog of core {core.name!r} (once per RTL change; "
-                       "takes minutes)")
         t0 = time.perf_counter()
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
         try:
             (tmp / "config.json").write_text(json.dumps({"core": to_dict(core),
                                                          "board": to_dict(core.b)}))
-            r = subprocess.run([sys.executable, "-c", _CHILD, str(tmp)], capture_output=True,
-                               text=True, check=False)
+            with _heartbeat(progress, f"generating the Verilog of core {core.name!r} (once "
+                            "per RTL change; takes minutes)"):
+                r = subprocess.run([sys.executable, "-c", _CHILD, str(tmp)],
+                                   capture_output=True, text=True, check=False)
             if r.returncode != 0:
                 raise RuntimeError(f"generating the core Verilog failed: "
                                    f"{(r.stdout + r.stderr)[-4000:]}")
@@ -305,15 +334,10 @@ def core_model(core: CoreConfig, *, waves: bool = False,
 
     src = core_verilog(core, progress=progress)
     # a cache hit returns at once; say what is happening only when it does not
-    note = threading.Timer(2.0, _say, (progress, "building the Verilator model (once per RTL "
-                                       "change; takes minutes)"))
-    note.daemon = True
-    note.start()
-    try:
+    with _heartbeat(progress, "building the Verilator model (once per RTL change; takes "
+                    "minutes)", first=2.0):
         model = build_model([src], TOP, extra_args=[*VERILATOR_ARGS, *CORE_VERILATOR_ARGS],
                             waves=waves, top_signals=top_ports(src))
-    finally:
-        note.cancel()
     if not model.cached:
         _say(progress, f"built the Verilator model in {model.build_s:.0f} s")
     return model

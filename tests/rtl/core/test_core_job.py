@@ -103,3 +103,19 @@ def test_core_fault_error_mapping():
     assert str(fault_error(Fault.PC_RANGE.value, 9, word, img)).startswith(
         "card 0, pc 9 (prologue): halt: ")
     assert isinstance(fault_error(200, 0, 0, img), RtlError)
+
+
+def test_core_build_heartbeat():
+    import time
+
+    from dfx.rtl.tb import core_build as cb
+
+    said: list[str] = []
+    with cb._heartbeat(said.append, "building it (takes minutes)", first=0.05, every=0.1):
+        time.sleep(0.38)
+    assert said[0] == "building it (takes minutes)"
+    assert len(said) >= 3 and all(s.startswith("still building it (") for s in said[1:])
+    said.clear()
+    with cb._heartbeat(said.append, "quick", first=5.0):
+        pass
+    assert said == []
