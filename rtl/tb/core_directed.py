@@ -516,7 +516,7 @@ def directed_programs(core: CoreConfig, seed: int = 0) -> list[Program]:
         if name == "edges":  # the last bytes of HBM are initialised too
             cap = core.b.hbm.capacity_bytes
             rng = np.random.default_rng(seed)
-            data = (rng.standard_normal(128) * 0.5).astype(np.float16)
+            data = (rng.standard_normal(max(128, core.tile_bytes // 2)) * 0.5).astype(np.float16)
             prog.segments = [*prog.segments, Segment("hbm", cap - data.nbytes, data)]
         out.append(prog)
     return out

@@ -51,6 +51,7 @@ def _faults(core: CoreConfig) -> dict[str, tuple[str, str]]:
     vrf, srf, lc = c.buffers.vrf_vectors, c.buffers.srf_scalars, c.lutgemm
     nest = "".join(f"{'  ' * i}loop count=1\n" for i in range(c.control.loop_depth + 1))
     unnest = "".join(f"{'  ' * i}endloop\n" for i in reversed(range(c.control.loop_depth + 1)))
+    sregs = 1 << load_spec().widths["sreg"]
     lut = "lutmv y=v[r0+60], x=v[r0+0], w=hbm[r0+{hl}], b=ddr[r0+0], n={n}, ng=1, gs=1, q={q}"
     return {
         "pc-past-end": ("PC_RANGE", "fault: nop"),  # the halt is removed (below)
@@ -124,11 +125,14 @@ def _faults(core: CoreConfig) -> dict[str, tuple[str, str]]:
                                   "n={d2}"),
         "vrf-matrix": ("VRF_RANGE", f"fault: mm y=v[r0+{vrf - 1}], x=v[r0+0], w=hbm[r0+{{hw}}], "
                                     "kt=1, nt={nt2}"),
-        "sreg-vacc": ("SREG", f"fault: vacc sd=s{srf}, a=v[r0+0], n=1"),
-        "sreg-sadd": ("SREG", f"fault: sadd sd=s1, sa=s{min(srf + 5, 255)}, sb=s1"),
+        # (a register beyond the SRF exists only if the SRF is smaller than the field allows)
+        **({} if srf >= sregs else {
+            "sreg-vacc": ("SREG", f"fault: vacc sd=s{srf}, a=v[r0+0], n=1"),
+            "sreg-sadd": ("SREG", f"fault: sadd sd=s1, sa=s{min(srf + 5, sregs - 1)}, sb=s1"),
+            "sreg-vadds": ("SREG", f"fault: vadds y=v[r0+60], a=v[r0+0], s=s{srf}, n=1"),
+        }),
         "sreg-maskedmm-max": ("SREG", f"fault: maskedmm y=v[r0+60], x=v[r0+0], w=hbm[r0+{{hw}}], "
                                       f"kt=1, nt=1, batch=2, scale=s1, max=s{srf - 1}"),
-        "sreg-vadds": ("SREG", f"fault: vadds y=v[r0+60], a=v[r0+0], s=s{srf}, n=1"),
         "overlap-matrix-in-place": (OVERLAP, "fault: mm y=v[r0+24], x=v[r0+24], "
                                              "w=hbm[r0+{hw}], kt=2, nt=4"),
         "overlap-matrix-batch": (OVERLAP, "fault: mm y=v[r0+10], x=v[r0+9], w=hbm[r0+{hw}], "

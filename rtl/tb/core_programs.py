@@ -118,10 +118,10 @@ def arena(core: CoreConfig) -> Arena:
     data = max(8192, 2 * vrf * d)
     lut = 8192
     hbm, hbm_bytes = _layout([("data", data), ("weights", max(64 * tile, wbuf)), ("lut", lut),
-                              ("scratch", 8192), ("ints", 512)], max(tile, 64))
+                              ("scratch", max(8192, 24 * tile)), ("ints", 512)], max(tile, 64))
     ddr, ddr_bytes = _layout([("data", 4096), ("weights", 32 * tile), ("lut", lut // 2),
-                              ("scratch", 4096), ("ints", 512), ("dump_regs", 8 * NUM_REGS),
-                              ("dump_wbuf", wbuf)], max(tile, 64))
+                              ("scratch", max(4096, 24 * tile)), ("ints", 512),
+                              ("dump_regs", 8 * NUM_REGS), ("dump_wbuf", wbuf)], max(tile, 64))
     wbuf_lut = wbuf - min(wbuf // 2, 1024)
     return Arena(d, l, tile, vrf, core.buffers.srf_scalars, hbm, ddr, wbuf, wbuf_lut,
                  hbm_bytes, ddr_bytes)

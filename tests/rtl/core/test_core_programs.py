@@ -63,19 +63,23 @@ def test_random_programs_are_valid_and_cover_the_isa():
     assert again.program != random_program(CORE, 8).program
 
 
-def test_directed_programs_halt():
-    for p in directed_programs(CORE):
-        st = reference(CORE, p)
+@pytest.mark.parametrize("core", ["tiny", "dfx-u280"])
+def test_directed_programs_halt(core):
+    c = load_core(core)
+    for p in directed_programs(c) + [random_program(c, 5)]:
+        st = reference(c, p)
         assert st.outcome == "halt", (p.name, st.message)
         assert st.valid.all()
 
 
-def test_fault_programs_fault_where_made():
+@pytest.mark.parametrize("core", ["tiny", "dfx-u280"])
+def test_fault_programs_fault_where_made(core):
     """Every fault code has a program; the simulator raises the code's error class at the
     program's faulting pc."""
+    c = load_core(core)
     seen = set()
-    for p in fault_programs(CORE):
-        st = reference(CORE, p)
+    for p in fault_programs(c):
+        st = reference(c, p)
         assert st.outcome == expected_class(p.expect), (p.name, st.message)
         assert st.pc == p.notes["pc"], (p.name, st.message)
         seen.add(p.expect)
