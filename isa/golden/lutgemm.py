@@ -223,14 +223,20 @@ def scale_sum(p: np.ndarray, xs: np.ndarray, alpha: npt.ArrayLike, z: npt.ArrayL
     marks a non-finite group) and FP16-valued ``alpha [ng, q, N]``, ``z [ng, N]``."""
     b_n, ng, q, n = p.shape
     bad = np.isnan(xs).any(axis=1)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    # a row with a non-finite scale (alpha or z inf/NaN in any group) gives NaN, like a
+    # non-finite input: the exact sum is not a number (docs/lutgemm.md)
+    bad_rows = ~(np.isfinite(alpha).all(axis=(0, 1)) & np.isfinite(z).all(axis=0))  # [N]
     pe = np.empty((b_n, ng, q + 1, n), dtype=np.int64)
     pe[:, :, :q] = fixed16(np.where(np.isnan(p), 0.0, p))
     pe[:, :, q] = fixed16(np.where(np.isnan(xs), 0.0, xs))[:, :, None]
     ae = np.empty((ng, q + 1, n), dtype=np.int64)
-    ae[:, :q] = fixed16(alpha)
-    ae[:, q] = fixed16(z)
+    ae[:, :q] = fixed16(np.where(np.isfinite(alpha), alpha, 0.0))
+    ae[:, q] = fixed16(np.where(np.isfinite(z), z, 0.0))
     acc = exact_dot32(pe, ae)
     acc[bad] = np.nan
+    acc[:, bad_rows] = np.nan
     return canon32(acc)
 
 

@@ -208,9 +208,11 @@ def scale_sum(p: PreparedLut, ps: np.ndarray, xs: np.ndarray) -> np.ndarray:
     if bad.any():
         pf[bad] = 0.0
     pi = np.ldexp(pf, 24).astype(np.int64)  # exact: multiples of 2^-24 below 2^53 units
+    # rows with a non-finite scale give NaN (golden scale_sum); their terms count as 0 here
+    bad_rows = ~(np.isfinite(p.alpha).all(axis=(0, 1)) & np.isfinite(p.z).all(axis=0))
     ai = np.empty((ng, q + 1, n), dtype=np.int64)
-    ai[:, :q] = np.ldexp(p.alpha, 24)  # FP16 values: exact
-    ai[:, q] = np.ldexp(p.z, 24)
+    ai[:, :q] = np.ldexp(np.where(np.isfinite(p.alpha), p.alpha, 0.0), 24)  # FP16: exact
+    ai[:, q] = np.ldexp(np.where(np.isfinite(p.z), p.z, 0.0), 24)
     tp, ta = _lowbit_shift(pi), _lowbit_shift(ai)
     pi >>= tp
     ai >>= ta
@@ -223,6 +225,7 @@ def scale_sum(p: PreparedLut, ps: np.ndarray, xs: np.ndarray) -> np.ndarray:
     else:
         out = _scale_sum_f64(p, pf, ps, xs, bad)
     out[bad] = np.nan
+    out[:, bad_rows] = np.nan
     return np.asarray(canon32(out))
 
 

@@ -134,6 +134,22 @@ def test_zero_inputs_give_positive_zero() -> None:
     assert _same(glut.lutmv(w, x), lut.lutmv(lut.prepare(w), x))
 
 
+def test_non_finite_scales_give_nan_rows() -> None:
+    """A row with a non-finite alpha or z (any group) is NaN; the other rows are unchanged
+    (docs/lutgemm.md)."""
+    rng = np.random.default_rng(5)
+    w = _bcq(rng, 2, 64, 6, 32)
+    a, z = w.alpha.copy(), w.z.copy()
+    a[1, 0, 2], z[0, 4] = np.inf, np.nan
+    bad = glut.Bcq(w.signs, a, z, 32)
+    x = _x(rng, (2, 64), 1.0)
+    want = glut.lutmv(bad, x)
+    assert np.isnan(want[:, [2, 4]]).all()
+    assert _same(want[:, [0, 1, 3, 5]], glut.lutmv(w, x)[:, [0, 1, 3, 5]])
+    for packed in _forms(2, 32):
+        assert _same(want, lut.lutmv(lut.prepare(bad, packed=packed), x))
+
+
 # -- the instruction -------------------------------------------------------------------------
 
 
