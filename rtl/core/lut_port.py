@@ -90,6 +90,12 @@ class LutPort(wiring.Component):
         return self._epi
 
     @property
+    def bias_slots(self) -> int:
+        """Bias vectors buffered: one whole row of the largest lutmv, ceil(max_rows / d) (the
+        memory system reads a row's bias before its stream; docs/core.md)."""
+        return -(-self._lut.max_rows // self._core.d)
+
+    @property
     def epilogue_lanes(self) -> int:
         """Rows per cycle through the epilogue: min(scalers, d)."""
         return self._le
@@ -105,6 +111,12 @@ class LutPort(wiring.Component):
         m.submodules.xbuf = xbuf = SyncFIFO(width=16 * d, depth=X_SLOTS)
         m.submodules.outs = outs = SyncFIFO(width=_OUT.size, depth=8)
         m.submodules.epis = epis = SyncFIFO(width=_EPI.size, depth=8)
+        # a whole row of bias: the memory system sends it before the row's stream, and the
+        # epilogue only needs it once the unit's results come (after the whole stream)
+        m.submodules.biasq = biasq = SyncFIFO(width=16 * d, depth=self.bias_slots)
+        m.d.comb += [biasq.w_data.eq(self.bias.payload), biasq.w_en.eq(self.bias.valid),
+                     self.bias.ready.eq(biasq.w_rdy)]
+        bias_data = data.View(data.ArrayLayout(16, d), biasq.r_data)
         wiring.connect(m, wiring.flipped(self.signs), lut.signs)
         wiring.connect(m, wiring.flipped(self.scales), lut.scales)
 
@@ -198,15 +210,15 @@ class LutPort(wiring.Component):
         need = (e.n + (le - 1)) >> (le.bit_length() - 1)  # groups to feed
         last_g = g + 1 == need
         bsub = Signal(range(max(2, d // le)))  # group within the bias beat
-        bias_ok = ~e.bias | self.bias.valid
+        bias_ok = ~e.bias | biasq.r_rdy
         feed = Signal()
         m.d.comb += feed.eq(epis.r_rdy & lut.out.valid & bias_ok)
         for j in range(le):
             m.d.comb += [
                 epi.acc[j].eq(lut.out.payload.data[(gsub * le + j) if groups_per_beat > 1
                                                    else j]),
-                epi.bias[j].eq(Mux(e.bias, self.bias.payload[(bsub * le + j)
-                                                             if d // le > 1 else j], 0)),
+                epi.bias[j].eq(Mux(e.bias, bias_data[(bsub * le + j) if d // le > 1 else j],
+                                   0)),
             ]
         m.d.comb += [
             epi.use_bias.eq(e.bias), epi.use_scale.eq(0), epi.scale.eq(0), epi.masked.eq(0),
@@ -220,7 +232,7 @@ class LutPort(wiring.Component):
             m.d.sync += [g.eq(Mux(last_g, 0, g + 1)),
                          gsub.eq(Mux(last_g | (gsub == groups_per_beat - 1), 0, gsub + 1))]
         bias_end = (bsub == (d // le) - 1) | last_g
-        m.d.comb += self.bias.ready.eq(feed & e.bias & bias_end)
+        m.d.comb += biasq.r_en.eq(feed & e.bias & bias_end)
         with m.If(feed & e.bias):
             m.d.sync += bsub.eq(Mux(bias_end, 0, bsub + 1))
         m.d.comb += epis.r_en.eq(feed & last_g)

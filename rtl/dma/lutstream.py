@@ -7,18 +7,19 @@ aligned), ``n``, ``ng``, ``gs``, ``q``, ``batch`` rows (0 means 1: the stream is
 row, as the unit takes one input row per command), and, with ``bias``, the ``n`` FP16 at
 ``baddr`` of ``bspace``.
 
-Per batch row the stream's bytes are read once, in order, as runs of whole rows (one op per
-block), then the bias as ``ceil(n / d)`` units (like a load). A :class:`~.gearbox.Gearbox`
-cuts the stream: per group section, ``gs·q`` sign blocks of ``n·S/8`` bytes, each into
-``ceil(n / L)`` sign beats of ``L·S/8`` bytes (the last one short; lane words of rows >= n are
-don't-care); then the scale part into ``ceil(n / Sc)`` beats of ``Sc·(q+1)·2`` bytes (the last
-short: the unit ignores what is past n), each taken as pieces of at most one
-row; then the section's padding to 32 bytes is skipped (one cycle when there is some). One
-piece per cycle: a sign beat is one cycle, a scale beat ``ceil(Sc·(q+1)·2 / R)``. Scale beats
-wait in a FIFO of ``scale_depth`` beats, so the lanes can take the next group's signs while
-the scalers work through this group's scales (when ``ceil(n / Sc)`` fits); the bias beats
-(zero-padded past n) leave on ``bias``.
-"""
+Per batch row the bias is read first, as ``ceil(n / d)`` units (like a load), then the stream's
+bytes once, in order, as runs of whole rows (one op per block). The bias comes first because
+the unit's results of a row (which need it) appear only after the row's whole stream, and the
+stream's scale beats wait for the unit: the core's LUT port buffers a whole row of bias. A
+:class:`~.gearbox.Gearbox` cuts the stream: per group section, ``gs·q`` sign blocks of
+``n·S/8`` bytes, each into ``ceil(n / L)`` sign beats of ``L·S/8`` bytes (the last one short;
+lane words of rows >= n are don't-care); then the scale part into ``ceil(n / Sc)`` beats of
+``Sc·(q+1)·2`` bytes (the last short: the unit ignores what is past n), each taken as pieces of
+at most one row; then the section's padding to 32 bytes is skipped (one cycle when there is
+some). One piece per cycle: a sign beat is one cycle, a scale beat ``ceil(Sc·(q+1)·2 / R)``.
+Scale beats wait in a FIFO of ``scale_depth`` beats, so the lanes can take the next group's
+signs while the scalers work through this group's scales (when ``ceil(n / Sc)`` fits); the bias
+beats (zero-padded past n) leave on ``bias``. """
 
 from __future__ import annotations
 
@@ -177,8 +178,11 @@ class LutStream(wiring.Component):
             with m.State("HAND"):
                 m.d.comb += [dq.w_en.eq(1), dq.w_data.eq(Cat(c, nsb, scb, total, pad))]
                 with m.If(dq.w_rdy):
-                    m.d.sync += [brow.eq(0), pos.eq(c.addr), end.eq(c.addr + total), first.eq(1)]
+                    m.d.sync += [brow.eq(0), pos.eq(c.addr), end.eq(c.addr + total), first.eq(1),
+                                 k.eq(0), part.eq(0)]
                     m.next = "STREAM"
+                    with m.If(c.bias):
+                        m.next = "BIAS"
             with m.State("STREAM"):
                 r0 = pos[rs:]
                 rlast = (end - 1)[rs:]
@@ -190,19 +194,20 @@ class LutStream(wiring.Component):
                     mem.op.valid.eq(1), op.space.eq(c.space), op.write.eq(0), op.row.eq(r0),
                     op.nrows.eq(nrows), op.m0.eq(suffix_mask(pos[bs:rs], C)),
                     op.m1.eq(Mux(fin, prefix_mask((end - 1)[bs:rs], C), ones)),
-                    op.end.eq(fin & last_brow & ~(c.bias & (c.bspace == c.space))),
+                    op.end.eq(fin & last_brow),
                     tag.kind.eq(_Kind.STREAM), tag.start.eq(first), tag.o.eq(pos[:rs]),
                 ]
                 with m.If(mem.op.ready):
                     m.d.sync += [pos.eq(stop), first.eq(0)]
-                    with m.If(fin):
-                        m.d.sync += [k.eq(0), part.eq(0)]
-                        m.next = "BIAS"
-                        with m.If(~c.bias):
-                            m.d.sync += [brow.eq(brow + 1), pos.eq(c.addr), first.eq(1)]
+                    with m.If(fin):  # the row's stream is out: the next row (its bias first)
+                        m.d.sync += [brow.eq(brow + 1), pos.eq(c.addr), first.eq(1), k.eq(0),
+                                     part.eq(0)]
+                        with m.If(last_brow):
+                            m.next = "IDLE"
+                        with m.Elif(c.bias):
+                            m.next = "BIAS"
+                        with m.Else():
                             m.next = "STREAM"
-                            with m.If(last_brow):
-                                m.next = "IDLE"
             with m.State("BIAS"):
                 a = c.baddr + k * (2 * D)
                 lastu = (k + 1) * D >= c.n
@@ -216,7 +221,8 @@ class LutStream(wiring.Component):
                 m.d.comb += [
                     mem.op.valid.eq(1), op.space.eq(c.bspace), op.write.eq(0),
                     op.row.eq(a[rs:] + part), op.nrows.eq(1), op.m0.eq(Mux(part, mb, ma)),
-                    op.m1.eq(Mux(part, mb, ma)), op.end.eq(lastu & (part | ~two) & last_brow),
+                    op.m1.eq(Mux(part, mb, ma)),
+                    op.end.eq(lastu & (part | ~two) & last_brow & (c.bspace != c.space)),
                     tag.kind.eq(_Kind.BIAS), tag.o.eq(uo), tag.nb.eq(nb), tag.two.eq(two),
                     tag.done.eq(part | ~two),
                 ]
@@ -225,11 +231,8 @@ class LutStream(wiring.Component):
                         m.d.sync += part.eq(1)
                     with m.Else():
                         m.d.sync += [part.eq(0), k.eq(k + 1)]
-                        with m.If(lastu):
-                            m.d.sync += [brow.eq(brow + 1), pos.eq(c.addr), first.eq(1)]
+                        with m.If(lastu):  # the row's bias is out: now its stream
                             m.next = "STREAM"
-                            with m.If(last_brow):
-                                m.next = "IDLE"
 
         # ---- rows back: stream rows to the gearbox, bias rows to the Extractor
         m.submodules.gear = gear = self._gear

@@ -70,15 +70,10 @@ def _rtl(b: Binary, **kw):
     return out, lines
 
 
-LUTMV_BIAS_HANG = ("core bug: lutmv with bias hangs for n >= 112 on tiny (the LUT stream "
-                   "reads the bias after the whole packed stream, while the epilogue waits for "
-                   "the first bias beat and back-pressures the unit): mlp.c_fc has n = 128")
-
 
 @pytest.mark.parametrize("kind,wait", [
     ("fp16", "interrupt"),
-    pytest.param("bcq:q=3,g=32", "poll",
-                 marks=pytest.mark.xfail(strict=True, reason=LUTMV_BIAS_HANG)),
+    ("bcq:q=3,g=32", "poll"),
 ])
 def test_core_gpt2_bit_identical(core_model, gpt2, kind, wait):
     """Tokens and logits of the RTL equal the functional simulator's, bit for bit."""
@@ -208,16 +203,11 @@ def test_core_lutmv_small_n_with_bias(core_model, tmp_path):
               tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=LUTMV_BIAS_HANG)
 def test_core_lutmv_bias_large_n(core_model, tmp_path):
     _same_vrf(_lutmv_case(load_core("tiny"), n=128, bias=True, finite=True, seed=2), 20, 16,
               tmp_path, max_cycles=20_000)
 
 
-@pytest.mark.xfail(strict=True, reason="lutmv with non-finite scales (alpha or z inf/NaN): "
-                   "the RTL gives NaN (0x7e00), the golden model +-inf: isa/golden/fixed.py "
-                   "fixed16 casts inf/NaN to int64 (undefined; numpy gives INT64_MIN); the "
-                   "spec (docs/lutgemm.md) only defines non-finite inputs")
 def test_core_lutmv_nonfinite_scales(core_model, tmp_path):
     _same_vrf(_lutmv_case(load_core("tiny"), n=32, bias=False, finite=False, seed=1), 20, 4,
               tmp_path)
