@@ -160,7 +160,8 @@ def core_suite(core: CoreConfig, randoms: int, seed: int = 0) -> list[tuple[Any,
 @dataclass
 class CoreTotals:
     """The core bench's sums: programs, instructions executed (functional simulator count),
-    core cycles and simulated cycles (every run), wall time of the RTL runs."""
+    core cycles and simulated cycles (every run), wall time of the RTL runs (``run_s``: of
+    which simulating from ap_start to done, without the simulator's start-up)."""
 
     programs: int = 0
     runs: int = 0
@@ -168,12 +169,14 @@ class CoreTotals:
     cycles: int = 0
     sim_cycles: int = 0
     wall_s: float = 0.0
+    run_s: float = 0.0
 
     def line(self) -> str:
         rate = self.sim_cycles / self.wall_s if self.wall_s > 0 else 0.0
+        sim = self.sim_cycles / self.run_s if self.run_s > 0 else 0.0
         return (f"core: {self.programs} programs ({self.runs} runs), {self.instructions:,} "
                 f"instructions, {self.cycles:,} core cycles, {self.wall_s:.1f} s, "
-                f"{rate:,.0f} cycles/s")
+                f"{rate:,.0f} cycles/s ({self.run_s:.1f} s simulating: {sim:,.0f} cycles/s)")
 
 
 def run_core_bench(core: CoreConfig, build_root: Path, *, randoms: int = 40, seed: int = 0,
@@ -218,6 +221,7 @@ def run_core_bench(core: CoreConfig, build_root: Path, *, randoms: int = 40, see
         totals.cycles += sum(v.cycles)
         totals.sim_cycles += v.sim_cycles
         totals.wall_s += v.wall_s
+        totals.run_s += v.run_s
         msg = "; ".join(v.mismatches[:6])
         if v.workdir is not None and not v.passed:
             msg += f" (job directory {v.workdir})"

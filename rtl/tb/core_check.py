@@ -176,8 +176,9 @@ def compare(ref: State, res: Any, prog: Program, limit: int = 8) -> list[str]:
 @dataclass
 class Verdict:
     """One program's result: ``mismatches`` empty when the RTL equals the reference;
-    ``cycles`` (the core's), ``sim_cycles`` (ap_start to done), ``wall_s`` (the RTL run),
-    ``instructions`` (executed, the simulator's count), per stall setting."""
+    ``cycles`` (the core's, per stall setting), ``sim_cycles`` (ap_start to done, summed),
+    ``wall_s`` (the RTL runs, simulator start-up included), ``run_s`` (of which simulating
+    from ap_start to done), ``instructions`` (executed, the simulator's count)."""
 
     name: str
     kind: str
@@ -187,6 +188,7 @@ class Verdict:
     cycles: list[int] = field(default_factory=list)
     sim_cycles: int = 0
     wall_s: float = 0.0
+    run_s: float = 0.0
     workdir: Path | None = None
 
     @property
@@ -224,6 +226,7 @@ def check(model: Any, core: CoreConfig, prog: Program, workdir: Path, *,
         v.wall_s += time.perf_counter() - t0
         v.cycles.append(res.cycles)
         v.sim_cycles += res.sim_cycles
+        v.run_s += res.wall_s
         v.mismatches += [f"stall {stall}: {m}" for m in compare(ref, res, prog)]
     if v.passed and not keep:
         shutil.rmtree(workdir, ignore_errors=True)
