@@ -36,6 +36,10 @@ __all__ = ["LutPort"]
 
 X_SLOTS = 2
 """Input vectors read ahead of the unit's x stream."""
+OUT_DEPTH = 8
+"""Instructions taken whose outputs are not all written, at most."""
+EPI_DEPTH = 8
+"""Rows (unit commands) waiting for or in the epilogue, at most."""
 
 _OUT = data.StructLayout({"y": unsigned(32), "rows": unsigned(9), "yv": unsigned(20),
                           "wid": unsigned(16)})
@@ -96,6 +100,27 @@ class LutPort(wiring.Component):
         return -(-self._lut.max_rows // self._core.d)
 
     @property
+    def x_slots(self) -> int:
+        """x vectors read ahead of the unit, at most."""
+        return X_SLOTS
+
+    @property
+    def out_depth(self) -> int:
+        """Instructions with outputs outstanding, at most (the port takes no more)."""
+        return OUT_DEPTH
+
+    @property
+    def epilogue_depth(self) -> int:
+        """Rows sent to the unit whose epilogue is not done, at most."""
+        return EPI_DEPTH
+
+    @property
+    def epilogue_latency(self) -> int:
+        """From a group of ``epilogue_lanes`` rows into the epilogue to the vector they
+        complete, written into the VRF (the SfuM's latency: no output buffer)."""
+        return self._epi.latency
+
+    @property
     def epilogue_lanes(self) -> int:
         """Rows per cycle through the epilogue: min(scalers, d)."""
         return self._le
@@ -109,8 +134,8 @@ class LutPort(wiring.Component):
         m.submodules.lut = lut = self._lut
         m.submodules.epi = epi = self._epi
         m.submodules.xbuf = xbuf = SyncFIFO(width=16 * d, depth=X_SLOTS)
-        m.submodules.outs = outs = SyncFIFO(width=_OUT.size, depth=8)
-        m.submodules.epis = epis = SyncFIFO(width=_EPI.size, depth=8)
+        m.submodules.outs = outs = SyncFIFO(width=_OUT.size, depth=OUT_DEPTH)
+        m.submodules.epis = epis = SyncFIFO(width=_EPI.size, depth=EPI_DEPTH)
         # a whole row of bias: the memory system sends it before the row's stream, and the
         # epilogue only needs it once the unit's results come (after the whole stream)
         m.submodules.biasq = biasq = SyncFIFO(width=16 * d, depth=self.bias_slots)

@@ -59,6 +59,11 @@ class VectorMover(wiring.Component):
             "idle": Out(1),
         })
 
+    @property
+    def store_slots(self) -> int:
+        """Vectors read ahead of the ``store`` stream, at most."""
+        return STORE_SLOTS
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         d = self._core.d

@@ -33,10 +33,12 @@ from dfx.rtl.mpu.mpu import command_layout as mpu_command_layout
 from dfx.rtl.regs.srf import SrfWriteSignature
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
 
-__all__ = ["X_SLOTS", "MpuPort"]
+__all__ = ["OUT_DEPTH", "X_SLOTS", "MpuPort"]
 
 X_SLOTS = 4
 """Input vectors read ahead of their tiles."""
+OUT_DEPTH = 8
+"""Instructions taken whose outputs (and row maxima) are not all written, at most."""
 
 _OUT = data.StructLayout({"y": unsigned(32), "n": unsigned(32), "wid": unsigned(16),
                           "max": unsigned(8), "rows": unsigned(9), "rowmax": unsigned(1)})
@@ -78,6 +80,16 @@ class MpuPort(wiring.Component):
     def mpu(self) -> Mpu:
         return self._mpu
 
+    @property
+    def x_slots(self) -> int:
+        """x vectors read ahead of their tiles, at most."""
+        return X_SLOTS
+
+    @property
+    def out_depth(self) -> int:
+        """Instructions with outputs outstanding, at most (the port takes no more)."""
+        return OUT_DEPTH
+
     def elaborate(self, platform: Any) -> Module:  # noqa: C901 - one stream each
         m = Module()
         core = self._core
@@ -85,8 +97,8 @@ class MpuPort(wiring.Component):
         G = self._mpu.interleave  # noqa: N806
         m.submodules.mpu = mpu = self._mpu
         m.submodules.xbuf = xbuf = SyncFIFO(width=16 * d, depth=X_SLOTS)
-        m.submodules.outs = outs = SyncFIFO(width=_OUT.size, depth=8)
-        m.submodules.maxs = maxs = SyncFIFO(width=_OUT.size, depth=8)
+        m.submodules.outs = outs = SyncFIFO(width=_OUT.size, depth=OUT_DEPTH)
+        m.submodules.maxs = maxs = SyncFIFO(width=_OUT.size, depth=OUT_DEPTH)
 
         # ---- the instruction being read ------------------------------------------------
         cur = Signal(self._cmd_layout)

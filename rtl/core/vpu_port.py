@@ -35,7 +35,7 @@ from dfx.rtl.vpu import Vpu
 from dfx.rtl.vpu.vpu import Command as VpuCommand
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
 
-__all__ = ["OPERAND_SLOTS", "VpuPort"]
+__all__ = ["COMMAND_SLOTS", "OPERAND_SLOTS", "SCALAR_DESTS", "VECTOR_DESTS", "VpuPort"]
 
 _TWO_SOURCES = (Opcode.VADD, Opcode.VSUB, Opcode.VMUL)
 _SCALAR_OPS = (Opcode.SADD, Opcode.SSUB, Opcode.SMUL, Opcode.SRECIP, Opcode.SRSQRT)
@@ -45,6 +45,12 @@ _VECTOR_OUT = (Opcode.VADD, Opcode.VSUB, Opcode.VMUL, Opcode.VADDS, Opcode.VSUBS
 OPERAND_SLOTS = 4
 """Vector pairs read ahead of the VPU: the VRF's read latency plus slack for the VPU's
 command hand-over."""
+COMMAND_SLOTS = 2
+"""VPU commands queued between the port's reader and the VPU."""
+VECTOR_DESTS = 16
+"""Commands with vector results in flight (taken, last result not yet written)."""
+SCALAR_DESTS = 4
+"""Commands with a scalar result in flight."""
 
 KIND_VECTOR, KIND_SCALAR, KIND_INT = 0, 1, 2
 
@@ -84,14 +90,35 @@ class VpuPort(wiring.Component):
     def vpu(self) -> Vpu:
         return self._vpu
 
+    # -- figures the timing model reads (docs/timing.md "VPU") ------------------------------
+    @property
+    def operand_slots(self) -> int:
+        """Vectors read and not yet taken by the VPU, at most."""
+        return OPERAND_SLOTS
+
+    @property
+    def command_slots(self) -> int:
+        """VPU commands taken by the port and not yet by the VPU, at most."""
+        return COMMAND_SLOTS
+
+    @property
+    def vector_dests(self) -> int:
+        """Commands with vector results outstanding, at most (the port takes no more)."""
+        return VECTOR_DESTS
+
+    @property
+    def scalar_dests(self) -> int:
+        """Commands with a scalar result outstanding, at most."""
+        return SCALAR_DESTS
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         d = self._core.d
         m.submodules.vpu = vpu = self._vpu
-        m.submodules.vcmd = vcmd = SyncFIFO(width=VpuCommand.size, depth=2)
+        m.submodules.vcmd = vcmd = SyncFIFO(width=VpuCommand.size, depth=COMMAND_SLOTS)
         # results leave the VPU in command order per kind (vectors / scalars), not across kinds
-        m.submodules.vdests = vdests = SyncFIFO(width=_DEST.size, depth=16)
-        m.submodules.sdests = sdests = SyncFIFO(width=_DEST.size, depth=4)
+        m.submodules.vdests = vdests = SyncFIFO(width=_DEST.size, depth=VECTOR_DESTS)
+        m.submodules.sdests = sdests = SyncFIFO(width=_DEST.size, depth=SCALAR_DESTS)
         m.submodules.ops = ops = SyncFIFO(width=32 * d, depth=OPERAND_SLOTS)
 
         # ---- the reader: source vectors of the current command --------------------------

@@ -33,7 +33,12 @@ from amaranth.lib.wiring import In, Out
 from ..bus.axi import BURST_INCR, AxiSignature
 from .geometry import ADDR_BITS, AXI_MAX_LEN, CREDIT_LOOP
 
-__all__ = ["AxiChannel", "chan_op_layout", "wbeat_layout"]
+__all__ = ["OP_DEPTH", "AxiChannel", "chan_op_layout", "wbeat_layout"]
+
+
+OP_DEPTH = 4
+"""Ops queued per port (the default ``op_depth``): a space takes an op only while every port
+has room."""
 
 
 def chan_op_layout(beat_bits: int, max_len: int) -> data.StructLayout:
@@ -64,7 +69,7 @@ class AxiChannel(wiring.Component):
     """
 
     def __init__(self, *, beat_bytes: int, beat_bits: int, max_len: int, credits: int,
-                 op_depth: int = 4, w_depth: int = 4, ack_depth: int = 16):
+                 op_depth: int = OP_DEPTH, w_depth: int = 4, ack_depth: int = 16):
         if not isinstance(beat_bytes, int) or beat_bytes < 4 or beat_bytes & (beat_bytes - 1):
             raise ValueError(f"beat_bytes must be a power of two >= 4, not {beat_bytes!r}")
         self._w = beat_bytes

@@ -21,7 +21,7 @@ from ..bus.axi import AxiSignature
 from ..isa_layouts import Space
 from .channel import AxiChannel
 from .geometry import ADDR_BITS, Geometry, row_mask
-from .hbm import space_signature
+from .hbm import WDATA_DEPTH, space_signature
 
 __all__ = ["DdrSpace", "highest_bit", "lowest_bit"]
 
@@ -61,6 +61,17 @@ class DdrSpace(wiring.Component):
     def geometry(self) -> Geometry:
         return self._g
 
+    @property
+    def wdata_depth(self) -> int:
+        """Write ops waiting for their data rows, at most."""
+        return WDATA_DEPTH
+
+    @property
+    def wack_latency(self) -> int:
+        """Cycles from the last B response of a write op with ``end`` to ``wack``: the port's
+        acknowledgement (no counter stage: one port)."""
+        return 1
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         g = self._g
@@ -87,7 +98,7 @@ class DdrSpace(wiring.Component):
                                     "m0": C, "m1": C, "cid": op.cid.shape()})
         tq_lay = data.StructLayout({"cid": op.cid.shape(), "end": 1})
         m.submodules.aq = aq = SyncFIFO(width=rq_lay.size, depth=self._asm_depth)
-        m.submodules.dq = dq = SyncFIFO(width=wq_lay.size, depth=4)
+        m.submodules.dq = dq = SyncFIFO(width=wq_lay.size, depth=WDATA_DEPTH)
         m.submodules.tq = tq = SyncFIFO(width=tq_lay.size, depth=self._ack_depth)
         room = ch.op.ready & Mux(op.write, dq.w_rdy & tq.w_rdy, aq.w_rdy)
         go = self.op.valid & room

@@ -45,6 +45,10 @@ from .place import Placer, ScatterPlacer
 __all__ = ["DmaEngine"]
 
 
+PLACE_DEPTH = 4
+"""Store units (and store_t chunks) generated ahead of the Placer taking their data."""
+
+
 class _Kind:
     NONE, LOAD, WACK = 0, 1, 2
 
@@ -72,6 +76,26 @@ class DmaEngine(wiring.Component):
             "cslow": 1, "last": 1, "slot": max(1, g.channels.bit_length() - 1),
             "fine": max(1, g.beat_shift), "rend": 1, "nb": range(g.beat_bytes + 1),
         })
+
+    @property
+    def cmd_depth(self) -> int:
+        """Commands accepted and waiting for the address side, at most."""
+        return self._cmd_depth
+
+    @property
+    def done_depth(self) -> int:
+        """Commands accepted and not yet done, at most."""
+        return self._done_depth
+
+    @property
+    def place_depth(self) -> int:
+        """Store units the address side generates ahead of the Placer, at most."""
+        return PLACE_DEPTH
+
+    @property
+    def place_latency(self) -> int:
+        """Cycles from a store vector taken by the Placer to its (first) write row."""
+        return Placer(self._g, self._g.vector_bytes).latency
 
     @property
     def extract_latency(self) -> int:
@@ -114,8 +138,8 @@ class DmaEngine(wiring.Component):
         m.d.comb += [gen.cmd.payload.eq(cmdq.r_data), gen.cmd.valid.eq(cmdq.r_rdy),
                      cmdq.r_en.eq(gen.cmd.ready)]
         wiring.connect(m, gen.op, wiring.flipped(mem.op))
-        plq = SyncFIFO(width=place_desc_layout(g).size, depth=4)
-        scq = SyncFIFO(width=scat_desc_layout(g).size, depth=4)
+        plq = SyncFIFO(width=place_desc_layout(g).size, depth=PLACE_DEPTH)
+        scq = SyncFIFO(width=scat_desc_layout(g).size, depth=PLACE_DEPTH)
         wsq = SyncFIFO(width=wsrc_layout().size, depth=4)
         m.submodules.placeq, m.submodules.scatq, m.submodules.wsrcq = plq, scq, wsq
         for src, q in ((gen.place, plq), (gen.scat, scq)):

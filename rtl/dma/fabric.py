@@ -123,6 +123,16 @@ class Fabric(wiring.Component):
     def geometry(self) -> Geometry:
         return self._g
 
+    @property
+    def spaces(self) -> dict[str, Any]:
+        """The spaces by name (``hbm``, ``ddr``, ``wbuf``)."""
+        return dict(zip(("hbm", "ddr", "wbuf"), self._spaces, strict=True))
+
+    @property
+    def order_depth(self) -> int:
+        """Claims (commands) per space waiting or in service, at most."""
+        return self._order_depth
+
     def port(self, client: Client) -> Any:
         return getattr(self, Client(client).name.lower())
 

@@ -29,10 +29,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AxiSignature
 from ..isa_layouts import Space
-from .channel import AxiChannel
+from .channel import OP_DEPTH, AxiChannel
 from .geometry import ADDR_BITS, Geometry, cid_shape, row_mask, sop_layout, srow_layout, wrow_layout
 
-__all__ = ["HbmSpace", "space_signature"]
+__all__ = ["WDATA_DEPTH", "HbmSpace", "space_signature"]
+
+WDATA_DEPTH = 4
+"""Write ops accepted and waiting for (the rest of) their data rows, per space."""
 
 
 def space_signature(g: Geometry) -> dict[str, Any]:
@@ -72,6 +75,22 @@ class HbmSpace(wiring.Component):
     def geometry(self) -> Geometry:
         return self._g
 
+    @property
+    def wdata_depth(self) -> int:
+        """Write ops waiting for their data rows, at most (then no more ops are taken)."""
+        return WDATA_DEPTH
+
+    @property
+    def op_depth(self) -> int:
+        """Each AXI port's op queue (:data:`~.channel.OP_DEPTH`)."""
+        return OP_DEPTH
+
+    @property
+    def wack_latency(self) -> int:
+        """Cycles from the last B response of a write op with ``end`` to ``wack``: the port's
+        acknowledgement, then the space's counters."""
+        return 2
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         g = self._g
@@ -93,7 +112,7 @@ class HbmSpace(wiring.Component):
                                     "cid": op.cid.shape()})
         tq_lay = data.StructLayout({"cid": op.cid.shape(), "end": 1})
         m.submodules.aq = aq = SyncFIFO(width=rq_lay.size, depth=self._asm_depth)
-        m.submodules.dq = dq = SyncFIFO(width=wq_lay.size, depth=4)
+        m.submodules.dq = dq = SyncFIFO(width=wq_lay.size, depth=WDATA_DEPTH)
         m.submodules.tq = tq = SyncFIFO(width=tq_lay.size, depth=self._ack_depth)
         room = Signal()
         m.d.comb += room.eq(Cat(ch.op.ready for ch in chans).all()

@@ -58,6 +58,10 @@ def lut_cmd_layout(max_rows: int, max_gs: int, max_q: int) -> data.StructLayout:
     })
 
 
+CMD_DEPTH = 2
+"""LUT stream commands accepted and waiting for the reader."""
+
+
 class _Kind:
     STREAM, BIAS = 0, 1
 
@@ -104,6 +108,11 @@ class LutStream(wiring.Component):
         return cls(geometry, **cls.params(core))
 
     @property
+    def cmd_depth(self) -> int:
+        """Commands accepted and not yet taken by the reader, at most."""
+        return CMD_DEPTH
+
+    @property
     def scale_depth(self) -> int:
         return self._scale_depth
 
@@ -126,7 +135,7 @@ class LutStream(wiring.Component):
         # ---- commands: claim at acceptance
         clay = lut_cmd_layout(self._max_rows, self._max_gs, self._max_q)
         cp = self.cmd.payload
-        m.submodules.cmdq = cmdq = SyncFIFO(width=clay.size, depth=2)
+        m.submodules.cmdq = cmdq = SyncFIFO(width=clay.size, depth=CMD_DEPTH)
         m.d.comb += [
             mem.claim.eq(space_bits(cp.space) | Mux(cp.bias, space_bits(cp.bspace), 0)),
             mem.claim_valid.eq(self.cmd.valid & cmdq.w_rdy),

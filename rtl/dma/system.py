@@ -180,6 +180,31 @@ class MemorySystem(wiring.Component):
         return 1
 
     @property
+    def write_to_done(self) -> dict[str, int]:
+        """Per space, cycles from a write's completion (the last B handshake; the weight
+        buffer: its last row written) to ``dma_done`` / the ``word_resp``: the space's
+        acknowledgement, then the client's counter (HBM 3 = :attr:`b_to_done`, DDR 2, the
+        weight buffer 1)."""
+        return {"hbm": self._fabric.spaces["hbm"].wack_latency + 1,
+                "ddr": self._fabric.spaces["ddr"].wack_latency + 1, "wbuf": 1}
+
+    @property
+    def fabric(self) -> Fabric:
+        return self._fabric
+
+    @property
+    def dma(self) -> DmaEngine:
+        return self._dma
+
+    @property
+    def lut_stream(self) -> LutStream | None:
+        return self._lut
+
+    @property
+    def word(self) -> WordPort:
+        return self._word
+
+    @property
     def weights(self) -> WeightStreamer:
         """The MPU weight streamer (its latencies)."""
         return self._mpu

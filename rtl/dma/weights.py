@@ -53,6 +53,10 @@ def _tag_layout(g: Geometry, max_interleave: int) -> data.StructLayout:
                               "two": 1, "done": 1})
 
 
+CMD_DEPTH = 2
+"""Weight-stream commands accepted and waiting for the streamer."""
+
+
 def _pow2_at_least(v: int) -> int:
     return 1 << max(0, (v - 1).bit_length())
 
@@ -99,6 +103,11 @@ class WeightStreamer(wiring.Component):
         return self._gmax
 
     @property
+    def cmd_depth(self) -> int:
+        """Commands accepted and not yet taken by the streamer, at most."""
+        return CMD_DEPTH
+
+    @property
     def bias_depth(self) -> int:
         """Bias beats buffered in front of ``bias``."""
         return self._bias_depth
@@ -121,7 +130,7 @@ class WeightStreamer(wiring.Component):
         # ---- commands: claim at acceptance, queue, then one at a time
         cp = self.cmd.payload
         clay = mpu_cmd_layout(self._gmax)
-        m.submodules.cmdq = cmdq = SyncFIFO(width=clay.size, depth=2)
+        m.submodules.cmdq = cmdq = SyncFIFO(width=clay.size, depth=CMD_DEPTH)
         m.d.comb += [
             mem.claim.eq(space_bits(cp.space) | Mux(cp.bias, space_bits(cp.bspace), 0)),
             mem.claim_valid.eq(self.cmd.valid & cmdq.w_rdy),

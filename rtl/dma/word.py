@@ -46,6 +46,11 @@ class WordPort(wiring.Component):
             "mem": Out(FabricPort(geometry, writes=True)),
         })
 
+    @property
+    def depth(self) -> int:
+        """Requests in flight, at most."""
+        return self._depth
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         g = self._g

@@ -116,6 +116,13 @@ class Issue(wiring.Component):
         """Commands waiting per unit (``timing.unit_queue``), besides the one executing."""
         return self._depth
 
+    @property
+    def queue_latency(self) -> int:
+        """Cycles from a command's push (its issue) to the unit port seeing it (a
+        :class:`~dfx.rtl.bus.stream.RegFifo`; its room is registered: a slot freed by the
+        port's take in cycle t can be pushed in t + 1)."""
+        return RegFifo(1, 1).latency
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         core = self._core
