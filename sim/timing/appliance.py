@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from dfx.isa.container import Binary
 from dfx.isa.encoding import decode_program
 from dfx.isa.errors import IsaError
@@ -77,6 +79,32 @@ MAX_TRACE_EVENTS = 4_000_000
 _CHECK_EVERY = 4096  # steps between budget checks
 
 
+class Words(dict):
+    """A card's 32-bit words as ``lw`` sees them: what the host and ``sw`` wrote, else the
+    card image's initial memory (its segments), else 0."""
+
+    def __init__(self, image: Any) -> None:
+        super().__init__()
+        self._segments = [s for s in image.segments if s.space in ("hbm", "ddr")]
+
+    def __missing__(self, key: tuple[str, int]) -> int:
+        space, addr = key
+        for s in self._segments:
+            if s.space == space and s.addr <= addr and addr + 4 <= s.end:
+                if s.fill is not None:
+                    return int.from_bytes(bytes([s.fill]) * 4, "little")
+                data = s.data
+                if data is None:
+                    return 0
+                raw = np.asarray(data).view(np.uint8)
+                o = addr - s.addr
+                return int.from_bytes(raw[o:o + 4].tobytes(), "little")
+        return 0
+
+    def get(self, key: tuple[str, int], default: int = 0) -> int:  # type: ignore[override]
+        return self[key]
+
+
 class Appliance:
     """The timing model of ``binary``'s cards (a :class:`~dfx.isa.container.Binary`).
 
@@ -93,7 +121,7 @@ class Appliance:
         self.links: list[Link] = []
         if n > 1:
             self.links = [Link(c, (c + 1) % n, self.p.fifo) for c in range(n)]
-        self.words: list[dict[tuple[str, int], int]] = [{} for _ in range(n)]
+        self.words: list[dict[tuple[str, int], int]] = [Words(img) for img in binary.cards]
         self.cards = []
         for i, img in enumerate(binary.cards):
             try:

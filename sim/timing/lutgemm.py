@@ -145,7 +145,7 @@ class LutUnit:
         self.stats[S_INSTR + m.cls] += 1
         take = max(issue + 1, self.lp_free, self.lp_outs[0] + 1)
         self._took(U_LUT, take)
-        # the stream reader: per batch row, the stream as runs of rows, then the bias
+        # the stream reader: per batch row, the bias, then the stream as runs of rows
         g = max(issue + 1, self.ls_idle)
         self.ls_takes.append(g)
         tv = issue + mm.cmd_to_op["lut"] + (g - issue - 1)
@@ -157,6 +157,12 @@ class LutUnit:
         blk = mm.block_rows[wspace]
         rows_at: list[list[int]] = []
         for _ in range(batch):
+            if ins.bias:  # the row's bias first (the LUT port buffers a whole row of it)
+                for addr, nb in self._units(baddr, n, 0):
+                    for row, lo, hi in self._unit_rows(addr, nb):
+                        a, rowt = self._read_row(bsp, tv, row, lo, hi, "lut")
+                        bsp.row_taken = rowt
+                        tv = a + 1
             times: list[int] = []
             pos, end = waddr, waddr + sb
             while pos < end:
@@ -168,12 +174,6 @@ class LutUnit:
                 times.extend(rts)
                 tv = a + 1
                 pos = (r0 + nrows) * rb
-            if ins.bias:
-                for addr, nb in self._units(baddr, n, 0):
-                    for row, lo, hi in self._unit_rows(addr, nb):
-                        a, rowt = self._read_row(bsp, tv, row, lo, hi, "lut")
-                        bsp.row_taken = rowt
-                        tv = a + 1
             rows_at.append(times)
         wsp.end()
         if bsp is not wsp:

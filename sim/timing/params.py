@@ -276,7 +276,6 @@ def rtl_timing(core: CoreConfig) -> dict[str, Any]:
 def _read_rtl(core: CoreConfig) -> dict[str, Any]:
     from amaranth.hdl import Elaboratable
 
-    from dfx.rtl.bus.stream import RegFifo
     from dfx.rtl.controller.unit import ControlUnit
     from dfx.rtl.core import backend, lut_port, mover, mpu_port, vpu_port
     from dfx.rtl.dma.geometry import MEM_SPACES
@@ -289,15 +288,20 @@ def _read_rtl(core: CoreConfig) -> dict[str, Any]:
     mpu, vpu = Mpu.from_core(core), Vpu.from_core(core)
     lut = LutGemm.from_core(core) if core.lutgemm is not None else None
     cu = ControlUnit.from_core(core)
+    from dfx.rtl.issue.issue import command_layout
+
+    cmd = command_layout(core, backend.WRITERS, backend.READERS)
+    sb = {"writers": backend.WRITERS, "readers": backend.READERS}
+    vport = vpu_port.VpuPort(core, cmd, vpu=vpu, **sb)
+    mport = mpu_port.MpuPort(core, cmd, mpu=mpu, **sb)
+    mov = mover.VectorMover(core, cmd, reads={}, writes={}, elements=False, **sb)
     lport = None
     if lut is not None:
-        from dfx.rtl.issue.issue import command_layout
-        lport = lut_port.LutPort(core, command_layout(core, backend.WRITERS, backend.READERS),
-                                 writers=backend.WRITERS, readers=backend.READERS, lut=lut)
-    issue = Issue(core, writers=backend.WRITERS, readers=backend.READERS)
+        lport = lut_port.LutPort(core, cmd, lut=lut, **sb)
+    issue = Issue(core, **sb)
     ms = MemorySystem.from_core(core)
     g = ms.geometry
-    fab = ms._fabric
+    fab = ms.fabric
     names = {s: s.name.lower() for s in MEM_SPACES}
     scalar = [op for op in VpuOp if op.name.startswith("S")]
     reductions = [VpuOp.VACC, VpuOp.VACCSQ, VpuOp.VMAX, VpuOp.VARGMAX]
@@ -318,26 +322,31 @@ def _read_rtl(core: CoreConfig) -> dict[str, Any]:
         "lw_delay": cu.lw_result_delay, "rd_delay": cu.rd_write_delay,
         "outstanding": cu.mem_outstanding,
         # issue and the scoreboard
-        "queue": issue.queue_depth, "queue_latency": RegFifo(1, 1).latency,
+        "queue": issue.queue_depth, "queue_latency": issue.queue_latency,
         "sb_writers": backend.WRITERS, "sb_readers": backend.READERS,
         # the unit ports
-        "vpu_slots": vpu_port.OPERAND_SLOTS, "vpu_cmds": 2, "vpu_vdests": 16, "vpu_sdests": 4,
-        "mpu_slots": mpu_port.X_SLOTS, "mpu_outs": 8, "lut_slots": lut_port.X_SLOTS,
-        "lut_outs": 8, "store_slots": mover.STORE_SLOTS,
-        "lut_epilogue": 0 if lport is None else lport.epilogue.latency,
+        "vpu_slots": vport.operand_slots, "vpu_cmds": vport.command_slots,
+        "vpu_vdests": vport.vector_dests, "vpu_sdests": vport.scalar_dests,
+        "mpu_slots": mport.x_slots, "mpu_outs": mport.out_depth,
+        "lut_slots": lut_port.X_SLOTS if lport is None else lport.x_slots,
+        "lut_outs": lut_port.OUT_DEPTH if lport is None else lport.out_depth,
+        "store_slots": mov.store_slots,
+        "lut_epilogue": 0 if lport is None else lport.epilogue_latency,
         # the memory system
         "mem": MemParams(
             ports=g.channels, beat_bytes=g.beat_bytes, row_bytes=g.row_bytes,
             block_rows={names[s]: g.block_rows(s) for s in MEM_SPACES},
-            op_depth=4, order_depth=fab._order_depth,
+            op_depth=fab.spaces["hbm"].op_depth, order_depth=fab.order_depth,
             credits={"hbm": g.read_credits, "ddr": g.ddr_credits},
             cmd_to_op=dict(ms.cmd_to_op), r_to_row=ms.r_to_row,
-            row_to_vector=ms.row_to_vector, place_latency=2,
-            b_to_done={"hbm": ms.b_to_done, "ddr": ms.b_to_done - 1, "wbuf": 1},
+            row_to_vector=ms.row_to_vector, place_latency=ms.dma.place_latency,
+            b_to_done=dict(ms.write_to_done),
             load_done=ms.load_done, wbuf_latency=ms.op_to_wbuf_row - 1,
-            dma_cmd_depth=ms._dma._cmd_depth, dma_done_depth=ms._dma._done_depth,
-            dma_place_depth=4, wdata_depth=4, ws_cmd_depth=2, lut_cmd_depth=2,
-            word_depth=4),
+            dma_cmd_depth=ms.dma.cmd_depth, dma_done_depth=ms.dma.done_depth,
+            dma_place_depth=ms.dma.place_depth, wdata_depth=fab.spaces["hbm"].wdata_depth,
+            ws_cmd_depth=ms.weights.cmd_depth,
+            lut_cmd_depth=0 if ms.lut_stream is None else ms.lut_stream.cmd_depth,
+            word_depth=ms.word.depth),
     }
 
     def used(obj: Any, seen: set[int]) -> None:
@@ -357,5 +366,5 @@ def _read_rtl(core: CoreConfig) -> dict[str, Any]:
             for v in obj.values():
                 used(v, seen)
 
-    used([mpu, vpu, lut, cu, issue, ms, lport], set())
+    used([mpu, vpu, lut, cu, issue, ms, lport, vport, mport, mov], set())
     return out

@@ -32,6 +32,30 @@ DDR_BYTES = 1 << 16
 PROG_OFF = 1 << 15  # the program's DDR offset
 
 
+def request_images(binary, prompt: list[int], gen: int, hbm_bytes: int, ddr_bytes: int
+                   ) -> dict[str, bytes]:
+    """A compiled model's card 0 memory images with the host's request written in (the ``cfg``
+    block and the prompt tokens, as the runtime does)."""
+    img = binary.cards[0]
+    mem = {"hbm": bytearray(hbm_bytes), "ddr": bytearray(ddr_bytes)}
+    for seg in img.segments:
+        if seg.space in mem:
+            data = seg.to_bytes()
+            assert seg.addr + len(data) <= len(mem[seg.space]), f"{seg} does not fit"
+            mem[seg.space][seg.addr:seg.addr + len(data)] = data
+    cfg, tok = img.symbols["cfg"], img.symbols["tokens"]
+    values = {"prompt_len": len(prompt), "gen_len": gen, "write_logits": 0, "card_id": 0,
+              "n_cards": 1}
+    for k, f in enumerate(cfg.get("fields", ("prompt_len", "gen_len", "write_logits",
+                                             "card_id", "n_cards"))):
+        a = cfg["addr"] + 4 * k
+        mem[cfg["space"]][a:a + 4] = values[f].to_bytes(4, "little")
+    for k, t in enumerate(list(prompt) + [0xFFFFFFFF] * gen):
+        a = tok["addr"] + 4 * k
+        mem[tok["space"]][a:a + 4] = int(t).to_bytes(4, "little")
+    return {k: bytes(v) for k, v in mem.items()}
+
+
 @dataclass
 class Run:
     """One program on the core."""
@@ -76,9 +100,11 @@ def _words(image: bytes | np.ndarray, beat: int) -> list[int]:
 
 
 def run_programs(core: CoreConfig, programs: list[tuple[list[Instruction], dict[str, bytes]]],
-                 *, max_cycles: int = 20_000, vcd: str | None = None) -> list[Run]:
+                 *, max_cycles: int = 20_000, vcd: str | None = None,
+                 partial: bool = False) -> list[Run]:
     """Run each (program, {"hbm": bytes, "ddr": bytes}) on one simulator build; ``vcd``:
-    write every signal to that file (for exploring, slow)."""
+    write every signal to that file (for exploring, slow). ``partial``: a program that is not
+    done after ``max_cycles`` ends the runs with what it did so far (done = -1)."""
     layout = layout_of(core)
     top = _Top(core, layout)
     dut = top.core
@@ -169,7 +195,10 @@ def run_programs(core: CoreConfig, programs: list[tuple[list[Instruction], dict[
                 await ctx.tick()
                 cyc += 1
                 if cyc > max_cycles:
-                    raise AssertionError(f"no done after {max_cycles} cycles")
+                    if not partial:
+                        raise AssertionError(f"no done after {max_cycles} cycles")
+                    runs.append(run)
+                    return
             run.cycles = await drv.read("cycles")
             run.status = await drv.read("status")
             run.error_pc = await drv.read("error_pc")

@@ -72,12 +72,23 @@ def test_control_issue_port_and_memory_figures_are_the_rtl_properties(name):
     assert (p.lw_delay, p.rd_delay, p.outstanding) == (
         cu.lw_result_delay, cu.rd_write_delay, cu.mem_outstanding)
     issue = Issue(core, writers=backend.WRITERS, readers=backend.READERS)
-    assert p.queue == issue.queue_depth
+    assert (p.queue, issue.queue_latency) == (issue.queue_depth, 1)
     assert (p.sb_writers, p.sb_readers) == (backend.WRITERS, backend.READERS)
-    assert p.vpu_slots == vpu_port.OPERAND_SLOTS
-    assert p.mpu_slots == mpu_port.X_SLOTS
-    assert p.lut_slots == lut_port.X_SLOTS
-    assert p.store_slots == mover.STORE_SLOTS
+    from dfx.rtl.issue.issue import command_layout
+
+    cmd = command_layout(core, backend.WRITERS, backend.READERS)
+    sb = {"writers": backend.WRITERS, "readers": backend.READERS}
+    u = rtl_units(core)
+    vport = vpu_port.VpuPort(core, cmd, vpu=u.vpu, **sb)
+    assert (p.vpu_slots, p.vpu_cmds, p.vpu_vdests, p.vpu_sdests) == (
+        vport.operand_slots, vport.command_slots, vport.vector_dests, vport.scalar_dests)
+    mport = mpu_port.MpuPort(core, cmd, mpu=u.mpu, **sb)
+    assert (p.mpu_slots, p.mpu_outs) == (mport.x_slots, mport.out_depth)
+    lport = lut_port.LutPort(core, cmd, lut=u.lut, **sb)
+    assert (p.lut_slots, p.lut_outs, p.lut_epilogue) == (
+        lport.x_slots, lport.out_depth, lport.epilogue_latency)
+    mov = mover.VectorMover(core, cmd, reads={}, writes={}, elements=False, **sb)
+    assert p.store_slots == mov.store_slots
     ms = MemorySystem.from_core(core)
     g = Geometry.from_core(core)
     m = p.mem
@@ -87,8 +98,17 @@ def test_control_issue_port_and_memory_figures_are_the_rtl_properties(name):
     assert m.cmd_to_op == ms.cmd_to_op
     assert (m.r_to_row, m.row_to_vector, m.load_done) == (
         ms.r_to_row, ms.row_to_vector, ms.load_done)
-    assert m.b_to_done["hbm"] == ms.b_to_done
+    assert m.b_to_done == ms.write_to_done and m.b_to_done["hbm"] == ms.b_to_done
     assert m.wbuf_latency + 1 == ms.op_to_wbuf_row
+    fab = ms.fabric
+    assert (m.op_depth, m.order_depth, m.wdata_depth) == (
+        fab.spaces["hbm"].op_depth, fab.order_depth, fab.spaces["hbm"].wdata_depth)
+    assert fab.spaces["ddr"].wdata_depth == m.wdata_depth
+    assert (m.dma_cmd_depth, m.dma_done_depth, m.dma_place_depth, m.place_latency) == (
+        ms.dma.cmd_depth, ms.dma.done_depth, ms.dma.place_depth, ms.dma.place_latency)
+    assert (m.ws_cmd_depth, m.lut_cmd_depth, m.word_depth) == (
+        ms.weights.cmd_depth, ms.lut_stream.cmd_depth, ms.word.depth)
+    assert p.outstanding <= m.word_depth
     # the testbench memory is the model's channel timing
     from dfx.rtl.tb.mem_model import ChannelTiming, MemLayout
 

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""The timing model's cycle count against the core RTL's, program by program (issue 10;
+docs/timing.md "Validation").
+
+    .venv/bin/python bench/timing_vs_rtl.py                    # tiny and small, every program
+    .venv/bin/python bench/timing_vs_rtl.py --cores tiny --random 4
+    .venv/bin/python bench/timing_vs_rtl.py --json out.json    # also the rows as JSON
+
+For each core configuration it builds (or reuses) the Verilator model of the core testbench
+(:func:`dfx.rtl.tb.core_build.core_model`: the core and its memory models with the timing
+model's channel timing) and runs on it, one Verilator run each:
+
+* the timing checks' directed programs (tests/sim/timing/rtl_programs.py);
+* the core regression's directed programs and random programs (``dfx.rtl.tb.core_directed``,
+  ``dfx.rtl.tb.core_random``: loops, branches, every instruction class);
+* a small GPT-2 (2 layers, 4 heads, vocabulary 256; n_embd 32 on tiny, 64 on small), FP16 and
+  BCQ-quantized (``bcq:q=3,g=32``, lutmv), a 4-token prompt and 4 new tokens.
+
+RTL cycles are the core's ``cycles`` register (first fetch to done); model cycles are
+:func:`dfx.sim.timing.simulate`'s end for the same binary and request. Printed: one markdown
+table per core (program, RTL cycles, model cycles, difference), then the largest difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = [5, 17, 200, 3]
+NEW = 4
+# layers, embd, heads, ctx, vocab of the small GPT-2 per core
+GPT2 = {"tiny": (2, 32, 4, 16, 256), "small": (2, 64, 4, 16, 256)}
+QUANT = "bcq:q=3,g=32"
+
+
+def timing_programs(core: Any) -> list[tuple[str, Any]]:
+    """tests/sim/timing/rtl_programs.py's directed programs as binaries."""
+    sys.path.insert(0, str(ROOT / "tests" / "sim" / "timing"))
+    import numpy as np
+    from rtl_programs import directed, images
+
+    from dfx.isa.container import Binary, CardImage, Segment
+    from dfx.isa.encoding import encode_program
+
+    img = images()
+    segs = [Segment(space, 0, np.frombuffer(data, np.uint8)) for space, data in img.items()]
+    return [(f"timing-{name}", Binary(core, {"name": name}, [
+        CardImage(program=encode_program(prog), segments=segs)]))
+        for name, prog in directed(core).items()]
+
+
+def regression_programs(core: Any, random: int, seed: int) -> list[tuple[str, Any]]:
+    """The core regression's directed programs and ``random`` random ones."""
+    from dfx.rtl.tb.core_directed import directed_programs
+    from dfx.rtl.tb.core_random import random_program
+
+    progs = [p for p in directed_programs(core, seed) if p.kind != "fault"
+             and p.expect == "OK" and not p.notes.get("known")]
+    progs += [random_program(core, seed + k) for k in range(random)]
+    return [(p.name, p.binary(core)) for p in progs]
+
+
+def gpt2_binaries(core: Any, workdir: Path) -> list[tuple[str, Any]]:
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    import hfref
+
+    from dfx.compiler.driver import compile_model
+    from dfx.compiler.frontend.hf import save_checkpoint
+
+    layers, embd, heads, ctx, vocab = GPT2[core.name]
+    ckpt = save_checkpoint(hfref.random_model(layers, embd, heads, ctx, vocab, seed=3,
+                                              scale=4.0), workdir / f"gpt2-{core.name}")
+    name = f"gpt2 {layers}L e{embd}"
+    return [(f"{name} fp16", compile_model(str(ckpt), core=core.name, cards=1).binary),
+            (f"{name} {QUANT}", compile_model(str(ckpt), core=core.name, cards=1,
+                                              quant=QUANT).binary)]
+
+
+def rtl_program(model: Any, core: Any, binary: Any, workdir: Path) -> int:
+    """One program on the core testbench until it halts: its cycle count."""
+    from dfx.rtl.tb.core_build import core_layout
+    from dfx.rtl.tb.core_job import card_job
+    from dfx.rtl.tb.core_run import run_job
+
+    job = card_job(binary.cards[0], core, core_layout(core), workdir, max_cycles=2_000_000)
+    res = run_job(model, job, workdir, timeout_s=3600.0)
+    if res.outcome != "done" or res.status:
+        raise RuntimeError(f"the RTL run ended with {res.outcome}, status {res.status}")
+    return int(res.cycles)
+
+
+def rtl_request(binary: Any, workdir: Path) -> int:
+    """The GPT-2 request on the core testbench (the host's sequence, no progress watcher)."""
+    import numpy as np
+
+    from dfx.host import rtl_backend as rb
+    from dfx.rtl.tb.core_job import HostAccess
+
+    syms = binary.cards[0].symbols
+    cfg, tok = syms["cfg"], syms["tokens"]
+    p, g = len(PROMPT), NEW
+    fields = list(cfg.get("fields", ("prompt_len", "gen_len", "write_logits", "card_id",
+                                     "n_cards")))
+    values = {"prompt_len": p, "gen_len": g, "write_logits": 0, "card_id": 0, "n_cards": 1}
+    writes = [HostAccess(cfg["space"], int(cfg["addr"]),
+                         hex=rb._hex_u32([values[f] for f in fields])),
+              HostAccess(tok["space"], int(tok["addr"]),
+                         hex=rb._hex_u32(PROMPT + [rb.SENTINEL] * g))]
+    reads = [HostAccess(tok["space"], int(tok["addr"]), name="tokens", bytes=4 * (p + g))]
+    res, run = rb._run(binary, {"stall": 0, "wait": "interrupt", "vrf": None, "srf": False},
+                       reads=reads, writes=writes, watch=None, model_cycles=None, waves=None,
+                       status=None, progress=None, workdir=str(workdir), keep=False,
+                       max_cycles=5_000_000, timeout_s=6 * 3600.0)
+    np.frombuffer(res.reads["tokens"], "<u4")
+    return int(run.cycles[0])
+
+
+def model_cycles(binary: Any, request: bool) -> int:
+    from dfx.sim.timing import simulate
+
+    res = simulate(binary, len(PROMPT), NEW) if request else simulate(binary)
+    return int(res.end[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cores", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--random", type=int, default=6, help="random programs per core (6)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip", nargs="*", default=[],
+                    help="program groups to leave out: timing, regression, gpt2")
+    ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    args = ap.parse_args(argv)
+
+    from dfx.host.sysinfo import git_rev, loadavg, machine
+    from dfx.isa.config import load_core
+    from dfx.rtl.tb.core_build import core_model
+
+    print(f"# bench/timing_vs_rtl.py, {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(f"# machine: {machine()}; load average {loadavg()}; revision "
+          f"{git_rev('rtl', 'sim')}")
+    rows: list[dict[str, Any]] = []
+    for name in args.cores:
+        core = load_core(name)
+        t0 = time.time()
+        model = core_model(core, progress=lambda s, n=name: print(f"# [{n} build] {s}",
+                                                                  flush=True))
+        print(f"# {name}: Verilator model ready ({time.time() - t0:.0f} s)", flush=True)
+        with tempfile.TemporaryDirectory(prefix="dfx-tvr-") as tmp:
+            work = Path(tmp)
+            items: list[tuple[str, Any, bool]] = []
+            if "timing" not in args.skip:
+                items += [(n, b, False) for n, b in timing_programs(core)]
+            if "regression" not in args.skip:
+                items += [(n, b, False) for n, b in regression_programs(core, args.random,
+                                                                        args.seed)]
+            if "gpt2" not in args.skip:
+                items += [(n, b, True) for n, b in gpt2_binaries(core, work)]
+            print(f"\n## {name}\n")
+            print("| program | RTL cycles | model cycles | difference |")
+            print("|---|---:|---:|---:|")
+            for k, (prog, binary, request) in enumerate(items):
+                d = work / f"run{k}"
+                d.mkdir()
+                try:
+                    rtl = rtl_request(binary, d) if request else rtl_program(model, core,
+                                                                            binary, d)
+                except Exception as e:  # noqa: BLE001 - reported in the table
+                    print(f"| {prog} | failed: {e} | | |", flush=True)
+                    rows.append({"core": name, "program": prog, "error": str(e)})
+                    continue
+                mod = model_cycles(binary, request)
+                diff = mod - rtl
+                pct = 100.0 * diff / rtl
+                print(f"| {prog} | {rtl:,} | {mod:,} | {diff:+,} ({pct:+.2f} %) |", flush=True)
+                rows.append({"core": name, "program": prog, "rtl_cycles": rtl,
+                             "model_cycles": mod, "difference": diff, "percent": pct})
+    done = [r for r in rows if "percent" in r]
+    if done:
+        worst = max(done, key=lambda r: abs(r["percent"]))
+        exact = sum(1 for r in done if r["difference"] == 0)
+        print(f"\n# {len(done)} programs: {exact} exact; largest difference "
+              f"{worst['percent']:+.2f} % ({worst['core']}: {worst['program']}); "
+              f"{sum(1 for r in done if abs(r['percent']) > 0.5)} above 0.5 %, "
+              f"{sum(1 for r in done if abs(r['percent']) > 2.0)} above 2 %")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
