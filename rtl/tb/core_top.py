@@ -13,14 +13,16 @@ cycle each way, full throughput), ``stall`` and the debug ports through flip-flo
 read's data comes one cycle later). Verilator evaluates every piece of logic that depends
 combinationally on a top-level input on each input change, i.e. on both clock edges; without
 these registers that is most of the core (through the AXI handshakes and the control slave).
-Only the memory back door (``bd_*``, used while the core is idle) is direct.
+Only the memory back door (``bd_*``, used while the core is idle) is direct. For the same
+reason the card's reset comes through a flip-flop (domain ``dut``: Amaranth puts the reset
+into every next-state function).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,6 +74,17 @@ class CoreTestTop(wiring.Component):
         return self._layout
 
     def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        # the whole card runs in domain "dut": the sync clock, the sync reset through a
+        # reset-less flip-flop (high at power-on)
+        m.domains.dut = ClockDomain("dut", local=True)
+        rst_q = Signal(init=1, reset_less=True)
+        m.d.sync += rst_q.eq(ResetSignal("sync"))
+        m.d.comb += [ClockSignal("dut").eq(ClockSignal("sync")), ResetSignal("dut").eq(rst_q)]
+        m.submodules.card = DomainRenamer("dut")(self._card())
+        return m
+
+    def _card(self) -> Module:
         m = Module()
         m.submodules.core = core = self._dut
         m.submodules.mem = mem = self._mem

@@ -11,7 +11,7 @@ from dfx.isa.asm import assemble
 from dfx.isa.config import load_core
 from dfx.isa.container import CardImage, Segment
 from dfx.isa.encoding import encode_program
-from dfx.rtl.tb.core_build import core_key, core_layout
+from dfx.rtl.tb.core_build import core_layout
 from dfx.rtl.tb.core_job import PROG_ALIGN, CoreJob, CoreResult, card_job
 
 CORE = load_core("tiny")
@@ -70,17 +70,13 @@ def test_core_result_round_trip(tmp_path):
     assert s.vrf.tolist() == r.vrf.tolist() and s.srf.tolist() == r.srf.tolist()
 
 
-def test_core_cache_keys():
+def test_core_top_ports(tmp_path):
     from dfx.rtl.tb import core_build as cb
 
-    assert core_key(CORE) == core_key(CORE) != core_key(load_core("dfx-u280"))
-    k = cb.sources_key(["rtl/core/core.py", "isa/spec.yaml"])
-    assert k is not None and k == cb.sources_key(["isa/spec.yaml", "rtl/core/core.py"])
-    assert cb.sources_key(["rtl/core/no_such_file.py"]) is None
-    roots = cb._package_roots()
-    assert cb._relative(roots["rtl"] / "core" / "core.py", roots) == "rtl/core/core.py"
-    for host_only in ("tb/core_tb.py", "tb/core_run.py", "toolchain/model.py"):
-        assert cb._relative(roots["rtl"] / host_only, roots) is None
+    v = tmp_path / "t.v"
+    v.write_text("// x\nmodule other(a);\nendmodule\nmodule dfx_core_tb(ap_rst_n, stall,\n"
+                 ", interrupt, ap_clk);\n  input ap_clk;\nendmodule\n")
+    assert cb.top_ports(v) == ["ap_rst_n", "stall", "interrupt", "ap_clk"]
 
 
 def test_core_fault_error_mapping():
