@@ -50,6 +50,36 @@ def unit_rows(p: Params, addr: int, nbytes: int) -> list[tuple[int, int, int]]:
     return [(row, o // w, m.ports - 1), (row + 1, 0, (end - rb) // w)]
 
 
+def copy_runs(dblk: int, sblk: int, rb: int, src: int, dst: int, nbytes: int, down: bool
+              ) -> list[tuple[int, int]]:
+    """A fast copy's runs as destination byte ranges [lo, hi), in the order the DMA engine
+    makes them (``rtl/dma/dma_ops.py``, state FR): each inside one block of the destination
+    (``dblk`` rows) and of the source (``sblk``); downwards (from the end, at most
+    ``(dst - src) / rb`` rows each) when ``down`` (the ranges overlap with dst > src)."""
+    end = dst + nbytes
+    delta = src - dst
+    out = []
+    if not down:
+        pos = dst
+        while pos < end:
+            rd = pos // rb
+            nrow = min((end - 1) // rb - rd + 1, dblk - rd % dblk,
+                       sblk - ((pos + delta) // rb) % sblk)
+            hi = min((rd + nrow) * rb, end)
+            out.append((pos, hi))
+            pos = hi
+        return out
+    kmax = (dst - src) // rb
+    pos = end
+    while pos > dst:
+        r = (pos - 1) // rb
+        nrow = min(r - dst // rb + 1, r % dblk + 1, ((pos - 1 + delta) // rb) % sblk + 1, kmax)
+        lo = max((r - nrow + 1) * rb, dst)
+        out.append((lo, pos))
+        pos = lo
+    return out
+
+
 class Dma:
     """Mixin of :class:`~.card.CardSim`: the memory system's spaces, the DMA engine, the
     vector mover and the word port."""
@@ -476,28 +506,24 @@ class Dma:
         rb, w = mm.row_bytes, mm.beat_bytes
         nbytes = 2 * n
         last_b = NEG
+        down = sspace == dspace and src < dst < src + nbytes  # memmove: from the end
         if (src - dst) % rb == 0:  # fast: runs of whole rows, read then write
-            blk = min(mm.block_rows[sspace], mm.block_rows[dspace])
-            pos = dst
-            end = dst + nbytes
-            while pos < end:
-                r0 = pos // rb
-                nrow = min((end - 1) // rb - r0 + 1, blk - (r0 % blk))
-                hi = min((r0 + nrow) * rb, end)
-                lo_b = (pos % rb) // w
+            for lo, hi in copy_runs(mm.block_rows[dspace], mm.block_rows[sspace], rb, src, dst,
+                                    nbytes, down):
+                lo_b = (lo % rb) // w
                 hi_b = ((hi - 1) % rb) // w
-                a, rowts = self._read_rows(ss, tv, nrow, lo_b, hi_b, "dma")
+                a, rowts = self._read_rows(ss, tv, (hi - 1) // rb - lo // rb + 1, lo_b, hi_b,
+                                           "dma")
                 ss.row_taken = rowts[-1]
                 aw = self._accept_write(ds, a + 1)
                 tv = aw + 1
                 b = self._write_rows(ds, aw, [x + 1 for x in rowts], lo_b, hi_b)
                 last_b = max(last_b, b)
-                pos = hi
         else:  # slow: each destination beat read as a unit, then its row written
-            pos = dst
             end = dst + nbytes
-            while pos < end:
-                row = pos // rb
+            rows = range(dst // rb, (end - 1) // rb + 1)
+            for row in (reversed(rows) if down else rows):
+                pos = max(row * rb, dst)
                 rend = min((row + 1) * rb, end)
                 got = NEG
                 bpos = pos
@@ -514,7 +540,6 @@ class Dma:
                 b = self._write_row(ds, a, got + mm.row_to_vector + 1, (pos % rb) // w,
                                     ((rend - 1) % rb) // w)
                 last_b = max(last_b, b)
-                pos = rend
         ss.end()
         if ds is not ss:
             ds.end()

@@ -81,6 +81,9 @@ class MpuUnit:
         self.mp_free = NEG  # the collector takes its next instruction from this cycle
         self.mp_outs: deque[int] = deque([NEG] * p.mpu_outs, maxlen=p.mpu_outs)
         self.mu_last = NEG  # the MPU took its last tile in this cycle
+        # the cycles of the MPU's last ``mpu_slots`` tiles (oldest first): the x buffer's
+        # slots, shared by all instructions, free as their tiles are taken
+        self.mu_tiles: deque[int] = deque([NEG] * p.mpu_slots, maxlen=p.mpu_slots)
         self.ws_takes: deque[int] = deque([NEG] * p.mem.ws_cmd_depth,
                                           maxlen=p.mem.ws_cmd_depth)
         self.ws_idle = NEG  # the weight streamer takes its next command from this cycle
@@ -88,13 +91,14 @@ class MpuUnit:
     def _key_mpu(self, f: Any, now: int) -> tuple:
         return (f(self.mp_free), tuple(f(x, now - 1) for x in self.mp_outs),
                 f(self.mu_last, now - 1), tuple(f(x, now - 1) for x in self.ws_takes),
-                f(self.ws_idle))
+                f(self.ws_idle), tuple(f(x, now - 1) for x in self.mu_tiles))
 
     def _shift_mpu(self, sh: Any) -> None:
         self.mp_free, self.mu_last, self.ws_idle = (sh(self.mp_free), sh(self.mu_last),
                                                     sh(self.ws_idle))
         self.mp_outs = deque((sh(x) for x in self.mp_outs), maxlen=self.mp_outs.maxlen)
         self.ws_takes = deque((sh(x) for x in self.ws_takes), maxlen=self.ws_takes.maxlen)
+        self.mu_tiles = deque((sh(x) for x in self.mu_tiles), maxlen=self.mu_tiles.maxlen)
 
     # -- the weight rows --------------------------------------------------------------------
     def _tile_run(self, sp: Space, tv: int, m: int) -> tuple[int, Rows]:
@@ -228,9 +232,9 @@ class MpuUnit:
                 a_last, rows = self._tile_run(wsp, tv, kt * gb)
                 tv = a_last + 1
                 x0 = max(prev + 1, cmd + 2)
-                if q0 == 0:
+                if q0 == 0:  # x read 0 needs a slot: the tile mpu_slots back was taken
                     xa0 = av_x[b * kt] if av_x is not None else NEG
-                    xfirst = max(cmd + 1, xa0)
+                    xfirst = max(cmd + 1, xa0, self.mu_tiles[0] + 1)
                 # without bubbles (the block covers the accumulator) and with x already there,
                 # the block's tiles are contiguous: P(i) = max(x0 + i, row(i)) (rows come at
                 # least one cycle apart)
@@ -281,9 +285,13 @@ class MpuUnit:
                         return max(x0 + i - s0, rw.at(i0 + i - s0))
                 return NEG
 
-            # the last x read: up to mpu_slots tiles ahead of the MPU, one per cycle
-            last_read = max(xfirst + tiles - 1,
-                            p_at(tiles - 1 - p.mpu_slots) + 1 if tiles > p.mpu_slots else NEG)
+            # the last x read: up to mpu_slots tiles ahead of the MPU (its own or, for the
+            # first reads, earlier rows' and instructions'), one per cycle
+            ns = p.mpu_slots
+            last_read = max(xfirst + tiles - 1, p_at(tiles - 1 - ns) + 1 if tiles > ns
+                            else self.mu_tiles[tiles - 1] + 1)
+            for i in range(max(0, tiles - ns), tiles):
+                self.mu_tiles.append(p_at(i))
             if m.op == "maskedmm":
                 maxes.append(prev + p.rowmax + 1)
             cmd = last_read + 1
