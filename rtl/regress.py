@@ -185,7 +185,7 @@ def run_core_bench(core: CoreConfig, build_root: Path, *, randoms: int = 40, see
     """The ``core`` bench (module doc): never raises for a failing program; the failing ones'
     job directories stay under ``build_root/core-<core>`` (``keep``: all of them)."""
     from dfx.rtl.tb.core_build import core_model
-    from dfx.rtl.tb.core_check import Verdict, check
+    from dfx.rtl.tb.core_check import BATCH, Verdict, check_batch
 
     t0 = time.perf_counter()
     build = Path(build_root) / f"{CORE_BENCH}-{core.name}"
@@ -196,20 +196,23 @@ def run_core_bench(core: CoreConfig, build_root: Path, *, randoms: int = 40, see
         return (BenchResult(CORE_BENCH, [], time.perf_counter() - t0, build,
                             f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"), totals)
     suite = [(p, s) for p, s in core_suite(core, randoms, seed) if only is None or only(p)]
+    # programs in batches, one simulator process each (its start-up paid once)
+    per = max(1, min(BATCH, -(-len(suite) // max(1, jobs))))
+    chunks = [suite[k:k + per] for k in range(0, len(suite), per)]
 
-    def one(item: tuple[Any, tuple[int, ...]]) -> Verdict:
-        prog, stalls = item
-        v = check(model, core, prog, build / prog.name, stalls=stalls, keep=keep)
-        if progress is not None:
-            progress(f"{prog.name}: {'PASS' if v.passed else 'FAIL'} "
-                     f"({', '.join(f'{c:,}' for c in v.cycles)} cycles)")
-        return v
+    def one(k: int) -> list[Verdict]:
+        vs = check_batch(model, core, chunks[k], build / f"batch{k}", keep=keep)
+        for v in vs:
+            if progress is not None:
+                progress(f"{v.name}: {'PASS' if v.passed else 'FAIL'} "
+                         f"({', '.join(f'{c:,}' for c in v.cycles)} cycles)")
+        return vs
 
     if jobs <= 1:
-        verdicts = [one(x) for x in suite]
+        verdicts = [v for k in range(len(chunks)) for v in one(k)]
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            verdicts = list(pool.map(one, suite))
+            verdicts = [v for vs in pool.map(one, range(len(chunks))) for v in vs]
     from dfx.rtl.tb.core_programs import KNOWN_ISSUES
 
     known = {p.name: p.notes["known"] for p, _ in suite if "known" in p.notes}

@@ -13,7 +13,8 @@ regression").
   ``v[12] lane 3``, ``s7``; faults: status -> the simulator's error class, and ``error_pc``).
 
 :func:`check` runs one program on both (optionally under memory stalls) and returns a
-:class:`Verdict`; :func:`run_programs` runs a list with one Verilator model.
+:class:`Verdict`; :func:`check_batch` does it for many programs in one simulator process
+(:func:`.core_run.run_jobs`); :func:`run_programs` runs a list with one Verilator model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,15 @@ from dfx.isa.config import CoreConfig
 
 from .core_programs import Program
 
-__all__ = ["State", "Verdict", "check", "compare", "reference", "rtl_run", "run_programs"]
+__all__ = ["State", "Verdict", "check", "check_batch", "compare", "reference", "rtl_run",
+           "rtl_job", "run_programs"]
 
 #: Instructions the functional simulator may run per program (regression programs are small).
 MAX_INSTRUCTIONS = 200_000
 #: Cycles the RTL may take per program before the run counts as a hang.
 MAX_CYCLES = 400_000
+#: Programs per simulator process in :func:`run_programs` (the start-up is paid once each).
+BATCH = 16
 _PC_RE = re.compile(r"at pc (\d+)")
 
 
@@ -102,19 +106,26 @@ def reference(core: CoreConfig, prog: Program,
                  sum(card.op_counts))
 
 
-def rtl_run(model: Any, core: CoreConfig, prog: Program, directory: Path, *, stall: int = 0,
-            max_cycles: int = MAX_CYCLES, timeout_s: float = 600.0) -> Any:
-    """``prog`` on the core testbench; the :class:`~.core_job.CoreResult` (reads ``hbm`` and
-    ``ddr``: the arena; the VRF window; the SRF)."""
+def rtl_job(core: CoreConfig, prog: Program, directory: Path, *, stall: int = 0,
+            max_cycles: int = MAX_CYCLES) -> Any:
+    """The :class:`~.core_job.CoreJob` of ``prog`` (its images written into ``directory``):
+    reads ``hbm`` and ``ddr`` (the arena), the VRF window and the SRF."""
     from .core_build import core_layout
     from .core_job import HostAccess, card_job
-    from .core_run import run_job
 
     ar = prog.arena
     reads = [HostAccess("hbm", 0, name="hbm", bytes=ar.hbm_bytes),
              HostAccess("ddr", 0, name="ddr", bytes=ar.ddr_bytes)]
-    job = card_job(prog.image(), core, core_layout(core), directory, reads=reads,
-                   vrf=(0, ar.vrf), srf=True, stall=stall, max_cycles=max_cycles)
+    return card_job(prog.image(), core, core_layout(core), directory, reads=reads,
+                    vrf=(0, ar.vrf), srf=True, stall=stall, max_cycles=max_cycles)
+
+
+def rtl_run(model: Any, core: CoreConfig, prog: Program, directory: Path, *, stall: int = 0,
+            max_cycles: int = MAX_CYCLES, timeout_s: float = 600.0) -> Any:
+    """``prog`` on the core testbench, alone; the :class:`~.core_job.CoreResult`."""
+    from .core_run import run_job
+
+    job = rtl_job(core, prog, directory, stall=stall, max_cycles=max_cycles)
     return run_job(model, job, directory, timeout_s=timeout_s)
 
 
@@ -199,50 +210,82 @@ class Verdict:
 def check(model: Any, core: CoreConfig, prog: Program, workdir: Path, *,
           stalls: Iterable[int] = (0,), keep: bool = False, ref: State | None = None,
           timeout_s: float = 600.0) -> Verdict:
-    """``prog`` on the reference and on the RTL once per stall setting; the RTL's state must
-    equal the reference every time. The job directory is removed unless the program failed
-    or ``keep``."""
-    from .core_run import CoreRunError
+    """``prog`` on the reference and on the RTL once per stall setting (one simulator
+    process); the RTL's state must equal the reference every time. The job directory is
+    removed unless the program failed or ``keep``."""
+    return check_batch(model, core, [(prog, tuple(stalls))], Path(workdir), keep=keep,
+                       refs=[ref], timeout_s=timeout_s, dirs=[Path(workdir)])[0]
 
-    ref = ref if ref is not None else reference(core, prog)
-    v = Verdict(prog.name, prog.kind, ref.outcome, [], ref.instructions, workdir=workdir)
-    if prog.expect != "OK":
-        from .core_faults import expected_class
 
-        want = expected_class(prog.expect)
-        if ref.outcome != want:
-            v.mismatches.append(f"the reference ended with {ref.outcome} ({ref.message}), "
-                                f"but the program was made for {prog.expect} ({want})")
-    elif ref.outcome != "halt":
-        v.mismatches.append(f"the reference did not halt: {ref.message}")
-    for stall in stalls:
-        d = Path(workdir) / f"stall{stall}"
-        t0 = time.perf_counter()
-        try:
-            res = rtl_run(model, core, prog, d, stall=stall, timeout_s=timeout_s)
-        except CoreRunError as e:
-            v.mismatches.append(f"stall {stall}: {' '.join(str(e).split())[:400]}")
+def check_batch(model: Any, core: CoreConfig, items: Sequence[tuple[Program, Iterable[int]]],
+                workdir: Path, *, keep: bool = False,
+                refs: Sequence[State | None] | None = None, timeout_s: float = 600.0,
+                dirs: Sequence[Path] | None = None) -> list[Verdict]:
+    """:func:`check` for every ``(program, stalls)`` with all the RTL runs in one simulator
+    process (:func:`.core_run.run_jobs`, its log in ``workdir``; each program's jobs in
+    ``workdir/<name>`` or ``dirs``); ``timeout_s`` is per run."""
+    from .core_faults import expected_class
+    from .core_run import JOBS_FILE, LOG_FILE, CoreRunError, run_jobs
+
+    items = [(p, tuple(s)) for p, s in items]
+    dirs = [Path(x) for x in dirs] if dirs is not None else [Path(workdir) / p.name
+                                                             for p, _ in items]
+    refs = list(refs) if refs is not None else [None] * len(items)
+    verdicts, jobs, owner = [], [], []
+    for k, ((prog, stalls), d, ref) in enumerate(zip(items, dirs, refs, strict=True)):
+        ref = ref if ref is not None else reference(core, prog)
+        v = Verdict(prog.name, prog.kind, ref.outcome, [], ref.instructions, workdir=d)
+        if prog.expect != "OK":
+            want = expected_class(prog.expect)
+            if ref.outcome != want:
+                v.mismatches.append(f"the reference ended with {ref.outcome} ({ref.message}), "
+                                    f"but the program was made for {prog.expect} ({want})")
+        elif ref.outcome != "halt":
+            v.mismatches.append(f"the reference did not halt: {ref.message}")
+        verdicts.append((v, ref, prog))
+        for stall in stalls:
+            jd = d / f"stall{stall}"
+            jobs.append((rtl_job(core, prog, jd, stall=stall), jd))
+            owner.append((k, stall))
+    t0 = time.perf_counter()
+    results = run_jobs(model, jobs, Path(workdir),
+                       timeout_s=timeout_s * max(1, len(jobs))) if jobs else []
+    wall = (time.perf_counter() - t0) / max(1, len(jobs))  # the batch's wall time, shared
+    for (k, stall), res in zip(owner, results, strict=True):
+        v, ref, prog = verdicts[k]
+        if isinstance(res, CoreRunError):
+            v.mismatches.append(f"stall {stall}: {' '.join(str(res).split())[:400]}")
             continue
-        v.wall_s += time.perf_counter() - t0
+        v.wall_s += wall
         v.cycles.append(res.cycles)
         v.sim_cycles += res.sim_cycles
         v.run_s += res.wall_s
         v.mismatches += [f"stall {stall}: {m}" for m in compare(ref, res, prog)]
-    if v.passed and not keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-        v.workdir = None
-    return v
+    out = []
+    for v, _, _ in verdicts:
+        if v.passed and not keep:
+            shutil.rmtree(v.workdir, ignore_errors=True)
+            v.workdir = None
+        out.append(v)
+    if not keep and all(v.passed for v in out):
+        for name in (LOG_FILE, JOBS_FILE, "results.xml"):
+            (Path(workdir) / name).unlink(missing_ok=True)
+    return out
 
 
 def run_programs(model: Any, core: CoreConfig, programs: Iterable[Program], workdir: Path, *,
                  stalls: Iterable[int] = (0,), keep: bool = False,
-                 done: Callable[[Verdict], None] | None = None) -> list[Verdict]:
-    """:func:`check` every program (each in ``workdir/<name>``)."""
-    out = []
+                 done: Callable[[Verdict], None] | None = None,
+                 batch: int = BATCH) -> list[Verdict]:
+    """:func:`check` every program (each in ``workdir/<name>``), ``batch`` programs per
+    simulator process."""
+    out: list[Verdict] = []
     stalls = tuple(stalls)
-    for prog in programs:
-        v = check(model, core, prog, Path(workdir) / prog.name, stalls=stalls, keep=keep)
-        out.append(v)
-        if done is not None:
-            done(v)
+    progs = list(programs)
+    for k in range(0, len(progs), batch):
+        for v in check_batch(model, core, [(p, stalls) for p in progs[k:k + batch]],
+                             Path(workdir), keep=keep):
+            out.append(v)
+            if done is not None:
+                done(v)
     return out

@@ -7,6 +7,10 @@ a child process whose output goes to ``sim.log`` in the job directory, relays
 Ctrl-C), and returns the :class:`~.core_job.CoreResult`. With ``waves`` (a model built with
 tracing) the run's waveform is written to ``waves`` (FST, or VCD without ``lz4.h``).
 ``$DFX_SIM_PREFIX`` is put in front of the simulator command (profilers, debuggers).
+
+:func:`run_jobs` runs several jobs in one simulator process (the testbench resets the core
+before each): the process start-up (Python, cocotb, the model's construction: seconds) is
+paid once instead of per job, which is most of a short program's time.
 """
 
 from __future__ import annotations
@@ -19,17 +23,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .core_build import TOP
 from .core_job import PROGRESS_FILE, RESULT_FILE, CoreJob, CoreResult
 
-__all__ = ["TB_MODULE", "CoreRunError", "run_job"]
+__all__ = ["TB_MODULE", "CoreRunError", "run_job", "run_jobs"]
 
 TB_MODULE = "dfx.rtl.tb.core_tb"
 LOG_FILE = "sim.log"
+#: A batch's list of job files (:func:`run_jobs`).
+JOBS_FILE = "jobs.txt"
 #: A command put in front of the simulator (like cocotb's SIM_CMD_PREFIX), e.g.
 #: ``perf record -o /tmp/perf.data`` or ``valgrind``.
 PREFIX_ENV = "DFX_SIM_PREFIX"
@@ -40,7 +46,7 @@ class CoreRunError(RuntimeError):
     message ends with the tail of its log."""
 
 
-def _sim_env(job_path: Path, results: Path) -> dict[str, str]:
+def _sim_env(job_path: Path, results: Path, *, batch: bool = False) -> dict[str, str]:
     import cocotb_tools.config
     import find_libpython
 
@@ -62,7 +68,7 @@ def _sim_env(job_path: Path, results: Path) -> dict[str, str]:
         "COCOTB_TEST_MODULES": TB_MODULE,
         "TOPLEVEL_LANG": "verilog",
         "COCOTB_RESULTS_FILE": str(results),
-        "DFX_CORE_JOB": str(job_path),
+        ("DFX_CORE_JOBS" if batch else "DFX_CORE_JOB"): str(job_path),
     })
     return env
 
@@ -92,11 +98,61 @@ def run_job(model: Any, job: CoreJob, directory: Path, *, waves: Path | None = N
         with contextlib.suppress(FileNotFoundError):
             (d / stale).unlink()
     job_path = job.write(d)
+    log = _launch(model, job_path, d, batch=False, waves=waves, progress=progress,
+                  timeout_s=timeout_s)
+    if not (d / RESULT_FILE).is_file():
+        raise CoreRunError(f"the core simulation ended without a result; log ({log}): "
+                           f"{_tail(log)}")
+    return CoreResult.read(d)
+
+
+def run_jobs(model: Any, jobs: Sequence[tuple[CoreJob, Path]], directory: Path, *,
+             timeout_s: float = 3600.0) -> list[CoreResult | CoreRunError]:
+    """Run every ``(job, job directory)`` in one simulator process, in order (module doc);
+    ``directory`` gets the batch's log. Each job's result, or the :class:`CoreRunError` saying
+    why it has none (a crash ends the batch: the jobs after it have none either).
+
+    Memory outside a job's loads keeps what the jobs before it left there, as do the VRF and
+    the weight buffer (the core's registers and queues are reset): compare only what a job
+    loads or writes."""
+    if not jobs:
+        return []
+    d = Path(directory).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for job, jd in jobs:
+        jd = Path(jd).resolve()
+        jd.mkdir(parents=True, exist_ok=True)
+        for stale in (RESULT_FILE, PROGRESS_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (jd / stale).unlink()
+        paths.append(job.write(jd))
+    listing = d / JOBS_FILE
+    listing.write_text("".join(f"{p}\n" for p in paths))
+    try:
+        log = _launch(model, listing, d, batch=True, waves=None, progress=None,
+                      timeout_s=timeout_s)
+    except CoreRunError as e:
+        return [e] * len(jobs)
+    out: list[CoreResult | CoreRunError] = []
+    for p in paths:
+        if (p.parent / RESULT_FILE).is_file():
+            out.append(CoreResult.read(p.parent))
+        else:
+            out.append(CoreRunError(f"the core simulation ended without a result for "
+                                    f"{p.parent.name}; log ({log}): {_tail(log)}"))
+    return out
+
+
+def _launch(model: Any, job_path: Path, d: Path, *, batch: bool, waves: Path | None,
+            progress: Callable[[dict[str, Any]], None] | None, timeout_s: float) -> Path:
+    """Start the simulator on ``job_path`` (a job, or a batch's list) in ``d``, relay progress,
+    wait; the log's path."""
     results = d / "results.xml"
     cmd = [*shlex.split(os.environ.get(PREFIX_ENV, "")), str(model.executable)]
     if waves is not None:
         cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
-    env = _sim_env(job_path, results)
+    env = _sim_env(job_path, results, batch=batch)
     log = d / LOG_FILE
     seen = 0
     t0 = time.monotonic()
@@ -119,10 +175,7 @@ def run_job(model: Any, job: CoreJob, directory: Path, *, waves: Path | None = N
             _kill(proc)
             raise
     _relay(d / PROGRESS_FILE, seen, progress)
-    if not (d / RESULT_FILE).is_file():
-        raise CoreRunError(f"the core simulation ended (exit {proc.returncode}) without a "
-                           f"result; log ({log}): {_tail(log)}")
-    return CoreResult.read(d)
+    return log
 
 
 def _relay(path: Path, seen: int, progress: Callable[[dict[str, Any]], None] | None) -> int:

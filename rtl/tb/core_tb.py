@@ -1,6 +1,8 @@
 """cocotb testbench of one card (:class:`~.core_top.CoreTestTop`, module :data:`~.core_build.TOP`):
 runs the :class:`~.core_job.CoreJob` named by ``$DFX_CORE_JOB`` and writes its
-:class:`~.core_job.CoreResult` next to it (:mod:`.core_run` launches it).
+:class:`~.core_job.CoreResult` next to it (:mod:`.core_run` launches it). ``$DFX_CORE_JOBS``
+names a file of job paths (one per line) instead: they run one after the other in this one
+simulator process (the start-up, seconds, paid once), the core reset before each.
 
 The run, the way XRT drives the kernel: reset; memory images through the back door
 (:class:`~.mem_model.MemoryBackdoor`); host writes (cfg block, tokens); kernel arguments,
@@ -35,12 +37,23 @@ from dfx.rtl.tb.core_job import PROGRESS_FILE, CoreJob, CoreResult
 from dfx.rtl.tb.mem_model import MemoryBackdoor
 
 JOB_ENV = "DFX_CORE_JOB"
+#: A text file of job.json paths, one per line: a batch (module doc).
+JOBS_ENV = "DFX_CORE_JOBS"
 #: Set to a file name to profile the testbench's Python during the run (cProfile stats).
 PROFILE_ENV = "DFX_TB_PROFILE"
-_JOB_PATH = os.environ.get(JOB_ENV)
-_JOB = CoreJob.read(Path(_JOB_PATH)) if _JOB_PATH else None
-# the cocotb timeout: the job's cycle limit, plus the loads, reads and slack
-_TIMEOUT_NS = (2 * _JOB.max_cycles + 50_000_000) * _JOB.period_ns if _JOB else 1
+
+
+def _job_paths() -> list[Path]:
+    if os.environ.get(JOBS_ENV):
+        text = Path(os.environ[JOBS_ENV]).read_text()
+        return [Path(line) for line in text.splitlines() if line.strip()]
+    return [Path(os.environ[JOB_ENV])] if os.environ.get(JOB_ENV) else []
+
+
+_JOB_PATHS = _job_paths()
+_JOBS = [CoreJob.read(p) for p in _JOB_PATHS]
+# the cocotb timeout: the jobs' cycle limits, plus the loads, reads and slack
+_TIMEOUT_NS = sum((2 * j.max_cycles + 50_000_000) * j.period_ns for j in _JOBS) or 1
 
 
 class TB:
@@ -58,7 +71,17 @@ class TB:
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk,
                                   dut.ap_rst_n, reset_active_level=False)
         self.drv = ControlDriver(self.regs, self.axil.read_dword, self.axil.write_dword)
-        self.bd = MemoryBackdoor(dut, dut.ap_clk, self.layout, workdir=workdir)
+        # the back-door file is the simulator's ($fread in the memory models: its cwd)
+        self.bd = MemoryBackdoor(dut, dut.ap_clk, self.layout)
+        self._clock_running = False
+
+    def use(self, job: CoreJob, workdir: Path) -> None:
+        """The next job of a batch (the same core and memory layout: the same model)."""
+        if job.core != self.job.core or job.mem_layout() != self.layout \
+                or job.period_ns != self.period:
+            raise ValueError(f"{workdir}: a batch's jobs must share the core, memory layout "
+                             "and clock")
+        self.job, self.workdir = job, workdir
 
     def now(self) -> int:
         """Clock cycles since time 0."""
@@ -70,7 +93,9 @@ class TB:
                      "dbg_vrf_r_addr", "dbg_vrf_w_en", "dbg_vrf_w_addr", "dbg_vrf_w_data",
                      "dbg_srf_idx"):
             getattr(dut, name).value = 0
-        self.clock.start()
+        if not self._clock_running:
+            self.clock.start()
+            self._clock_running = True
         dut.ap_rst_n.value = 0
         await ClockCycles(dut.ap_clk, 4)
         dut.ap_rst_n.value = 1
@@ -175,11 +200,23 @@ class TB:
 
 @cocotb.test(timeout_time=_TIMEOUT_NS, timeout_unit="ns")
 async def core_job(dut):
-    """Run the job of ``$DFX_CORE_JOB`` and write its result (module doc)."""
-    if _JOB is None or _JOB_PATH is None:
-        raise RuntimeError(f"set {JOB_ENV} to a job.json (dfx.rtl.tb.core_run runs this)")
-    workdir = Path(_JOB_PATH).resolve().parent
-    tb = TB(dut, _JOB, workdir)
+    """Run the job of ``$DFX_CORE_JOB`` (or each of ``$DFX_CORE_JOBS``) and write its result
+    (module doc)."""
+    if not _JOBS:
+        raise RuntimeError(f"set {JOB_ENV} to a job.json or {JOBS_ENV} to a list of them "
+                           "(dfx.rtl.tb.core_run runs this)")
+    tb: TB | None = None
+    for path, job in zip(_JOB_PATHS, _JOBS, strict=True):
+        workdir = path.resolve().parent
+        if tb is None:
+            tb = TB(dut, job, workdir)
+        else:
+            tb.use(job, workdir)
+        await _one_job(tb)
+
+
+async def _one_job(tb: TB) -> None:
+    job, workdir = tb.job, tb.workdir
     await tb.reset()
     t0 = time.perf_counter()
     await tb.load()
@@ -195,10 +232,10 @@ async def core_job(dut):
         prof.disable()
         prof.dump_stats(os.environ[PROFILE_ENV])
     res.load_s = load_s
-    for r in _JOB.reads:
+    for r in job.reads:
         res.reads[r.name] = await tb.read_mem(r.space, r.addr, r.bytes)
-    if _JOB.vrf is not None:
-        res.vrf = await tb.read_vrf(*_JOB.vrf)
-    if _JOB.srf:
+    if job.vrf is not None:
+        res.vrf = await tb.read_vrf(*job.vrf)
+    if job.srf:
         res.srf = await tb.read_srf()
     res.write(workdir)
