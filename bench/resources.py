@@ -6,6 +6,8 @@ DFX's published utilisation on the Alveo U280.
     .venv/bin/python bench/resources.py                         # tiny units + one dfx-u280 lane
     .venv/bin/python bench/resources.py --core tiny --units fp16_mul,fp32_add
     .venv/bin/python bench/resources.py --core dfx-u280 --units lane --json lane.json
+    .venv/bin/python bench/resources.py --blocks                # the core's other blocks
+    .venv/bin/python bench/resources.py --blocks vrf,srf --vrf-slices 64,256
 
 Each unit is built with :mod:`dfx.rtl.generate` (``UNITS``, ``Unit.build(core)``,
 ``convert(component, top)``), written as Verilog and synthesised out of context with
@@ -28,6 +30,13 @@ scaled linearly (see the printed notes). Numbers are Yosys estimates, not Vivado
 * Yosys maps carry logic to CARRY4 even for UltraScale+; Vivado retargets chains to CARRY8. The
   CARRY8 column is sum(ceil(k / 2)) over the CARRY4 chains of length k found in the netlist.
 * BRAM36 = RAMB36E2 + RAMB18E2 / 2. No timing: Yosys does not place or route.
+
+``--blocks`` estimates instead the blocks :class:`dfx.rtl.core.core.DfxCore` builds besides the
+MPU, VPU and LUT-GEMM units (control slave, control unit, issue, scoreboard, SRF, VRF, unit
+ports, vector movers, memory system, the top wiring), each exactly as the core builds it
+(``bench/resources_blocks.py``: the units become black boxes, big repeated sub-blocks are
+synthesised once and counted, the VRF is synthesised as slices and scaled). One Yosys at a
+time; a table of LUT (of which LUT-RAM/SRL), FF, DSP, BRAM36, URAM and % of the board.
 """
 
 from __future__ import annotations
@@ -381,6 +390,152 @@ Why the numbers differ from DFX (design choices of this project, docs/numerics.m
   whole design (DMA, HBM/DDR controllers, router, control, SFUs, buffers)."""
 
 
+# ------------------------------------------------------------------------------ other blocks
+
+#: The core's blocks besides the datapath units (``--blocks``): name -> (the object of
+#: :func:`resources_blocks.core_blocks`, classes split out and synthesised once each, what it is)
+BLOCKS: dict[str, tuple[str, Any, str]] = {
+    "ctrl": ("ctrl", (), "control slave (AXI4-Lite, ap_ctrl_hs registers)"),
+    "memfront": ("memfront", (), "memory front (issue commands -> memory system)"),
+    "movers": ("be.dma,be.tx,be.rx", (), "vector movers (DMA, router tx, rx)"),
+    "vpu_port": ("be.vpu", (), "VPU port (VPU itself a black box)"),
+    "mpu_port": ("be.mpu", (), "MPU port (MPU itself a black box)"),
+    "issue": ("be.issue", (), "issue (plan, unit queues)"),
+    "scoreboard": ("be.sb", (), "scoreboard"),
+    "vrf": ("be.vrf", (), "vector register file"),
+    "srf": ("be.srf", (), "scalar register file"),
+    "control_unit": ("control_unit", (), "front end (loader, instruction buffer, fetch, "
+                     "decode) + controller"),
+    "lut_port": ("be.lut", "ARITH", "LUT port + SFU_M epilogue (LUT-GEMM unit a black box)"),
+    "wiring": ("core,backend", (), "DfxCore and Backend top logic (children black boxes)"),
+    "memory": ("memory", "MEMORY", "memory system"),
+}
+BLOCK_COLS = ("lut", "lut_mem", "ff", "dsp", "carry8", "bram36", "uram")
+
+
+def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[int, ...]
+               ) -> tuple[list[Any], str]:
+    """(jobs, method note) of block ``name``."""
+    import resources_blocks as rb
+
+    key, split, _ = BLOCKS[name]
+    if name == "vrf":
+        vrf = blocks[key]
+        jobs = [rb.Job(f"vrf/slice{n}", c, 0) for n, c in
+                zip(vrf_slices, rb.vrf_slices(vrf, vrf_slices), strict=True)]
+        n = vrf_slices[-1]
+        jobs[-1].count = vrf.vectors * vrf.d / n
+        note = (f"Vrf({n}, 1) with the same {len(vrf.read_ports)} read / "
+                f"{len(vrf.write_ports)} write ports, x {vrf.vectors} * {vrf.d} / {n}")
+        return jobs, note
+    splits = {"ARITH": rb.ARITH, "MEMORY": rb.MEMORY}.get(split, split)
+    exclude: tuple[type, ...] = ()
+    if name == "wiring":
+        exclude = tuple({type(v) for k, v in blocks.items() if k not in ("core", "backend")})
+    jobs = []
+    for k in key.split(","):
+        jobs += rb.plan(k, blocks[k], split=splits, exclude=exclude)
+    parts = [f"{j.label.split('/')[-1]} x {j.count}" for j in jobs if "/" in j.label]
+    note = "synthesised" + (f"; split out, each synthesised once: {', '.join(parts)}"
+                            if parts else "")
+    return jobs, note
+
+
+def run_blocks(args: Any, yosys: list[str], work: Path) -> list[dict[str, Any]]:
+    """Synthesise the chosen blocks at ``args.core`` (one Yosys at a time) and print them."""
+    import warnings
+
+    import resources_blocks as rb
+    from amaranth.hdl import UnusedElaboratable
+
+    from dfx.isa.config import load_board, load_core
+
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+    cname = (args.core or ["dfx-u280"])[0]
+    core = load_core(cname)
+    res = load_board(core.b.name).resources
+    names = args.blocks.split(",") if args.blocks != "all" else list(BLOCKS)
+    slices = tuple(int(n) for n in args.vrf_slices.split(","))
+    t0 = time.perf_counter()
+    blocks = rb.core_blocks(core)
+    print(f"built DfxCore(debug=False) at {cname} in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    rows = []
+    cache: dict[str, dict[str, Any]] = {}  # Verilog text -> result (a leaf met twice)
+    for name in names:
+        t0 = time.perf_counter()
+        jobs, note = block_jobs(name, blocks, core, slices)
+        conv = round(time.perf_counter() - t0, 1)
+        row: dict[str, Any] = {"block": name, "what": BLOCKS[name][2], "method": note,
+                               "convert_s": conv, "parts": []}
+        tot = {c: 0.0 for c in BLOCK_COLS}
+        secs = 0.0
+        for i, j in enumerate(jobs):
+            sub = work / cname / f"{name}{i}"
+            sub.mkdir(parents=True, exist_ok=True)
+            text = j.verilog or rb.convert(j.comp)
+            try:
+                r = cache.get(text) or synth(yosys, text, "top", sub, share=not args.no_share)
+            except RuntimeError as e:
+                row["skipped"] = str(e)
+                break
+            if text not in cache:
+                secs += r["synth_s"]
+            cache[text] = r
+            part = {"label": j.label, "count": j.count, "bytes": len(j.verilog),
+                    **{c: r[c] for c in BLOCK_COLS}, "synth_s": r["synth_s"],
+                    "synth_cpu_s": r["synth_cpu_s"], "cells": r["cells"]}
+            row["parts"].append(part)
+            print(f"  {name}: {j.label} x {j.count:g}: {r['lut']:,} LUT ({r['lut_mem']:,} mem), "
+                  f"{r['ff']:,} FF, {r['dsp']} DSP, {r['bram36']} BRAM36, {r['uram']} URAM; "
+                  f"{r['synth_s']} s; load {load()}", flush=True)
+            for c in BLOCK_COLS:
+                tot[c] += j.count * r[c]
+        row.update(tot, synth_s=round(secs, 1))
+        rows.append(row)
+        if args.json:  # after every block: a long run keeps what it has done
+            args.json.write_text(json.dumps({"core": cname, "blocks": rows}, indent=2) + "\n")
+    print()
+    print_blocks(rows, res, cname)
+    return rows
+
+
+def print_blocks(rows: list[dict[str, Any]], res: Any, cname: str) -> None:
+    print(f"| block ({cname}) | LUT (as memory) | FF | DSP | CARRY8 | BRAM36 | URAM "
+          "| % LUT | % FF | % BRAM36 | % URAM | synth s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def line(label: str, v: dict[str, float], secs: str) -> None:
+        print(f"| {label} | {fmt(round(v['lut']))} ({fmt(round(v['lut_mem']))}) "
+              f"| {fmt(round(v['ff']))} | {fmt(round(v['dsp']))} | {fmt(round(v['carry8']))} "
+              f"| {fmt(v['bram36'])} | {fmt(v['uram'])} | {pct(v['lut'], res.lut)} "
+              f"| {pct(v['ff'], res.ff)} | {pct(v['bram36'], res.bram36)} "
+              f"| {pct(v['uram'], res.uram)} | {secs} |")
+
+    total = {c: 0.0 for c in BLOCK_COLS}
+    for r in rows:
+        if "skipped" in r:
+            print(f"| {r['block']} | skipped: {r['skipped']} |||||||||||")
+            continue
+        line(f"{r['block']}: {r['what']}", r, str(r["synth_s"]))
+        for c in BLOCK_COLS:
+            total[c] += r[c]
+    line(f"**total: control, buffers and DMA at {cname}**", total, "")
+    print()
+    for r in rows:
+        print(f"* {r['block']}: {r['method']}")
+    print()
+    print("Parts (each synthesised once; x: how many times it counts)")
+    print()
+    print("| part | x | LUT (as memory) | FF | DSP | BRAM36 | URAM | synth s (CPU s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        for p in r["parts"]:
+            print(f"| {p['label']} | {p['count']:,.6g} | {fmt(p['lut'])} ({fmt(p['lut_mem'])}) "
+                  f"| {fmt(p['ff'])} | {fmt(p['dsp'])} | {fmt(p['bram36'])} | {fmt(p['uram'])} "
+                  f"| {p['synth_s']} ({p['synth_cpu_s']}) |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -399,6 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", "-j", type=int, default=1,
                     help="Yosys processes at once (1); the wall times grow when processes share "
                     "the CPU, the CPU times (in brackets) do not")
+    ap.add_argument("--blocks", nargs="?", const="all",
+                    help="instead of the units: the core's other blocks at --core (default "
+                    "dfx-u280), comma-separated (default all: " + ",".join(BLOCKS) + ")")
+    ap.add_argument("--vrf-slices", default="64",
+                    help="VRF slices Vrf(n, 1) to synthesise, comma-separated; the largest is "
+                    "scaled to the whole VRF (64; 256 took 18 min on a loaded 2-core machine)")
     args = ap.parse_args(argv)
 
     from dfx.isa.config import load_core
@@ -424,6 +585,22 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="dfx-resources-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
+    if args.blocks:
+        unknown = set(args.blocks.split(",")) - set(BLOCKS) - {"all"}
+        if unknown:
+            ap.error(f"unknown blocks {sorted(unknown)} (blocks: {', '.join(BLOCKS)})")
+        try:
+            brows = run_blocks(args, yosys, work)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(work, ignore_errors=True)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "argv": argv if argv is not None else sys.argv[1:], "machine": machine(),
+                "tools": vers, "share": not args.no_share, "blocks": brows}, indent=2) + "\n")
+            print(f"wrote {args.json}")
+        return 0
     rows: list[dict[str, Any]] = []
     jobs: list[tuple[dict[str, Any], str, str, Path]] = []
     t_all = time.perf_counter()
