@@ -105,6 +105,7 @@ class Dma:
         self.dma_dones: deque[int] = deque([NEG] * m.dma_done_depth, maxlen=m.dma_done_depth)
         self.dma_idle = NEG  # the address side takes its next command from this cycle
         self.mv_free = NEG  # the vector mover takes its next command from this cycle
+        self.dma_wrow = NEG  # the engine's last write row taken by its space
         self.word_resp: deque[int] = deque([NEG] * p.outstanding, maxlen=p.outstanding)
         self.sw_resp = NEG  # response of the last sw
         # per client, its last read row (a client takes its rows in its op order)
@@ -115,7 +116,7 @@ class Dma:
         return (tuple(sp.key(f) for sp in self.spaces.values()),
                 tuple(f(x, now - 1) for x in self.dma_takes),
                 tuple(f(x, now - 1) for x in self.dma_dones), f(self.dma_idle),
-                f(self.mv_free), tuple(f(x, now - 1) for x in self.word_resp),
+                f(self.mv_free), f(self.dma_wrow), tuple(f(x, now - 1) for x in self.word_resp),
                 f(self.sw_resp, now - 1), tuple(f(x) for x in self.crow.values()))
 
     def _shift_dma(self, sh: Callable[[int], int]) -> None:
@@ -125,6 +126,7 @@ class Dma:
         self.dma_dones = deque((sh(x) for x in self.dma_dones), maxlen=self.dma_dones.maxlen)
         self.dma_idle, self.mv_free, self.sw_resp = (sh(self.dma_idle), sh(self.mv_free),
                                                      sh(self.sw_resp))
+        self.dma_wrow = sh(self.dma_wrow)
         self.word_resp = deque((sh(x) for x in self.word_resp), maxlen=self.word_resp.maxlen)
         self.crow = {k: sh(x) for k, x in self.crow.items()}
 
@@ -212,20 +214,30 @@ class Dma:
         return a, out
 
     def _write_row(self, sp: Space, a: int, row_valid: int, lo: int, hi: int,
-                   beats: tuple[int, ...] | None = None) -> int:
+                   beats: tuple[int, ...] | None = None, dma: bool = True) -> int:
         """The data row of the single-row write op accepted at ``a``, valid from
         ``row_valid``: its B response (the last of its bursts)."""
-        return self._write_rows(sp, a, [row_valid], lo, hi, beats)
+        return self._write_rows(sp, a, [row_valid], lo, hi, beats, dma)
 
     def _write_rows(self, sp: Space, a: int, valid: list[int], lo: int, hi: int,
-                    beats: tuple[int, ...] | None = None) -> int:
+                    beats: tuple[int, ...] | None = None, dma: bool = True) -> int:
         """The data rows of the write op accepted at ``a`` (row k valid from ``valid[k]``):
         the B response of its last burst (the weight buffer: the cycle its last row is
-        written). The space distributes one row per cycle, in write-op order."""
+        written). The space distributes one row per cycle, in write-op order; the DMA
+        engine (``dma``) hands over its rows on one port, in command order over all spaces
+        (a row waits until the engine's previous write row was taken)."""
+        if dma:
+            y = self._write_rows_in(sp, a, valid, lo, hi, beats, self.dma_wrow + 1)
+            self.dma_wrow = sp.wrow
+            return y
+        return self._write_rows_in(sp, a, valid, lo, hi, beats, NEG)
+
+    def _write_rows_in(self, sp: Space, a: int, valid: list[int], lo: int, hi: int,
+                       beats: tuple[int, ...] | None, after: int) -> int:
         mm = self.p.mem
         nrows = len(valid)
         fire = []
-        x = max(a + 1, sp.wrow + 1)
+        x = max(a + 1, sp.wrow + 1, after)
         for v in valid:
             x = max(x, v)
             fire.append(x)
@@ -276,7 +288,7 @@ class Dma:
         k = o // m.beat_bytes
         if write:
             a = self._accept_write(sp, tv)
-            b = self._write_row(sp, a, t + 1, k, k)
+            b = self._write_row(sp, a, t + 1, k, k, dma=False)
             resp = b + m.b_to_done[space]
         else:
             _, rowt = self._read_row(sp, tv, row, k, k, "word")

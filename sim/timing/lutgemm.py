@@ -83,12 +83,16 @@ class LutUnit:
         depth = p.mem.lut_cmd_depth
         self.ls_takes: deque[int] = deque([NEG] * depth, maxlen=depth)
         self.ls_idle = NEG  # the stream reader takes its next command from this cycle
+        # the x vectors in the collector's buffer (lut_slots, shared by all rows and
+        # instructions): when the unit takes each one's last slice
+        self.lut_vtaken: deque[int] = deque([NEG] * p.lut_slots, maxlen=p.lut_slots)
 
     def _key_lut(self, f: Any, now: int) -> tuple:
         return (tuple(f(x, now - 1) for x in self.lut_s), f(self.lut_lanes, now - 1),
                 f(self.lut_gear, now - 1), f(self.lut_feed, now - 1), f(self.lp_free),
                 tuple(f(x, now - 1) for x in self.lp_outs),
-                tuple(f(x, now - 1) for x in self.ls_takes), f(self.ls_idle))
+                tuple(f(x, now - 1) for x in self.ls_takes), f(self.ls_idle),
+                tuple(f(x, now - 1) for x in self.lut_vtaken))
 
     def _shift_lut(self, sh: Any) -> None:
         self.lut_s = [sh(x) for x in self.lut_s]
@@ -97,6 +101,49 @@ class LutUnit:
         self.lp_free, self.ls_idle = sh(self.lp_free), sh(self.ls_idle)
         self.lp_outs = deque((sh(x) for x in self.lp_outs), maxlen=self.lp_outs.maxlen)
         self.ls_takes = deque((sh(x) for x in self.ls_takes), maxlen=self.ls_takes.maxlen)
+        self.lut_vtaken = deque((sh(x) for x in self.lut_vtaken),
+                                maxlen=self.lut_vtaken.maxlen)
+
+    def _gear_takes(self, rows_at: list[list[int]], infos: list[list[tuple[int, int, int]]],
+                    flush: int, o: int, n: int, gs: int, q: int, sec: int, sign_bytes: int,
+                    sbeat: int, pieces: int) -> int:
+        """The cycle the gearbox (``rtl/dma/gearbox.py``, a two-row window) takes the last
+        row of the stream: a row that starts a batch row's stream once the previous one was
+        flushed (its last request served), the next row the cycle after, any later row once
+        the request that passes the end of the row two before it is served. A group's sign
+        beat j is served when the lanes take beat j - 1 (the first once the piece before it
+        was served), its scale piece i after its last sign beat (``le - 1 + i``)."""
+        lp = self.p.lut
+        rb = self.p.mem.row_bytes
+        blk = n * lp.slice // 8  # a sign block
+        per_blk = -(-n // lp.lanes)
+        sbyte = lp.lanes * lp.slice // 8  # a sign beat
+        ppb = -(-sbeat // rb)
+
+        def serve(x: int, info: list[tuple[int, int, int]]) -> int:
+            g = min(x // sec, len(info) - 1)
+            st, le, before = info[g]
+            xi = x - g * sec
+            if xi < sign_bytes:
+                j = (xi // blk) * per_blk + (xi % blk) // sbyte
+                return st - 1 + j if j else before + 1
+            xi -= sign_bytes
+            if xi < n * (q + 1) * 2:
+                return le - 1 + (xi // sbeat) * ppb + (xi % sbeat) // rb
+            return le - 1 + pieces
+
+        t = NEG
+        for times, info in zip(rows_at, infos, strict=True):
+            for k, arr in enumerate(times):
+                if k == 0:
+                    t = max(arr, flush + 1)
+                elif k == 1:
+                    t = max(arr, t + 1)
+                else:
+                    t = max(arr, t + 1, serve((k - 1) * rb - o - 1, info))
+            st, le, _ = info[-1]
+            flush = le - 2 + pieces + (1 if sec > sign_bytes + n * (q + 1) * 2 else 0)
+        return t
 
     def _op_lutmv(self, ins: Instruction, m: Meta) -> int:  # noqa: C901 - one pipeline
         """``lutmv`` (docs/timing.md, "LUT-GEMM unit"): the packed stream is read once per
@@ -202,9 +249,12 @@ class LutUnit:
         cmd = take + 1
         read = cmd
         tstart = NEG
+        gear0 = gear
+        infos: list[list[tuple[int, int, int]]] = []  # per row, per group: st, le, gear before
+        vtaken = self.lut_vtaken  # the x buffer's slots, shared by all rows and instructions
         for b in range(batch):
             times = rows_at[b]
-            vtaken: deque[int] = deque([NEG] * p.lut_slots, maxlen=p.lut_slots)
+            infos.append([])
             xk = NEG  # the unit took the last slice
             v_read = -1
             for grp in range(ng):
@@ -230,10 +280,14 @@ class LutUnit:
                 last_sign = first_sign + sign_bytes - 1
                 arr_first = times[min(first_sign // rb, len(times) - 1)] + 1
                 arr_last = times[min(last_sign // rb, len(times) - 1)] + 1
-                st = max(lane_end, s2, gear + 2, arr_first + 1, tables[0])
+                # a batch row's stream starts in an empty gearbox: its first row enters the
+                # cycle after the previous stream's last piece (gear), its first sign beat is
+                # served the cycle after
+                st = max(lane_end, s2, gear + (3 if grp == 0 else 2), arr_first + 1, tables[0])
                 le = max(st + lane, arr_last + 2)
                 for j in range(1, gs):  # a later slice's tables may come late
                     le = max(le, tables[j] + (gs - j) * per_slice)
+                infos[b].append((st, le, gear))
                 lane_end = le
                 if lane_start == NEG:
                     lane_start = st
@@ -251,8 +305,12 @@ class LutUnit:
         self.lut_s = [s2, s1]
         self.lut_lanes = lane_end
         self.lut_gear = gear
-        wsp.row_taken = max(wsp.row_taken, gear)
-        self.crow["lut"] = max(self.crow["lut"], gear)
+        # the gearbox takes the stream's last row: it holds the space's output (and the
+        # client's rows) until then
+        took = self._gear_takes(rows_at, infos, gear0, waddr % rb, n, gs, q, sec, sign_bytes,
+                                sbeat, pieces)
+        wsp.row_taken = max(wsp.row_taken, took)
+        self.crow["lut"] = max(self.crow["lut"], took)
         # the epilogue: each output beat (scalers rows) as its chunk's last op leaves, fed
         # min(scalers, d) rows per cycle
         le_rows = min(lp.scalers, p.d)

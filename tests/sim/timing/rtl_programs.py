@@ -166,6 +166,12 @@ vexp y=v[r0+120], a=v[r0+110], n=1
 mm y=v[r0+130], x=v[r0+4], w=hbm[r0+2048], kt=2, nt=8
 halt"""
     # -- DMA -----------------------------------------------------------------------------------
+    progs["mpu_x_slots"] = f"""store dst=hbm[r0+{hs}], src=vrf[r0+0], n={tb // 2}
+mm y=v[r0+96], x=v[r0+82], w=hbm[r0+{hs}], kt=1, nt=1
+mm y=v[r0+100], x=v[r0+0], w=hbm[r0+{tb}], kt=1, nt=4
+mm y=v[r0+110], x=v[r0+100], w=hbm[r0+0], kt=2, nt=2, kt_stride=1
+conv1d y=v[r0+120], x=v[r0+2], w=hbm[r0+{2 * tb}], b=ddr[r0+0], kt=2, nt=3, gelu=1
+halt"""
     progs["dma_loads"] = f"""load dst=vrf[r0+0], src=ddr[r0+0], n={5 * d}
 load dst=vrf[r0+10], src=hbm[r0+{hd}], n={3 * d + 3}
 load dst=vrf[r0+20], src=hbm[r0+{hd + 6}], n={2 * d}
@@ -195,6 +201,19 @@ halt"""
 store dst=wbuf[r0+0], src=vrf[r0+100], n={4 * d}
 load dst=vrf[r0+200], src=wbuf[r0+0], n={3 * d}
 mm y=v[r0+220], x=v[r0+0], w=wbuf[r0+0], kt=1, nt=1
+halt"""
+    progs["dma_copy_overlap"] = f"""copy dst=hbm[r0+{hs + 2}], src=hbm[r0+{hs}], n={tb // 2 + 5}
+copy dst=hbm[r0+{hs + 4 * tb}], src=hbm[r0+{hs + 3 * tb}], n={3 * tb // 2}
+copy dst=hbm[r0+{hs + 8 * tb}], src=hbm[r0+{hs + 8 * tb + 6}], n={tb // 2}
+copy dst=wbuf[r0+2], src=hbm[r0+{hd}], n={d + 3}
+copy dst=ddr[r0+{4096 + 2}], src=wbuf[r0+2], n={d + 3}
+halt"""
+    progs["dma_write_order"] = f"""store dst=ddr[r0+8192], src=vrf[r0+0], n={2 * d}
+copy dst=ddr[r0+8448], src=ddr[r0+8194], n=1
+store dst=hbm[r0+{hs}], src=vrf[r0+4], n={d}
+lw rd=r1, mem=hbm[r0+{hs + 4}]
+addi rd=r2, rs1=r1, imm=1
+load dst=vrf[r0+40], src=hbm[r0+{hs}], n={d}
 halt"""
     progs["mixed_layer"] = f"""li rd=r9, imm=3
 load dst=vrf[r0+0], src=ddr[r0+0], n={4 * d}
@@ -232,5 +251,10 @@ halt"""
         progs["lut_bias_batch"] = lut1 + f"""
 lutmv y=v[r0+120], x=v[r0+0], w=hbm[r0+{w2}], n={d}, ng=1, gs={gs}, q=1, batch=2
 lutmv y=v[r0+130], x=v[r0+100], w=hbm[r0+{w2}], n={d}, ng=1, gs={gs}, q=1
+halt"""
+        progs["lut_gear_rows"] = f"""lutmv y=v[r0+100], x=v[r0+0], w=hbm[r0+0], b=hbm[r0+{hd}], \
+n=2, ng=2, gs=1, q=3, batch=2, bias=1
+lw rd=r1, mem=hbm[r0+{hs}]
+addi rd=r2, rs1=r1, imm=1
 halt"""
     return {name: assemble(text) for name, text in progs.items()}
