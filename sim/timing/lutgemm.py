@@ -134,13 +134,15 @@ class LutUnit:
 
         t = NEG
         for times, info in zip(rows_at, infos, strict=True):
-            for k, arr in enumerate(times):
-                if k == 0:
-                    t = max(arr, flush + 1)
-                elif k == 1:
-                    t = max(arr, t + 1)
-                else:
-                    t = max(arr, t + 1, serve((k - 1) * rb - o - 1, info))
+            # row k enters at max(its arrival, row k - 1 + 1, the serve that passes row k - 2):
+            # arrivals and those serves grow by at least a cycle per row, so the last row's
+            # bound is the largest of its own terms and the first row's + k
+            k = len(times) - 1
+            t = max(times[0], flush + 1) + k
+            if k >= 1:
+                t = max(t, times[k])
+            if k >= 2:
+                t = max(t, serve((k - 1) * rb - o - 1, info))
             st, le, _ = info[-1]
             flush = le - 2 + pieces + (1 if sec > sign_bytes + n * (q + 1) * 2 else 0)
         return t
