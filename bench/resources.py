@@ -461,8 +461,16 @@ def run_blocks(args: Any, yosys: list[str], work: Path) -> list[dict[str, Any]]:
     print(f"built DfxCore(debug=False) at {cname} in {time.perf_counter() - t0:.0f} s",
           flush=True)
     rows = []
+    done = {}
+    if args.resume and args.resume.exists():  # blocks of an earlier run (same --core)
+        old = json.loads(args.resume.read_text())
+        done = {r["block"]: r for r in old["blocks"] if old["core"] == cname and "skipped" not in r}
+        print(f"resumed from {args.resume}: {', '.join(done)}", flush=True)
     cache: dict[str, dict[str, Any]] = {}  # Verilog text -> result (a leaf met twice)
     for name in names:
+        if name in done:
+            rows.append(done[name])
+            continue
         t0 = time.perf_counter()
         jobs, note = block_jobs(name, blocks, core, slices)
         conv = round(time.perf_counter() - t0, 1)
@@ -496,6 +504,7 @@ def run_blocks(args: Any, yosys: list[str], work: Path) -> list[dict[str, Any]]:
         if args.json:  # after every block: a long run keeps what it has done
             args.json.write_text(json.dumps({"core": cname, "blocks": rows}, indent=2) + "\n")
     print()
+    rows.sort(key=lambda r: list(BLOCKS).index(r["block"]))
     print_blocks(rows, res, cname)
     return rows
 
@@ -560,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vrf-slices", default="64",
                     help="VRF slices Vrf(n, 1) to synthesise, comma-separated; the largest is "
                     "scaled to the whole VRF (64; 256 took 18 min on a loaded 2-core machine)")
+    ap.add_argument("--resume", type=Path,
+                    help="with --blocks: take the blocks already in this --json file of an "
+                    "earlier run and synthesise only the others")
     args = ap.parse_args(argv)
 
     from dfx.isa.config import load_core
