@@ -94,6 +94,7 @@ def test_core_tiny_and_lint(tmp_path):
     print(f"dfx rtl --core tiny --lint: {dt:.0f} s, {manifest['seconds']}")
 
 
+@pytest.mark.fullsize
 @pytest.mark.slow
 @pytest.mark.verilator
 def test_core_u280_and_lint(tmp_path):

@@ -55,6 +55,7 @@ def test_variant(tmp_path):
     assert results.read_text().count("<testcase") == N_TESTS
 
 
+@pytest.mark.fullsize
 @pytest.mark.slow
 def test_u280_generation_and_lint():
     """Full size (512 lanes, 256 scalers, keys 8): generation and lint times are printed."""

@@ -78,6 +78,7 @@ def test_tiny_flat_verilog_lints():
     assert r.returncode == 0, r.stderr[-4000:]
 
 
+@pytest.mark.fullsize
 @pytest.mark.slow
 def test_u280_generation_and_lint():
     """Full size: generate the d = 64, l = 16 MPU and lint it; the times are printed."""

@@ -59,6 +59,7 @@ def test_vpu_verilator(config, tmp_path_factory):
     print(f"{config}: generate {t_gen:.1f} s, build + run {time.monotonic() - t0:.1f} s")
 
 
+@pytest.mark.fullsize
 @pytest.mark.slow
 @pytest.mark.verilator
 def test_full_size_generation_and_lint(tmp_path):
