@@ -404,11 +404,20 @@ BLOCKS: dict[str, tuple[str, Any, str]] = {
     "scoreboard": ("be.sb", (), "scoreboard"),
     "vrf": ("be.vrf", (), "vector register file"),
     "srf": ("be.srf", (), "scalar register file"),
+    "mem_hbm": ("mem.hbm", "MEMORY", "memory: HBM space (32 AXI ports)"),
+    "mem_ddr": ("mem.ddr", "MEMORY", "memory: DDR space (1 AXI port)"),
+    "mem_word": ("mem.word", (), "memory: word port (lw/sw)"),
+    "mem_loader": ("mem.loader", (), "memory: program loader"),
+    "mem_weights": ("mem.mpu", (), "memory: weight streamer"),
+    "mem_lutstream": ("mem.lut", (), "memory: LUT-GEMM stream reader"),
+    "mem_wbuf": ("mem.wbuf", (), "memory: weight buffer"),
+    "lut_port": ("be.lut", "ARITH", "LUT port + SFU_M epilogue (LUT-GEMM unit a black box)"),
+    "mem_dma": ("mem.dma", (), "memory: DMA engine"),
     "control_unit": ("control_unit", (), "front end (loader, instruction buffer, fetch, "
                      "decode) + controller"),
-    "lut_port": ("be.lut", "ARITH", "LUT port + SFU_M epilogue (LUT-GEMM unit a black box)"),
     "wiring": ("core,backend", (), "DfxCore and Backend top logic (children black boxes)"),
-    "memory": ("memory", "MEMORY", "memory system"),
+    "mem_fabric": ("memory", "MEMORY", "memory: fabric routing (MemorySystem, its blocks "
+                   "black boxes)"),
 }
 BLOCK_COLS = ("lut", "lut_mem", "ff", "dsp", "carry8", "bram36", "uram")
 
@@ -431,7 +440,12 @@ def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[i
     splits = {"ARITH": rb.ARITH, "MEMORY": rb.MEMORY}.get(split, split)
     exclude: tuple[type, ...] = ()
     if name == "wiring":
-        exclude = tuple({type(v) for k, v in blocks.items() if k not in ("core", "backend")})
+        exclude = tuple({type(v) for k, v in blocks.items() if k not in ("core", "backend")
+                         and not k.startswith("mem.")})
+    if name == "mem_fabric":
+        exclude = tuple({type(v) for k, v in blocks.items() if k.startswith("mem.")
+                         and k != "mem.fabric"})
+        splits = ()
     jobs = []
     for k in key.split(","):
         jobs += rb.plan(k, blocks[k], split=splits, exclude=exclude)

@@ -213,8 +213,11 @@ def core_blocks(core: Any) -> dict[str, Any]:
     top = DfxCore(core, debug=False)
     cm = _subs(top.elaborate(None))
     bm = _subs(cm["be"].elaborate(None))
+    mm = _subs(cm["mem"].elaborate(None))
     out = {"core": top, "ctrl": cm["ctrl"], "control_unit": cm["cu"], "memfront": cm["front"],
-           "memory": cm["mem"], "backend": cm["be"], **{f"be.{k}": v for k, v in bm.items()}}
+           "memory": cm["mem"], "backend": cm["be"], **{f"be.{k}": v for k, v in bm.items()},
+           **{f"mem.{k}": v for k, v in mm.items()},
+           **{f"mem.{k}": v for k, v in mm["fabric"].spaces.items()}}
     mark_used(top)
     return out
 
