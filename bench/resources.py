@@ -544,6 +544,9 @@ def print_blocks(rows: list[dict[str, Any]], res: Any, cname: str) -> None:
         for c in BLOCK_COLS:
             total[c] += r[c]
     line(f"**total: control, buffers and DMA at {cname}**", total, "")
+    vrf = next((r for r in rows if r["block"] == "vrf" and "skipped" not in r), None)
+    if vrf is not None:
+        line("total without the VRF", {c: total[c] - vrf[c] for c in BLOCK_COLS}, "")
     print()
     for r in rows:
         print(f"* {r['block']}: {r['method']}")
