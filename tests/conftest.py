@@ -1,5 +1,6 @@
 """Suite-wide options: ``--fullsize`` runs the tests marked ``fullsize`` (the dfx-u280-sized
-generation and lint checks: tens of minutes and gigabytes each), which are skipped otherwise."""
+generation, lint and exhaustive table checks: minutes to tens of minutes and gigabytes each),
+which are skipped otherwise."""
 
 from __future__ import annotations
 

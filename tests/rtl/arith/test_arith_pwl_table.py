@@ -255,6 +255,7 @@ def test_stalls_and_bubbles(latency):
             assert results[t][0] == want, f"cycle {t}: got {results[t][0]:#x}, want {want:#x}"
 
 
+@pytest.mark.fullsize
 @pytest.mark.slow
 @pytest.mark.parametrize("fn", ["gelu", "exp"])
 def test_u280_exhaustive(fn):
