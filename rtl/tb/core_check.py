@@ -6,15 +6,15 @@ regression").
   class and pc) and the final state: the arena's HBM and DDR bytes (with the integer registers
   the epilogue stored and the weight-buffer window it copied), the VRF window (valid vectors
   only) and the SRF.
-* :func:`rtl_run`: the same program on the core testbench (:mod:`.core_job` /
+* :func:`rtl_job`: the same program as a job of the core testbench (:mod:`.core_job` /
   :mod:`.core_run`: the card image into the memory models, start, done) reading back the
   same arena ranges, the VRF window and the SRF (debug ports).
 * :func:`compare`: every difference, named (``r5 (dumped, byte 2)``, ``hbm scratch+0x40``,
   ``v[12] lane 3``, ``s7``; faults: status -> the simulator's error class, and ``error_pc``).
 
-:func:`check` runs one program on both (optionally under memory stalls) and returns a
-:class:`Verdict`; :func:`check_batch` does it for many programs in one simulator process
-(:func:`.core_run.run_jobs`); :func:`run_programs` runs a list with one Verilator model.
+:func:`check_batch` runs programs on both (each optionally under memory stalls; all RTL runs
+in one simulator process, :func:`.core_run.run_jobs`) and returns a :class:`Verdict` per
+program.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,14 @@ from dfx.isa.config import CoreConfig
 
 from .core_programs import Program
 
-__all__ = ["State", "Verdict", "check", "check_batch", "compare", "reference", "rtl_run",
-           "rtl_job", "run_programs"]
+__all__ = ["BATCH", "State", "Verdict", "check_batch", "compare", "reference", "rtl_job"]
 
 #: Instructions the functional simulator may run per program (regression programs are small).
 MAX_INSTRUCTIONS = 200_000
 #: Cycles the RTL may take per program before the run counts as a hang.
 MAX_CYCLES = 400_000
-#: Programs per simulator process in :func:`run_programs` (the start-up is paid once each).
+#: Programs per simulator process in ``dfx regress --bench core`` (the start-up is paid once
+#: each).
 BATCH = 16
 _PC_RE = re.compile(r"at pc (\d+)")
 
@@ -118,15 +118,6 @@ def rtl_job(core: CoreConfig, prog: Program, directory: Path, *, stall: int = 0,
              HostAccess("ddr", 0, name="ddr", bytes=ar.ddr_bytes)]
     return card_job(prog.image(), core, core_layout(core), directory, reads=reads,
                     vrf=(0, ar.vrf), srf=True, stall=stall, max_cycles=max_cycles)
-
-
-def rtl_run(model: Any, core: CoreConfig, prog: Program, directory: Path, *, stall: int = 0,
-            max_cycles: int = MAX_CYCLES, timeout_s: float = 600.0) -> Any:
-    """``prog`` on the core testbench, alone; the :class:`~.core_job.CoreResult`."""
-    from .core_run import run_job
-
-    job = rtl_job(core, prog, directory, stall=stall, max_cycles=max_cycles)
-    return run_job(model, job, directory, timeout_s=timeout_s)
 
 
 def _mem_diffs(prog: Program, space: str, want: bytes, got: bytes, limit: int) -> list[str]:
@@ -207,33 +198,20 @@ class Verdict:
         return not self.mismatches
 
 
-def check(model: Any, core: CoreConfig, prog: Program, workdir: Path, *,
-          stalls: Iterable[int] = (0,), keep: bool = False, ref: State | None = None,
-          timeout_s: float = 600.0) -> Verdict:
-    """``prog`` on the reference and on the RTL once per stall setting (one simulator
-    process); the RTL's state must equal the reference every time. The job directory is
-    removed unless the program failed or ``keep``."""
-    return check_batch(model, core, [(prog, tuple(stalls))], Path(workdir), keep=keep,
-                       refs=[ref], timeout_s=timeout_s, dirs=[Path(workdir)])[0]
-
-
 def check_batch(model: Any, core: CoreConfig, items: Sequence[tuple[Program, Iterable[int]]],
-                workdir: Path, *, keep: bool = False,
-                refs: Sequence[State | None] | None = None, timeout_s: float = 600.0,
-                dirs: Sequence[Path] | None = None) -> list[Verdict]:
-    """:func:`check` for every ``(program, stalls)`` with all the RTL runs in one simulator
+                workdir: Path, *, keep: bool = False, timeout_s: float = 600.0) -> list[Verdict]:
+    """Every ``(program, stalls)`` on the reference and on the RTL once per stall setting, the
+    RTL's state compared with the reference each time, all the RTL runs in one simulator
     process (:func:`.core_run.run_jobs`, its log in ``workdir``; each program's jobs in
-    ``workdir/<name>`` or ``dirs``); ``timeout_s`` is per run."""
+    ``workdir/<name>``, removed when it passed unless ``keep``); ``timeout_s`` is per run."""
     from .core_faults import expected_class
     from .core_run import JOBS_FILE, LOG_FILE, CoreRunError, run_jobs
 
     items = [(p, tuple(s)) for p, s in items]
-    dirs = [Path(x) for x in dirs] if dirs is not None else [Path(workdir) / p.name
-                                                             for p, _ in items]
-    refs = list(refs) if refs is not None else [None] * len(items)
     verdicts, jobs, owner = [], [], []
-    for k, ((prog, stalls), d, ref) in enumerate(zip(items, dirs, refs, strict=True)):
-        ref = ref if ref is not None else reference(core, prog)
+    for k, (prog, stalls) in enumerate(items):
+        d = Path(workdir) / prog.name
+        ref = reference(core, prog)
         v = Verdict(prog.name, prog.kind, ref.outcome, [], ref.instructions, workdir=d)
         if prog.expect != "OK":
             want = expected_class(prog.expect)
@@ -270,22 +248,4 @@ def check_batch(model: Any, core: CoreConfig, items: Sequence[tuple[Program, Ite
     if not keep and all(v.passed for v in out):
         for name in (LOG_FILE, JOBS_FILE, "results.xml"):
             (Path(workdir) / name).unlink(missing_ok=True)
-    return out
-
-
-def run_programs(model: Any, core: CoreConfig, programs: Iterable[Program], workdir: Path, *,
-                 stalls: Iterable[int] = (0,), keep: bool = False,
-                 done: Callable[[Verdict], None] | None = None,
-                 batch: int = BATCH) -> list[Verdict]:
-    """:func:`check` every program (each in ``workdir/<name>``), ``batch`` programs per
-    simulator process."""
-    out: list[Verdict] = []
-    stalls = tuple(stalls)
-    progs = list(programs)
-    for k in range(0, len(progs), batch):
-        for v in check_batch(model, core, [(p, stalls) for p in progs[k:k + batch]],
-                             Path(workdir), keep=keep):
-            out.append(v)
-            if done is not None:
-                done(v)
     return out
