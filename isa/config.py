@@ -97,6 +97,8 @@ class QsfpConfig:
     encoding_line_bits: int = field(metadata={"check": _positive, "range": (1, 4096)})
     link_latency_ns: float = field(metadata={"check": _non_negative, "range": (0, 1_000_000)})
     cable_delay_ns: float = field(metadata={"check": _non_negative, "range": (0, 1_000_000)})
+    # the link core's user interface (AXI4-Stream TDATA bits, docs/core.md "Router and ring")
+    user_bits: int = field(metadata={"check": _power_of_two, "range": (8, 4096)})
 
 
 @dataclass(frozen=True)
