@@ -56,7 +56,7 @@ class Lowering:
         b = self.prog.buffer
         self.X, self.H, self.T = b("x", e_vec), b("h", e_vec), b("tmp", e_vec)
         self.G, self.B = b("gamma", e_vec), b("beta", e_vec)
-        loc = p.vec(p.local_attn_width)
+        loc = p.vec(p.local_attn_width(card))
         self.Q, self.K, self.V = b("q", loc), b("k", loc), b("v", loc)
         self.S = [b(f"scores{hh}", p.vec(p.ctx_pad)) for hh in range(self.s.heads[1])]
         self.A = b("attn", p.vec(p.attn_width))
@@ -71,25 +71,14 @@ class Lowering:
         return MRef(self.mem.regions[name].space, name)
 
     def allgather(self, buf: str, slices: list[tuple[int, int]], what: str) -> None:
-        """Ring all-gather of vector slices (start, count) of ``buf`` (DFX §V router).
-
-        Step s: card c sends slice (c - s) mod N to card c+1 and receives slice
-        (c - s - 1) mod N from card c-1, in chunks no larger than the router FIFO, alternating
-        send and receive so the ring can never deadlock.
-        """
-        n, c, prog = self.p.cards, self.card, self.prog
-        if n == 1:
+        """Ring all-gather of vector slices (start, count) of ``buf`` (DFX §V router), as
+        :func:`allgather_schedule` orders it; slices may differ in length (uneven splits)."""
+        prog = self.prog
+        if self.p.cards == 1:
             return
         prog.note(f"{prog._note} / allgather {what}")
-        for step in range(n - 1):
-            snd, rcv = slices[(c - step) % n], slices[(c - step - 1) % n]
-            s_chunks = _chunks(*snd, self.fifo)
-            r_chunks = _chunks(*rcv, self.fifo)
-            for k in range(max(len(s_chunks), len(r_chunks))):
-                if k < len(s_chunks):
-                    prog("send", v=VRef(buf, s_chunks[k][0]), n=Count(s_chunks[k][1]))
-                if k < len(r_chunks):
-                    prog("recv", v=VRef(buf, r_chunks[k][0]), n=Count(r_chunks[k][1]))
+        for op, start, count in allgather_schedule(slices, self.card, self.fifo):
+            prog(op, v=VRef(buf, start), n=Count(count))
 
     def col_slices(self, kind: str) -> list[tuple[int, int]]:
         d = self.p.d
@@ -218,7 +207,7 @@ class Lowering:
         """The body of the layer loop for layers of memory-plan variant ``variant``."""
         p, prog, s = self.p, self.prog, self.s
         e = p.n_embd
-        loc = p.local_attn_width
+        loc = p.local_attn_width(self.card)
         lw = lambda name: MRef("hbm", region_name(name, variant), reg=R_LW)  # noqa: E731
         lp = lambda name: MRef("ddr", name, reg=R_LP)  # noqa: E731
 
@@ -302,6 +291,34 @@ class Lowering:
         prog("store", dst=MRef("ddr", "logits", reg=R_TMP), src=VRef(self.L),
              n=Count(p.vocab_pad))
         prog.label("no_logits")
+
+
+def allgather_schedule(slices: list[tuple[int, int]], card: int, fifo: int
+                       ) -> list[tuple[str, int, int]]:
+    """Card ``card``'s ``(op, first vector, vectors)`` sends and receives of a ring all-gather
+    of ``slices`` (card c's (start, count), any lengths, zero allowed) over ``len(slices)``
+    cards with receive FIFOs of ``fifo`` vectors (docs/compiler.md, all-gathers).
+
+    Step s = 0 .. N-2: card c sends slice (c - s) mod N to card c + 1 and receives slice
+    (c - s - 1) mod N from card c - 1 -- the slice card c - 1 sends in the same step. Each
+    slice is cut into chunks of at most ``fifo`` vectors; *round* (s, k) is: send chunk k of
+    the outgoing slice (if it has one), then receive chunk k of the incoming one (if it has
+    one). Card c's receive in round (s, k) is exactly card c - 1's send in round (s, k), so by
+    induction over rounds every card finishes every round: once all cards have finished the
+    rounds before (s, k), card c's FIFO to c + 1 holds at most its own round-(s, k) chunk
+    (<= fifo vectors), so its send completes, and so does card c - 1's, which its receive
+    waits for. No deadlock, whatever the slice lengths."""
+    n = len(slices)
+    out: list[tuple[str, int, int]] = []
+    for step in range(n - 1):
+        s_chunks = _chunks(*slices[(card - step) % n], fifo)
+        r_chunks = _chunks(*slices[(card - step - 1) % n], fifo)
+        for k in range(max(len(s_chunks), len(r_chunks))):
+            if k < len(s_chunks):
+                out.append(("send", *s_chunks[k]))
+            if k < len(r_chunks):
+                out.append(("recv", *r_chunks[k]))
+    return out
 
 
 def _chunks(start: int, count: int, size: int) -> list[tuple[int, int]]:

@@ -1,6 +1,9 @@
 """Partitioning across cards, as DFX does it (§I-B "intra-layer model parallelism").
 
-* Attention is split by heads: card c owns heads [c·H/N, (c+1)·H/N).
+* Attention is split by heads, contiguously and as evenly as possible: card c owns
+  ``H // N + (1 if c < H % N else 0)`` heads (25 heads on 4 cards: 7/6/6/6; DFX itself
+  retrained GPT-2 1.5B with 24 heads to split it evenly, the real checkpoint has 25). Every
+  card must own at least one head.
 * FC layers (attention output projection, both FFN layers) are split by output columns, in
   whole d-element vectors (as evenly as possible; a small model may leave a card without
   columns), so every card's slice is vector-aligned and the all-gathered vector is laid out
@@ -75,12 +78,13 @@ class Partition:
         return self.n_head * self.head_pad
 
     @property
-    def heads_per_card(self) -> int:
-        return self.n_head // self.cards
+    def max_heads_per_card(self) -> int:
+        """Heads of the busiest card (the first ``n_head % cards`` cards own one more)."""
+        return max(s.heads[1] for s in self.slices)
 
-    @property
-    def local_attn_width(self) -> int:
-        return self.heads_per_card * self.head_pad
+    def local_attn_width(self, card: int) -> int:
+        """Length of card ``card``'s part of the attention vector (its heads, padded)."""
+        return self.slices[card].heads[1] * self.head_pad
 
     def vec(self, elements: int) -> int:
         """Number of d-wide vectors holding ``elements`` FP16 values."""
@@ -102,25 +106,25 @@ def partition(dims: dict[str, int], cards: int, core: CoreConfig) -> Partition:
     if e % d:
         raise PartitionError(f"n_embd={e} must be a multiple of the core's d={d} "
                              f"(core {core.name})")
-    if h % cards:
-        ok = [n for n in range(1, h + 1) if h % n == 0 and n <= 64]
+    if cards > h:
         raise PartitionError(
-            f"{h} attention heads cannot be split over {cards} cards (heads are split across "
-            f"cards as in DFX); card counts that work: {', '.join(map(str, ok))}"
+            f"{h} attention heads cannot be split over {cards} cards (every card needs at "
+            f"least one head; heads are split across cards as in DFX): card counts that work: "
+            f"{'1' if h == 1 else f'1 to {h}'}"
         )
     e_vec = e // d
     head_dim = e // h
     head_pad = _ceil_div(head_dim, d) * d
     ctx_pad = _ceil_div(n_ctx, d) * d
     vocab_pad = _ceil_div(vocab, d) * d
-    hc = h // cards
+    heads = even_split(h, cards)
     proj = even_split(e_vec, cards)
     fc = even_split(4 * e_vec, cards)
     voc = even_split(vocab_pad // d, cards)
     slices = tuple(
         CardSlices(
             card=c,
-            heads=(c * hc, hc),
+            heads=heads[c],
             proj_cols=(proj[c][0] * d, proj[c][1] * d),
             fc_cols=(fc[c][0] * d, fc[c][1] * d),
             vocab_cols=(voc[c][0] * d, voc[c][1] * d),

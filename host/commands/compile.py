@@ -36,7 +36,8 @@ Layers: h.{i}.attn.c_attn, h.{i}.attn.c_proj, h.{i}.mlp.c_fc, h.{i}.mlp.c_proj, 
 
 The model is split as DFX does: attention by heads, FC layers by output columns, the LM head
 by vocabulary, with ring all-gathers between them; results are bit-identical on 1, 2 and 4
-cards. Heads must divide by the card count.
+cards. Heads need not divide by the card count (25 heads on 4 cards: 7/6/6/6), but every
+card needs at least one head.
 """
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from dfx.compiler.driver import compile_model
-from dfx.compiler.lower import R_NT, R_NV, R_T
+from dfx.compiler.lower import R_NT, R_NV, R_T, allgather_schedule
 from dfx.compiler.program import Label
 from dfx.isa.encoding import Count
 
-CASES = [("gpt2-tiny", 1), ("gpt2-tiny", 2), ("gpt2-tiny", 4), ("gpt2-mini", 4), ("gpt2", 3),
-         ("gpt2", 4), ("gpt2-xl-24h", 4)]
+CASES = [("gpt2-tiny", 1), ("gpt2-tiny", 2), ("gpt2-tiny", 3), ("gpt2-tiny", 4),
+         ("gpt2-mini", 4), ("gpt2", 3), ("gpt2", 4), ("gpt2", 5), ("gpt2-xl-24h", 4),
+         ("gpt2-xl", 4)]  # gpt2-tiny on 3, gpt2 on 5, gpt2-xl on 4 cards: uneven heads
 GATHERED = ("attn", "proj", "ffn", "mlp")  # per layer; "logits" once per token
 
 
@@ -168,3 +170,78 @@ def test_single_card_program_has_no_ring_at_all(comps) -> None:
     assert not any(it.op in ("send", "recv") for it in comp.programs[0].items)
     ins = comp.instructions[0]
     assert [i.op for i in ins].count("loop") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The all-gather schedule is deadlock-free whatever the slice lengths
+
+
+def run_ring(slices: list[tuple[int, int]], fifo: int) -> list[set[int]]:
+    """Run every card's :func:`allgather_schedule` on an abstract ring, a vector at a time (a
+    send blocks while the next card's FIFO holds ``fifo`` vectors, a receive until a vector is
+    there), and return the vectors each card holds at the end; fails on a deadlock. A step that
+    is enabled stays enabled until taken, so one schedule decides for all (Kahn networks)."""
+    n = len(slices)
+    progs = [[(op, v) for op, start, count in allgather_schedule(slices, c, fifo)
+              for v in range(start, start + count)] for c in range(n)]
+    have = [set(range(s, s + k)) for s, k in slices]
+    fifos: list[list[int]] = [[] for _ in range(n)]  # into card c
+    pc = [0] * n
+    while any(pc[c] < len(progs[c]) for c in range(n)):
+        moved = False
+        for c in range(n):
+            while pc[c] < len(progs[c]):
+                op, v = progs[c][pc[c]]
+                if op == "send":
+                    if len(fifos[(c + 1) % n]) >= fifo:
+                        break
+                    assert v in have[c], f"card {c} sends vector {v} it does not hold"
+                    fifos[(c + 1) % n].append(v)
+                else:
+                    if not fifos[c]:
+                        break
+                    got = fifos[c].pop(0)
+                    assert got == v, f"card {c} expected vector {v}, got {got}"
+                    have[c].add(v)
+                pc[c] += 1
+                moved = True
+        assert moved, "deadlock: " + ", ".join(
+            f"card {c} at {progs[c][pc[c]]}" for c in range(n) if pc[c] < len(progs[c]))
+    assert not any(fifos)
+    return have
+
+
+def slices_of(counts: list[int]) -> list[tuple[int, int]]:
+    return [(sum(counts[:c]), k) for c, k in enumerate(counts)]
+
+
+@pytest.mark.parametrize("counts,fifo", [
+    ([7, 6, 6, 6], 64),  # gpt2-xl's heads on dfx-u280 (one vector per head)
+    ([14, 12, 12, 12], 8),  # ... and on tiny (head_pad 64 = 8 vectors per head, 2 per chunk)
+    ([2, 1, 1, 1], 1),
+    ([1, 0, 0, 0], 8),  # gpt2-tiny's projection on dfx-u280: one card has every column
+    ([0, 5, 0, 17], 4),
+    ([33, 1, 9], 8),
+    ([3, 3], 1),
+    ([9, 8, 8, 8, 8], 2),
+])
+def test_allgather_schedule_completes_unequal_slices(counts: list[int], fifo: int) -> None:
+    slices = slices_of(counts)
+    for have in run_ring(slices, fifo):
+        assert have == set(range(sum(counts)))
+    for c in range(len(counts)):  # chunks within the FIFO; sends and receives balanced
+        sched = allgather_schedule(slices, c, fifo)
+        assert all(1 <= k <= fifo for _, _, k in sched)
+        nxt = allgather_schedule(slices, (c + 1) % len(counts), fifo)
+        assert ([(s, k) for op, s, k in sched if op == "send"]
+                == [(s, k) for op, s, k in nxt if op == "recv"])
+
+
+def test_allgather_schedule_random_slices() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(2, 7))
+        counts = [int(x) for x in rng.integers(0, 40, n)]
+        fifo = int(rng.integers(1, 10))
+        for have in run_ring(slices_of(counts), fifo):
+            assert have == set(range(sum(counts)))
