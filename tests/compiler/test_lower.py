@@ -176,13 +176,14 @@ def test_single_card_program_has_no_ring_at_all(comps) -> None:
 # The all-gather schedule is deadlock-free whatever the slice lengths
 
 
-def run_ring(slices: list[tuple[int, int]], fifo: int) -> list[set[int]]:
+def run_ring(slices: list[tuple[int, int]], fifo: int, schedule=allgather_schedule
+             ) -> list[set[int]]:
     """Run every card's :func:`allgather_schedule` on an abstract ring, a vector at a time (a
     send blocks while the next card's FIFO holds ``fifo`` vectors, a receive until a vector is
     there), and return the vectors each card holds at the end; fails on a deadlock. A step that
     is enabled stays enabled until taken, so one schedule decides for all (Kahn networks)."""
     n = len(slices)
-    progs = [[(op, v) for op, start, count in allgather_schedule(slices, c, fifo)
+    progs = [[(op, v) for op, start, count in schedule(slices, c, fifo)
               for v in range(start, start + count)] for c in range(n)]
     have = [set(range(s, s + k)) for s, k in slices]
     fifos: list[list[int]] = [[] for _ in range(n)]  # into card c
@@ -245,3 +246,19 @@ def test_allgather_schedule_random_slices() -> None:
         fifo = int(rng.integers(1, 10))
         for have in run_ring(slices_of(counts), fifo):
             assert have == set(range(sum(counts)))
+
+
+def test_ring_checker_catches_a_send_first_schedule() -> None:
+    """The checker has teeth: each step's whole slice sent before receiving deadlocks once a
+    slice exceeds the FIFO (and every card is named with its blocked operation)."""
+    def send_first(slices, card, fifo):
+        n, out = len(slices), []
+        for step in range(n - 1):
+            for op, (start, count) in (("send", slices[(card - step) % n]),
+                                       ("recv", slices[(card - step - 1) % n])):
+                out += [(op, start + k, min(fifo, count - k)) for k in range(0, count, fifo)]
+        return out
+
+    run_ring(slices_of([2, 2, 2]), 2, send_first)  # slices within the FIFO: fine
+    with pytest.raises(AssertionError, match=r"deadlock: card 0 at \('send'"):
+        run_ring(slices_of([9, 8, 8, 8]), 2, send_first)
