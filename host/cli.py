@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from dfx.host.commands import asm, disasm
+from dfx.host.commands import build as build_cmd
 from dfx.host.commands import compile as compile_cmd
 from dfx.host.commands import inspect as inspect_cmd
 from dfx.host.commands import perf as perf_cmd
@@ -36,7 +37,8 @@ from dfx.isa.errors import DfxError
 from dfx.isa.outputs import remove_temporaries
 
 #: The sub-commands, in the order ``dfx --help`` lists them.
-COMMANDS = (compile_cmd, run_cmd, perf_cmd, rtl_cmd, regress_cmd, asm, disasm, inspect_cmd)
+COMMANDS = (compile_cmd, run_cmd, perf_cmd, rtl_cmd, build_cmd, regress_cmd, asm, disasm,
+            inspect_cmd)
 
 DESCRIPTION = """\
 dfx: open hardware design and simulation toolkit for DFX, the multi-FPGA GPT-2

@@ -22,10 +22,14 @@ LINK_DIRECTIONS = ("next", "prev")
 
 
 def link_bits(core: Any) -> int:
-    """TDATA bits of a link beat: the board's ``qsfp.user_bits`` when the configuration has
-    it (the router's link width, issue 11), else one vector (16·d bits) per beat."""
-    bits = getattr(core.b.qsfp, "user_bits", None)
-    return int(bits) if bits else 16 * core.d
+    """TDATA bits of a link beat: the router's (``dfx.rtl.router.link.link_bits``: the
+    smallest multiple of ``qsfp.user_bits`` that carries the link's payload rate in one core
+    cycle) when the router exists, else one vector (16·d bits) per beat."""
+    try:
+        from dfx.rtl.router.link import link_bits as router_link_bits
+    except ImportError:
+        return 16 * core.d
+    return int(router_link_bits(core))
 
 
 class RouterHook(wiring.Component):

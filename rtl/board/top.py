@@ -19,7 +19,9 @@ with one), ``qsfpP_tx`` (Out) and ``qsfpP_rx`` (In), AXI4-Stream with TDATA/TVAL
 :func:`~.hook.link_bits` wide, on ``ap_clk_2``. Every other interface is on ``ap_clk``.
 
 ``router``: a class called as ``router(core)`` with the members ``tx_in``, ``rx_out`` and, for
-each of :data:`~.hook.LINK_DIRECTIONS`, ``<dir>_tx`` / ``<dir>_rx``; default
+each of :data:`~.hook.LINK_DIRECTIONS`, ``<dir>_tx`` / ``<dir>_rx`` (``tdata``/``tvalid``
+[/``tready``], the router's link beats on the core clock; a receive port without ``tready``
+takes every beat); default
 :func:`default_router`: ``dfx.rtl.router.Router`` when it exists, else the
 :class:`~.hook.RouterHook` stand-in.
 
@@ -138,13 +140,24 @@ class BoardTop(wiring.Component):
         wiring.connect(m, rt.rx_out, core.rx)
         for p, (direction, cdc) in enumerate(zip(LINK_DIRECTIONS, self._cdc, strict=True)):
             m.submodules[f"cdc_{qsfp_name(p)}"] = cdc
-            rtx, rrx = getattr(rt, f"{direction}_tx"), getattr(rt, f"{direction}_rx")
-            wiring.connect(m, rtx, cdc.tx)
-            m.d.comb += [rrx.payload.eq(cdc.rx.payload), rrx.valid.eq(cdc.rx.valid),
-                         cdc.rx.ready.eq(rrx.ready)]
+            rtx = _beat(getattr(rt, f"{direction}_tx"))
+            rrx = _beat(getattr(rt, f"{direction}_rx"))
+            m.d.comb += [cdc.tx.payload.eq(rtx[0]), cdc.tx.valid.eq(rtx[1]),
+                         rtx[2].eq(cdc.tx.ready),
+                         rrx[0].eq(cdc.rx.payload), rrx[1].eq(cdc.rx.valid),
+                         # the router's receive side takes every beat (no TREADY)
+                         cdc.rx.ready.eq(rrx[2] if rrx[2] is not None else 1)]
             wiring.connect(m, cdc.link_tx, wiring.flipped(getattr(self, f"{qsfp_name(p)}_tx")))
             wiring.connect(m, wiring.flipped(getattr(self, f"{qsfp_name(p)}_rx")), cdc.link_rx)
         return m
+
+
+def _beat(iface: Any) -> tuple[Any, Any, Any]:
+    """(data, valid, ready or None) of a router link port: the router's AXI4-Stream-shaped
+    ``tdata``/``tvalid``/``tready`` members, or an ``amaranth.lib.stream`` interface."""
+    if hasattr(iface, "tdata"):
+        return iface.tdata, iface.tvalid, getattr(iface, "tready", None)
+    return iface.payload, iface.valid, getattr(iface, "ready", None)
 
 
 def _connect(m: Module, ours: Any, theirs: Any) -> None:
