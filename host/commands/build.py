@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dfx.host.build.project import write_project
+    from dfx.host.kernel.project import write_project
     from dfx.isa.config import load_core
     from dfx.isa.outputs import check_output_dir
 

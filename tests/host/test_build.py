@@ -1,4 +1,4 @@
-"""``dfx build`` (host/build, host/commands/build.py): the kernel project's files agree with
+"""``dfx build`` (host/kernel, host/commands/build.py): the kernel project's files agree with
 each other and with the Verilog's port list (ports, widths, HBM banks), the Tcl parses with
 tclsh, the output is written atomically and bad outputs are refused. The tiny project's
 Verilog is generated once (cached, about a minute the first time); dfx-u280's files are checked
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from dfx.host.build.describe import describe
-from dfx.host.build.kernel_xml import kernel_xml
-from dfx.host.build.link_cfg import REFERENCE, link_cfg, link_emu_cfg
-from dfx.host.build.package_tcl import package_tcl
-from dfx.host.build.project import write_project
 from dfx.host.cli import main
+from dfx.host.kernel.describe import describe
+from dfx.host.kernel.kernel_xml import kernel_xml
+from dfx.host.kernel.link_cfg import REFERENCE, link_cfg, link_emu_cfg
+from dfx.host.kernel.package_tcl import package_tcl
+from dfx.host.kernel.project import write_project
 from dfx.isa.config import load_core
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -201,7 +201,7 @@ def _fake_verilog(_k) -> str:
 
 def test_build_atomic_on_failure(tmp_path, monkeypatch):
     """A failure while writing leaves no directory and no temporary behind."""
-    import dfx.host.build.project as project
+    import dfx.host.kernel.project as project
 
     def boom(*_a, **_k):
         raise RuntimeError("failed mid-way")

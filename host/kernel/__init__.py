@@ -1,0 +1,1 @@
+"""``dfx build``: the Vitis kernel project of a core on a board (docs/u280.md)."""
