@@ -69,6 +69,9 @@ UNITS: tuple[Unit, ...] = (
          "Vector Processing Unit: VFU + SFU_V (DFX §IV-D)"),
     Unit("lutgemm", "dfx.rtl.lutgemm:LutGemm.from_core",
          "LUT-GEMM unit: table builder, row lanes, exact scalers (lutmv to the FP32 accumulator)"),
+    Unit("router", "dfx.rtl.router:Router.from_core", "ring router of one card (DFX §1.3)"),
+    Unit("router_ring", "dfx.rtl.tb.link_model:RouterRing.from_core",
+         "router unit bench: 4 routers in a ring through link models (latencies, stalls)"),
 )
 UNIT_NAMES = tuple(u.name for u in UNITS)
 

@@ -48,6 +48,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("mpu", "mpu", "dfx.rtl.tb.mpu", {"MPU_SEED": "7"}),
     Bench("vpu", "vpu", "dfx.rtl.tb.vpu"),
     Bench("lutgemm", "lutgemm", "dfx.rtl.tb.lutgemm", {"LUTGEMM_SEED": "0"}),
+    Bench("router", "router_ring", "dfx.rtl.tb.router", {"ROUTER_SEED": "3"}),
 )
 BENCH_NAMES = tuple(b.name for b in BENCHES)
 #: The whole-core bench (:func:`run_core_bench`), after the unit benches.

@@ -26,7 +26,8 @@ from amaranth.lib.wiring import In, Out
 from dfx.rtl.router import Router, connect_ring
 from dfx.rtl.router.link import LinkSignature, beat_cycles, link_bits, wire_cycles
 
-__all__ = ["STALL_BITS", "LinkModel", "RouterRing"]
+__all__ = ["BENCH_CARDS", "BENCH_LATENCIES", "BENCH_STALL", "STALL_BITS", "LinkModel",
+           "RouterRing"]
 
 STALL_BITS = 16
 """Resolution of ``stall_prob``: a cycle stalls iff the LFSR's low 16 bits < prob·2^16."""
@@ -134,6 +135,14 @@ class LinkModel(wiring.Component):
         return m
 
 
+BENCH_CARDS = 4
+"""The router unit bench's ring (``dfx regress --bench router``): 4 cards, ..."""
+BENCH_LATENCIES = (1, 64, 29, 2, 64, 7, 3, 33)
+"""... link latencies from 1 to 64 (data and credit link of each card), ..."""
+BENCH_STALL = 0.25
+"""... TREADY low on a quarter of the cycles."""
+
+
 class RouterRing(wiring.Component):
     """The router unit bench's top: ``n`` routers of ``core`` in a ring through ``2n``
     :class:`LinkModel`s (data link c: card c -> c + 1, credit link c: back; ``latencies[k]``
@@ -155,6 +164,11 @@ class RouterRing(wiring.Component):
         self._n = n
         super().__init__({"tx_in": In(vec).array(n), "rx_out": Out(vec).array(n),
                           "error": Out(1)})
+
+    @classmethod
+    def from_core(cls, core: Any) -> RouterRing:
+        """The router unit bench's ring (``BENCH_*``)."""
+        return cls(core, BENCH_CARDS, BENCH_LATENCIES, BENCH_STALL, seed=3)
 
     @property
     def n(self) -> int:
