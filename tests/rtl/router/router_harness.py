@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
 
+from dfx.rtl.router.timing import CreditLane, DataLane
 from dfx.rtl.tb.link_model import RouterRing
 
 
@@ -140,64 +141,30 @@ def check_data(cards, n, vectors):
         assert cards[c].got == src.sent, f"card {c}: received vectors differ"
 
 
-def _ceil(a: int, q: int) -> int:
-    return -(-a // q)
-
-
 def predict(router, data_lat, credit_lat, hs, pops):
-    """The cycle rules (docs/core.md "Router and ring") on one link, no stalls: from the
-    sender's tx_in handshakes ``hs`` and the receiver's pops, the first-beat cycles, beat
-    handshakes, beat deliveries, rx_out head cycles, credit beats and their arrivals."""
-    r = router.beat_cycles
-    num, q = r.numerator, r.denominator
-    B, tl, rl = router.beats, router.tx_latency, router.rx_latency
-    free = 0
-    valid0, acc, deliv, head = [], [], [], []
-    last_acc = -(1 << 30)
+    """The cycle rules (dfx.rtl.router.timing) on one link: from the sender's tx_in
+    handshakes ``hs`` and the receiver's pops, the first-beat cycles, the rx_out head cycles
+    and, per pop, the cycle from which its credit lets tx_in take a vector."""
+    data, credit = DataLane(router.core, data_lat), CreditLane(router.core, credit_lat)
+    valid0, head = [], []
     for s, h in enumerate(hs):
-        c0 = max(h + tl, last_acc + 1)
+        c0, arr = data.vector(h)
         valid0.append(c0)
-        c = c0
-        for _ in range(B):
-            c = max(c, free // q)
-            start = max(free, c * q)
-            free = start + num
-            acc.append(c)
-            deliv.append(_ceil(free, q) + data_lat - 1)
-            last_acc = c
-            c += 1
-        prev_pop = pops[s - 1] + 1 if s else 0
-        head.append(max(deliv[-1] + rl, prev_pop))
-    # credit lane
-    cfree = 0
-    cacc, carr, pop_arr = [], [], []
-    last = -(1 << 30)
-    for p in pops:
-        if last < p + router.credit_out_latency:  # else it went with the last credit beat
-            c = max(p + router.credit_out_latency, cfree // q)
-            start = max(cfree, c * q)
-            cfree = start + num
-            cacc.append(c)
-            carr.append(_ceil(cfree, q) + credit_lat - 1)
-            last = c
-        pop_arr.append(carr[-1])
-    return {"valid0": valid0, "acc": acc, "deliv": deliv, "head": head, "cr_acc": cacc,
-            "cr_arr": carr, "pop_arr": pop_arr}
+        head.append(max(arr, pops[s - 1] + 1 if s else 0))
+    return {"valid0": valid0, "head": head, "pop_arr": [credit.pop(p) for p in pops]}
 
 
 def check_timing(ring, cards, latencies):
-    """Every link of a stall-free run follows :func:`predict` exactly, and each tx_in
-    handshake is at max(offer, the credit's arrival + credit_in_latency)."""
+    """Every link of a stall-free run follows :func:`predict` exactly: first beats, rx_out
+    heads, and each tx_in handshake at max(offer, when the credit of pop s - fifo is back)."""
     n = ring.n
     for c in range(n):
         k, j, r = cards[c], cards[(c + 1) % n], ring.routers[c]
         pr = predict(r, latencies[2 * c], latencies[2 * c + 1], k.hs, j.pops)
-        for key, obs in (("valid0", k.tx_valid0), ("acc", k.tx_acc), ("deliv", j.rx_beat),
-                         ("head", j.rx_head), ("cr_acc", j.cr_acc), ("cr_arr", k.cr_in)):
+        for key, obs in (("valid0", k.tx_valid0), ("head", j.rx_head)):
             assert pr[key] == obs, f"card {c}: {key}: rule {pr[key]} != RTL {obs}"
         f = r.fifo_vectors
-        cin = r.credit_in_latency
-        want = [max(o, pr["pop_arr"][s - f] + cin) if s >= f else o
+        want = [max(o, pr["pop_arr"][s - f]) if s >= f else o
                 for s, o in enumerate(k.offer)]
         assert k.hs == want, f"card {c}: tx_in handshakes differ"
         assert sum(j.cr_count) == len(j.pops), f"card {c + 1}: credits returned != pops"
