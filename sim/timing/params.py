@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from dfx.isa.config import CoreConfig
+from dfx.rtl.router import link
 
 from .lutgemm import LutParams
 
@@ -195,11 +196,10 @@ def derive(core: CoreConfig) -> Params:
         channel_bytes=b.ddr.channel_capacity_bytes)
     wbuf = Channels("wbuf", 1, core.vector_bytes, core.tile_bytes, 1, t.wbuf_latency, 0,
                     channel_bytes=core.buffers.wbuf_tiles * core.tile_bytes)
-    q = b.qsfp
     vector_bits = 16 * core.d
-    # cycles per vector = bits / (payload bits per cycle), payload = line rate x 64/66
-    ser = (Fraction(vector_bits) * clk * q.encoding_line_bits
-           / (_frac(q.line_rate_gbps) * 1000 * q.encoding_payload_bits))
+    # cycles per vector on a link: its beats x cycles per beat (payload = line rate x 64/66),
+    # the router's own figure (rtl/router/link.py: one source for the RTL and the model)
+    ser = link.vector_beats(core) * link.beat_cycles(core)
     rtl = rtl_timing(core)
     return Params(
         clock_mhz=core.clock_mhz,
@@ -247,7 +247,7 @@ def derive(core: CoreConfig) -> Params:
         vector_bits=vector_bits,
         ser_num=ser.numerator,
         ser_den=ser.denominator,
-        wire=ns_to_cycles(q.link_latency_ns + q.cable_delay_ns, core.clock_mhz),
+        wire=link.wire_cycles(core),
         srf=core.buffers.srf_scalars,
         vrf=core.buffers.vrf_vectors,
         mem=rtl["mem"],
