@@ -30,7 +30,7 @@ import numpy as np
 from dfx.isa.container import Binary, CardImage, read_binary
 from dfx.isa.errors import DfxError, indices
 
-__all__ = ["RtlError", "RtlRun", "fault_error", "generate", "run_program"]
+__all__ = ["RtlError", "RtlRun", "fault_error", "generate", "run_card", "run_program"]
 
 #: Cycle limit when the timing model cannot estimate the run.
 DEFAULT_MAX_CYCLES = 50_000_000
@@ -182,6 +182,10 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
     finally:
         if not (debug or keep or workdir):
             shutil.rmtree(d, ignore_errors=True)
+
+
+#: One card's run with host writes and reads, for :class:`dfx.host.device.RtlDevice`.
+run_card = _run
 
 
 def _write_waves(dump: Path, target: str | os.PathLike[str]) -> None:

@@ -167,8 +167,13 @@ def generate(binary: str | Path | Binary, *, prompt: str | None = None,
 
         all_ids, lg, rtl = rtl_generate(b, ids, max_new_tokens, write_logits=logits,
                                         progress=progress, **(rtl_options or {}))
+    elif backend == "xrt":
+        from dfx.host.xrt_backend import xrt_generate
+
+        all_ids, lg, _st = xrt_generate(b, ids, max_new_tokens, write_logits=logits,
+                                        progress=progress, **(rtl_options or {}))
     elif backend != "functional":
-        raise DfxError(f"backend must be 'functional' or 'rtl', not {backend!r}")
+        raise DfxError(f"backend must be 'functional', 'rtl' or 'xrt', not {backend!r}")
     else:
         all_ids, lg = sim_generate(b, ids, max_new_tokens, write_logits=logits,
                                    progress=progress, max_instructions=max_instructions,

@@ -53,9 +53,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--logits", metavar="FILE.npy", help="write every step's logits (float32)")
     p.add_argument("--tokenizer", metavar="DIR", help="vocab.json + merges.txt to use")
     add_limit_options(p)
-    p.add_argument("--backend", choices=("functional", "rtl"), default="functional",
-                   help="functional simulator (default) or the core's RTL on Verilator (rtl: "
-                   "one-card binaries)")
+    p.add_argument("--backend", choices=("functional", "rtl", "xrt"), default="functional",
+                   help="functional simulator (default), the core's RTL on Verilator (rtl: "
+                   "one-card binaries) or Alveo cards through XRT (xrt: docs/u280.md)")
+    p.add_argument("--xclbin", metavar="FILE", help="with --backend xrt: the kernel's xclbin "
+                   "(dfx build, make xclbin)")
     p.add_argument("--waves", metavar="FILE.fst", help="with --backend rtl: write the run's "
                    "waveform (FST; a second, traced model build)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -133,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
     binary = read_binary(args.binary, lazy=True)
     if getattr(args, "waves", None) is not None and getattr(args, "backend", "") != "rtl":
         raise DfxError("--waves needs --backend rtl")
+    if getattr(args, "backend", "") == "xrt":
+        from dfx.host.xrt_backend import import_pyxrt
+
+        import_pyxrt()  # one line saying what to install, before any work
     if is_model(binary):
         return _generate(binary, args)
     return _execute(binary, args)
@@ -183,6 +189,8 @@ def _generate(binary: Any, args: argparse.Namespace) -> int:
         from dfx.host.rtl_backend import rtl_run_options
 
         rtl_options = rtl_run_options(args, inputs)
+    elif backend == "xrt":
+        rtl_options = {"xclbin": getattr(args, "xclbin", None)}
     tokens = _parse_ids(args.tokens) if args.tokens is not None else None
     bar = _Bar(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
