@@ -58,7 +58,7 @@ def absolute_regions(mem, n_layer: int) -> list[tuple[str, int, int, str]]:
 SMALL = {"n_layer": 3, "n_embd": 32, "n_head": 4, "n_ctx": 40, "vocab": 3000}
 PLANS = [("gpt2-tiny", U280, 1), ("gpt2-tiny", U280, 4), ("gpt2-mini", U280, 2),
          ("gpt2", U280, 4), ("gpt2-xl-24h", U280, 4), ("gpt2-xl", U280, 5),
-         ("small", TINY, 1), ("small", TINY, 4)]
+         ("gpt2-xl", U280, 4), ("small", TINY, 1), ("small", TINY, 3), ("small", TINY, 4)]
 
 
 @pytest.mark.parametrize("name,core,cards", PLANS,
@@ -104,6 +104,21 @@ def test_region_sizes_match_the_partition() -> None:
         assert size["logits"] == 2 * p.vocab_pad * p.ctx_pad
         assert size["wte"] == 2 * 50257 * 768 and size["wpe"] == 2 * 1024 * 768
         assert size["bq"] == 2 * loc and size["bfc"] == 2 * s.fc_cols[1]
+
+
+def test_uneven_heads_size_each_cards_regions() -> None:
+    """gpt2-xl on 4 cards (7/6/6/6 heads): Q/K/V weights, biases and the KV cache (one k/v
+    region pair per local head) are sized for the card's own heads."""
+    p = partition(preset_dims("gpt2-xl"), 4, U280)
+    tile = U280.tile_bytes
+    for card, heads in enumerate((7, 6, 6, 6)):
+        mem = plan_card(p, card, U280)
+        size = {n: r.size for n, r in mem.regions.items()}
+        assert size["wq"] == (1600 // 64) * (heads * 64 // 16) * tile
+        assert size["bq"] == 2 * heads * 64
+        assert {n for n in size if KV_REGION.match(n)} == {f"{kv}{h}" for kv in "kv"
+                                                          for h in range(heads)}
+        assert mem.kv_layer_stride == 2 * heads * (64 // 64) * (p.ctx_pad // 16) * tile
 
 
 def test_hbm_overflow_names_card_tensor_and_sizes() -> None:
