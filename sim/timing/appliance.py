@@ -16,7 +16,7 @@ heads and, on a repeat, the remaining iterations are replayed as a time shift.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -111,16 +111,24 @@ class Appliance:
     ``max_instructions``: the run's instruction budget (all cards, memoised loop iterations
     included; None: :func:`dfx.sim.limits.default_instruction_budget` of the request set by
     :meth:`configure`, or of a program run), as in the functional simulator.
+    ``stream_fifos``: the depths of the register FIFOs between each core's ring streams and
+    its router (``Params.stream_fifos``; the board has none). The memo is off with any: its
+    state key clamps arrivals to the receiver's issue cycle, which a FIFO the router fills
+    before the ``recv`` issues would break.
     """
 
     def __init__(self, binary: Binary, *, memo_loops: bool = True,
-                 max_instructions: int | None = None) -> None:
+                 max_instructions: int | None = None,
+                 stream_fifos: tuple[int, ...] = ()) -> None:
         self.binary = binary
         self.p = derive(binary.core)
+        if stream_fifos:
+            self.p = replace(self.p, stream_fifos=tuple(stream_fifos))
+            memo_loops = False
         n = binary.n_cards
         self.links: list[Link] = []
         if n > 1:
-            self.links = [Link(c, (c + 1) % n, self.p.fifo) for c in range(n)]
+            self.links = [Link(binary.core, c, (c + 1) % n) for c in range(n)]
         self.words: list[dict[tuple[str, int], int]] = [Words(img) for img in binary.cards]
         self.cards = []
         for i, img in enumerate(binary.cards):
@@ -284,11 +292,9 @@ class Appliance:
         return ok
 
     def _key(self, active: list[CardSim], ref: int) -> tuple:
-        p = self.p
         cards = tuple(cd.key(ref) for cd in active)
-        links = tuple(
-            lk.key(self.cards[lk.src].now, self.cards[lk.dst].now, ref, p.ser_den,
-                   p.credit_latency) for lk in self.links)
+        links = tuple(lk.key(self.cards[lk.src].now, self.cards[lk.dst].now, ref)
+                      for lk in self.links)
         return cards, links
 
     def _at_heads(self, active: list[CardSim]) -> None:
@@ -356,7 +362,7 @@ class Appliance:
             top[4] += iters
             cd.add_counters(m, stats0[c], stats1[c])
         for k, lk in enumerate(self.links):
-            lk.shift(dt, m * (sent1[k] - sent0[k]), self.p.ser_den)
+            lk.shift(dt, m * (sent1[k] - sent0[k]))
         self.memo_jumps += 1
         self.memo_iterations += iters
         self._history = None

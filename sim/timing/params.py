@@ -162,15 +162,18 @@ class Params:
     lut_epilogue: int = 0  # LutPort: a group of rows into the epilogue -> its vector written
     lut: LutParams | None = None  # the LUT-GEMM unit (None: the core has none)
 
-    @property
-    def hop(self) -> int:
-        """Cycles from the end of a vector's serialisation to its arrival in the receive FIFO."""
-        return self.wire + self.router_latency
+    # register FIFOs (their depths) between the core's tx/rx streams and the router, each way:
+    # none on the board (rtl/board/top.py); the Verilator card (rtl/tb/core_top.py) has one
+    # Fifo2 each way. Not a property of the core: the assembly the model describes.
+    stream_fifos: tuple[int, ...] = ()
 
     @property
-    def credit_latency(self) -> int:
-        """Cycles from a receiver popping a vector to its sender seeing the freed FIFO slot."""
-        return self.wire + self.router_latency
+    def hop(self) -> int:
+        """Cycles from the end of a vector's serialisation (its last beat's, rounded up) to its
+        ``rx_out`` valid with the receive FIFO empty: the link's ``latency − 1`` (the link
+        model delivers in ``ceil(E) + latency − 1``) plus the receiver's router latency
+        (rtl/router/timing.py ``DataLane``)."""
+        return self.wire - 1 + self.router_latency
 
 
 def derive(core: CoreConfig) -> Params:

@@ -204,45 +204,54 @@ def test_read_after_write_on_one_axi_port(u280):
 
 
 def link(core):
-    """(cycles per vector as a fraction, hop cycles, router latency) from the configuration."""
+    """(cycles per vector as a fraction, cycles per link beat, wire cycles, router latency)
+    from the configuration: a vector is ceil(16·d / link_bits) beats of link_bits, the
+    smallest multiple of qsfp.user_bits that carries a core cycle's payload."""
     q = core.b.qsfp
-    payload = Fraction(str(q.line_rate_gbps)) * q.encoding_payload_bits / q.encoding_line_bits
-    per_vector = Fraction(16 * core.d) * Fraction(str(core.clock_mhz)) / (payload * 1000)
+    payload = (Fraction(str(q.line_rate_gbps)) * 1000 * q.encoding_payload_bits
+               / (Fraction(str(core.clock_mhz)) * q.encoding_line_bits))  # bits per cycle
+    link_bits = q.user_bits * math.ceil(payload / q.user_bits)
+    per_beat = Fraction(link_bits) / payload
+    beats = math.ceil(16 * core.d / link_bits)
     rl = core.timing.router_latency
     wire = cycles(q.link_latency_ns + q.cable_delay_ns, core)
-    return per_vector, wire + rl, rl
+    return beats * per_beat, per_beat, wire, rl
 
 
 def test_all_gather_step_between_two_cards(u280):
     """Each card sends 6 vectors to the next and receives 6 from the previous (send fires at F,
-    its mover takes it at F + 1 and reads from F + 2). The vectors leave back to back (the
-    link is slower than the VRF), vector i arrives after its serialisation plus the hop, and
-    is written into the VRF the cycle it is popped."""
+    its mover takes it at F + 1 and reads from F + 2; the router's tx_in takes each vector the
+    cycle after its read, its first beat ``router_latency`` later). The vectors leave back to
+    back (the link is slower than the VRF); vector i is valid on the receiver's rx_out
+    ``wire − 1 + router_latency`` after its serialisation ends (rtl/router/timing.py) and is
+    written into the VRF the cycle it is popped."""
     p = derive(u280)
     v = 6
     prog = f"send v=v[r0+0], n={v}\nrecv v=v[r0+{v}], n={v}\nhalt\n"
     b = micro([prog, prog])
-    per_vector, hop, rl = link(u280)
-    first_read = p.first_fire + 2
-    last_arrival = math.ceil(first_read + rl + v * per_vector) + hop
+    per_vector, _, wire, rl = link(u280)
+    first_hs = p.first_fire + 3
+    last_arrival = math.ceil(first_hs + rl + v * per_vector) + wire - 1 + rl
     assert simulate(b).end == [end_of(last_arrival)] * 2
 
 
 def test_credit_back_pressure_with_a_small_fifo(u280):
-    """With a 4-vector receive FIFO the fifth vector waits for the credit of the first: it can
-    start once vector 0 has been popped and the news has crossed the link back."""
+    """With a 4-vector receive FIFO the fifth vector waits for the credit of the first: the
+    receiver pops vector 0, offers a credit beat the cycle after (one link beat), it reaches
+    the sender ``wire − 1`` after its serialisation and tx_in may take vector 4 the cycle
+    after that (rtl/router rx.py, tx.py)."""
     core = dataclasses.replace(u280, buffers=dataclasses.replace(u280.buffers,
                                                                  router_fifo_vectors=4))
     p = derive(core)
     b = micro(["send v=v[r0+0], n=5\nhalt\n", "recv v=v[r0+0], n=5\nhalt\n"], core=core)
-    per_vector, hop, rl = link(core)
-    first_read = p.first_fire + 2
-    pop0 = math.ceil(first_read + rl + per_vector) + hop
-    start4 = pop0 + hop  # the credit crosses back
-    arrival4 = math.ceil(start4 + per_vector) + hop
+    per_vector, per_beat, wire, rl = link(core)
+    first_hs = p.first_fire + 3
+    pop0 = math.ceil(first_hs + rl + per_vector) + wire - 1 + rl
+    credit0 = math.ceil(pop0 + 1 + per_beat) + wire - 1 + 1
+    arrival4 = math.ceil(credit0 + rl + per_vector) + wire - 1 + rl
     res = simulate(b)
     assert res.end[1] == end_of(arrival4)
-    assert arrival4 > math.ceil(first_read + rl + 5 * per_vector) + hop
+    assert arrival4 > math.ceil(first_hs + rl + 5 * per_vector) + wire - 1 + rl
 
 
 def test_ring_deadlock_is_one_line_error(u280):
