@@ -14,11 +14,16 @@ model's channel timing) and runs on it, one Verilator run each:
 * the core regression's directed programs and random programs (``dfx.rtl.tb.core_directed``,
   ``dfx.rtl.tb.core_random``: loops, branches, every instruction class);
 * a small GPT-2 (2 layers, 4 heads, vocabulary 256; n_embd 32 on tiny, 64 on small), FP16 and
-  BCQ-quantized (``bcq:q=3,g=32``, lutmv), a 4-token prompt and 4 new tokens.
+  BCQ-quantized (``bcq:q=3,g=32``, lutmv), a 4-token prompt and 4 new tokens;
+* the same FP16 GPT-2 compiled for 2 and 4 cards (``--cards``), on the ring model
+  (:func:`dfx.rtl.tb.core_build.ring_model`: the cards, their routers and the board's link
+  models, one Verilator run): one row per card.
 
 RTL cycles are the core's ``cycles`` register (first fetch to done); model cycles are
-:func:`dfx.sim.timing.simulate`'s end for the same binary and request. Printed: one markdown
-table per core (program, RTL cycles, model cycles, difference), then the largest difference.
+:func:`dfx.sim.timing.simulate`'s end for the same binary and request (the ring rows: the
+model with the Verilator card's ``Fifo2`` between each core stream and its router,
+:data:`CARD_STREAM_FIFOS`). Printed: one markdown table per core (program, RTL cycles, model
+cycles, difference), then the largest difference.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ NEW = 4
 # layers, embd, heads, ctx, vocab of the small GPT-2 per core
 GPT2 = {"tiny": (2, 32, 4, 16, 256), "small": (2, 64, 4, 16, 256)}
 QUANT = "bcq:q=3,g=32"
+# the Verilator card (rtl/tb/core_top.py CoreTestTop) puts one Fifo2 on each ring stream
+# between the core and the router; the board (rtl/board/top.py) none
+CARD_STREAM_FIFOS_COUNT = 1
 
 
 def timing_programs(core: Any) -> list[tuple[str, Any]]:
@@ -67,20 +75,89 @@ def regression_programs(core: Any, random: int, seed: int) -> list[tuple[str, An
     return [(p.name, p.binary(core)) for p in progs]
 
 
-def gpt2_binaries(core: Any, workdir: Path) -> list[tuple[str, Any]]:
+def _gpt2_checkpoint(core: Any, workdir: Path) -> tuple[str, str]:
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
     import hfref
 
-    from dfx.compiler.driver import compile_model
     from dfx.compiler.frontend.hf import save_checkpoint
 
     layers, embd, heads, ctx, vocab = GPT2[core.name]
     ckpt = save_checkpoint(hfref.random_model(layers, embd, heads, ctx, vocab, seed=3,
                                               scale=4.0), workdir / f"gpt2-{core.name}")
-    name = f"gpt2 {layers}L e{embd}"
-    return [(f"{name} fp16", compile_model(str(ckpt), core=core.name, cards=1).binary),
-            (f"{name} {QUANT}", compile_model(str(ckpt), core=core.name, cards=1,
+    return str(ckpt), f"gpt2 {layers}L e{embd}"
+
+
+def gpt2_binaries(core: Any, workdir: Path) -> list[tuple[str, Any]]:
+    from dfx.compiler.driver import compile_model
+
+    ckpt, name = _gpt2_checkpoint(core, workdir)
+    return [(f"{name} fp16", compile_model(ckpt, core=core.name, cards=1).binary),
+            (f"{name} {QUANT}", compile_model(ckpt, core=core.name, cards=1,
                                               quant=QUANT).binary)]
+
+
+def ring_binaries(core: Any, workdir: Path, cards: list[int]) -> list[tuple[str, Any]]:
+    """The FP16 small GPT-2 for each card count of ``cards``."""
+    from dfx.compiler.driver import compile_model
+
+    ckpt, name = _gpt2_checkpoint(core, workdir)
+    return [(f"{name} fp16 {n} cards", compile_model(ckpt, core=core.name, cards=n).binary)
+            for n in cards]
+
+
+def card_stream_fifos() -> tuple[int, ...]:
+    """The depths of the register FIFOs between a Verilator card's core and its router."""
+    import warnings
+
+    from dfx.rtl.bus.stream import Fifo2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        depth = Fifo2(1).depth
+    return (depth,) * CARD_STREAM_FIFOS_COUNT
+
+
+def _request_writes(binary: Any, card: int) -> tuple[list[Any], list[Any]]:
+    """Card ``card``'s host writes (cfg block, prompt) and reads (tokens) of the request."""
+    from dfx.host import rtl_backend as rb
+    from dfx.rtl.tb.core_job import HostAccess
+
+    syms = binary.cards[card].symbols
+    cfg, tok = syms["cfg"], syms["tokens"]
+    p, g = len(PROMPT), NEW
+    fields = list(cfg.get("fields", ("prompt_len", "gen_len", "write_logits", "card_id",
+                                     "n_cards")))
+    values = {"prompt_len": p, "gen_len": g, "write_logits": 0, "card_id": card,
+              "n_cards": binary.n_cards}
+    writes = [HostAccess(cfg["space"], int(cfg["addr"]),
+                         hex=rb._hex_u32([values[f] for f in fields])),
+              HostAccess(tok["space"], int(tok["addr"]),
+                         hex=rb._hex_u32(PROMPT + [rb.SENTINEL] * g))]
+    reads = [HostAccess(tok["space"], int(tok["addr"]), name="tokens", bytes=4 * (p + g))]
+    return writes, reads
+
+
+def rtl_ring_request(binary: Any, workdir: Path) -> list[int]:
+    """The GPT-2 request on the ring model: each card's cycle count."""
+    from dfx.host import rtl_backend as rb
+
+    n = binary.n_cards
+    per = [_request_writes(binary, c) for c in range(n)]
+    _, run = rb._run(binary, {"stall": 0, "wait": "interrupt", "vrf": None, "srf": False},
+                     reads=[r for _, r in per], writes=[w for w, _ in per], watch=None,
+                     model_cycles=None, waves=None, status=None, progress=None,
+                     workdir=str(workdir), keep=False, max_cycles=5_000_000,
+                     timeout_s=6 * 3600.0)
+    return [int(c) for c in run.cycles]
+
+
+def model_ring_cycles(binary: Any) -> list[int]:
+    """The model's end per card, with the Verilator card's stream FIFOs."""
+    from dfx.sim.timing import Appliance
+
+    app = Appliance(binary, stream_fifos=card_stream_fifos())
+    app.configure(len(PROMPT), NEW)
+    return [int(e) for e in app.run().end]
 
 
 def rtl_program(model: Any, core: Any, binary: Any, workdir: Path) -> int:
@@ -129,6 +206,29 @@ def model_cycles(binary: Any, request: bool) -> int:
     return int(res.end[0])
 
 
+def ring_rows(name: str, core: Any, work: Path, cards: list[int]) -> list[dict[str, Any]]:
+    """The multi-card rows: one Verilator ring run per card count, one row per card."""
+    rows: list[dict[str, Any]] = []
+    for k, (prog, binary) in enumerate(ring_binaries(core, work, cards)):
+        d = work / f"ring{k}"
+        d.mkdir()
+        try:
+            rtl = rtl_ring_request(binary, d)
+        except Exception as e:  # noqa: BLE001 - reported in the table
+            print(f"| {prog} | failed: {e} | | |", flush=True)
+            rows.append({"core": name, "program": prog, "error": str(e)})
+            continue
+        mod = model_ring_cycles(binary)
+        for c, (r, m) in enumerate(zip(rtl, mod, strict=True)):
+            diff = m - r
+            pct = 100.0 * diff / r
+            print(f"| {prog}, card {c} | {r:,} | {m:,} | {diff:+,} ({pct:+.2f} %) |",
+                  flush=True)
+            rows.append({"core": name, "program": f"{prog}, card {c}", "rtl_cycles": r,
+                         "model_cycles": m, "difference": diff, "percent": pct})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", type=int, default=6, help="random programs per core (6)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip", nargs="*", default=[],
-                    help="program groups to leave out: timing, regression, gpt2")
+                    help="program groups to leave out: timing, regression, gpt2, ring")
+    ap.add_argument("--cards", nargs="*", type=int, default=[2, 4],
+                    help="card counts of the ring rows (2 4; none: no ring rows)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     args = ap.parse_args(argv)
 
@@ -183,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {prog} | {rtl:,} | {mod:,} | {diff:+,} ({pct:+.2f} %) |", flush=True)
                 rows.append({"core": name, "program": prog, "rtl_cycles": rtl,
                              "model_cycles": mod, "difference": diff, "percent": pct})
+            if "ring" not in args.skip and args.cards:
+                rows += ring_rows(name, core, work, args.cards)
     done = [r for r in rows if "percent" in r]
     if done:
         worst = max(done, key=lambda r: abs(r["percent"]))
