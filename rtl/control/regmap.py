@@ -21,7 +21,9 @@ Vitis ``ap_ctrl_hs`` (AMD UG1393, "Kernel Interface Requirements"):
   the ring);
 * then the read-only status block (not kernel arguments): ``status``,
   ``error_pc``, ``cycles`` (64 bits, low word first), ``error_word`` (256 bits, 8 words, word
-  0 = bits 31..0).
+  0 = bits 31..0), set when the core finishes; then the live registers a host reads while the
+  core runs, to see where a card that does not finish is (a ring deadlock: each card's waiting
+  ``send``/``recv``): ``pc``, ``busy``, ``tx_pc``, ``rx_pc``, ``ring_count``.
 
 Reads of unmapped or reserved words return 0; writes to them and to read-only registers are
 ignored (OKAY response), as in the Vitis-generated slaves.
@@ -40,12 +42,14 @@ __all__ = [
     "AP_READY",
     "AP_START",
     "AUTO_RESTART",
+    "BUSY_UNITS",
     "CTRL",
     "GIE",
     "IER",
     "IRQ_DONE",
     "IRQ_READY",
     "ISR",
+    "MOVER_ACTIVE",
     "RegMap",
     "Register",
     "regmap",
@@ -58,7 +62,14 @@ ARGS_BASE = 0x10
 #: ``s_axi_control`` address range of the kernel (kernel.xml ``range="0x1000"``).
 MIN_RANGE = 0x1000
 
-STATUS_BITS = {"status": 32, "error_pc": 32, "cycles": 64, "error_word": 256}
+STATUS_BITS = {"status": 32, "error_pc": 32, "cycles": 64, "error_word": 256,
+               "pc": 32, "busy": 32, "tx_pc": 32, "rx_pc": 32, "ring_count": 32}
+#: Bits of the live ``busy`` register, bit 0 first: the issue stage holds an instruction, the
+#: VPU, MPU, LUT-GEMM port, the DMA's, send's and recv's vector movers are working, results
+#: are pending in the scoreboard or the scalar registers.
+BUSY_UNITS = ("issue", "vpu", "mpu", "lut", "dma", "tx", "rx", "pending")
+#: ``tx_pc``/``rx_pc``: set while the send/recv mover holds an instruction (pc in bits 30..0).
+MOVER_ACTIVE = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -209,7 +220,13 @@ def regmap(core: CoreConfig) -> RegMap:
     docs = {"status": "0 or the fault code (rtl/core/faults.py)",
             "error_pc": "pc of the faulting instruction",
             "cycles": "cycles from the first fetch to done",
-            "error_word": "the faulting 256-bit instruction word"}
+            "error_word": "the faulting 256-bit instruction word",
+            "pc": "live: pc of the instruction waiting to fire",
+            "busy": "live: one bit per unit that is working (BUSY_UNITS)",
+            "tx_pc": "live: MOVER_ACTIVE | pc of the send being sent",
+            "rx_pc": "live: MOVER_ACTIVE | pc of the recv being received",
+            "ring_count": "live: vectors sent (bits 15..0) and received (bits 31..16), "
+                          "modulo 2^16"}
     for name, bits in STATUS_BITS.items():
         regs.append(Register(name, off, bits, "ro", "status", doc=docs[name]))
         off += -(-bits // 64) * 8

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from dfx.rtl.control.regmap import BUSY_UNITS, MOVER_ACTIVE
 from dfx.rtl.core.faults import Fault
 from dfx.rtl.isa_layouts import Opcode
 from dfx.rtl.issue.issue import Issue, command_layout
@@ -32,12 +33,29 @@ from .mover import VectorMover
 from .mpu_port import MpuPort
 from .vpu_port import VpuPort
 
-__all__ = ["Backend"]
+__all__ = ["TRACE_UNITS", "Backend", "trace_layout"]
 
 WRITERS = 16
 """Scoreboard writer entries: one per in-flight instruction with a VRF destination."""
 READERS = 16
 """Scoreboard reader entries: one per in-flight VRF source range."""
+
+
+#: The units of the ``dbg_trace`` port, in the order of the timing model's trace tracks
+#: (``dfx.sim.timing.stats.UNITS``: mpu, vpu, dma, router_tx, router_rx, lut).
+TRACE_UNITS = ("mpu", "vpu", "dma", "tx", "rx", "lut")
+
+
+def trace_layout(core: Any) -> data.StructLayout:
+    """The ``dbg_trace`` port, registered (it shows cycle c's state from cycle c + 1): per unit
+    of :data:`TRACE_UNITS`, ``take`` (toggles when the unit takes an instruction from issue,
+    so that every take changes the port), ``busy`` (the unit is working) and ``pc`` (of the
+    instruction last taken); ``run``: the cycles the core's ``cycles`` register counts (from
+    the first fetch to done; driven by the core top). The testbench's trace monitor wakes on
+    its changes only (``dfx run --backend rtl --trace``)."""
+    n = len(TRACE_UNITS)
+    pc = command_layout(core, WRITERS, READERS)["pc"].shape
+    return data.StructLayout({"take": n, "busy": n, "pc": data.ArrayLayout(pc, n), "run": 1})
 
 
 class Backend(wiring.Component):
@@ -59,6 +77,7 @@ class Backend(wiring.Component):
             "dbg_vrf_w": In(VrfWriteSignature(v, d)),
             "dbg_srf_idx": In(range(n_srf)),
             "dbg_srf_value": Out(32),
+            "dbg_trace": Out(trace_layout(core)),
         } if self._debug else {}
         super().__init__({
             "ins": In(stream.Signature(resolved_layout(core))),
@@ -80,6 +99,10 @@ class Backend(wiring.Component):
             "fault_pc": Out(self._cmd["pc"].shape),
             "fault_word": Out(self._cmd["word"].shape),
             "idle": Out(1),
+            "busy": Out(len(BUSY_UNITS)),
+            "tx_pc": Out(32),
+            "rx_pc": Out(32),
+            "ring_count": Out(32),
             **dbg,
         })
 
@@ -211,12 +234,32 @@ class Backend(wiring.Component):
         # status and debug
         m.d.comb += [self.fault.eq(issue.fault), self.fault_pc.eq(issue.fault_pc),
                      self.fault_word.eq(issue.fault_word)]
-        busy = Signal()
-        m.d.comb += [busy.eq(~issue.idle | ~vpu.idle | ~mpu.idle | ~lut.idle | ~sb.empty
-                             | (srf.pending != 0)
-                             | ~movers["dma"].idle | ~movers["tx"].idle | ~movers["rx"].idle),
-                     self.idle.eq(~busy)]
+        unit_busy = {"issue": ~issue.idle, "vpu": ~vpu.idle, "mpu": ~mpu.idle,
+                     "lut": ~lut.idle, "dma": ~movers["dma"].idle, "tx": ~movers["tx"].idle,
+                     "rx": ~movers["rx"].idle, "pending": ~sb.empty | (srf.pending != 0)}
+        m.d.comb += [self.busy.eq(Cat(*(unit_busy[u] for u in BUSY_UNITS))),
+                     self.idle.eq(self.busy == 0)]
+        # where a card waits on the ring (the live registers of rtl/control/regmap.py)
+        for name in ("tx", "rx"):
+            mv = movers[name]
+            m.d.comb += getattr(self, f"{name}_pc").eq(Mux(mv.active, MOVER_ACTIVE, 0) | mv.pc)
+        sent, got = Signal(16), Signal(16)
+        with m.If(self.clear):
+            m.d.sync += [sent.eq(0), got.eq(0)]
+        with m.Else():
+            with m.If(self.tx.valid & self.tx.ready):
+                m.d.sync += sent.eq(sent + 1)
+            with m.If(self.rx.valid & self.rx.ready):
+                m.d.sync += got.eq(got + 1)
+        m.d.comb += self.ring_count.eq(Cat(sent, got))
         if self._debug:
+            units = {"mpu": mpu, "vpu": vpu, "lut": lut, **movers}
+            for k, u in enumerate(TRACE_UNITS):
+                cmd = getattr(issue, u)
+                m.d.sync += self.dbg_trace.busy[k].eq(~units[u].idle)
+                with m.If(cmd.valid & cmd.ready):
+                    m.d.sync += [self.dbg_trace.take[k].eq(~self.dbg_trace.take[k]),
+                                 self.dbg_trace.pc[k].eq(cmd.payload.pc)]
             wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
             wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)
             m.d.comb += [srf.r_dbg_idx.eq(self.dbg_srf_idx),

@@ -26,7 +26,7 @@ from dfx.rtl.dma.system import MemorySystem
 from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
 
-from .backend import Backend
+from .backend import Backend, trace_layout
 from .faults import Fault
 from .memfront import MemFront
 
@@ -59,6 +59,7 @@ class DfxCore(wiring.Component):
             "dbg_vrf_w": In(VrfWriteSignature(v, d)),
             "dbg_srf_idx": In(range(core.buffers.srf_scalars)),
             "dbg_srf_value": Out(32),
+            "dbg_trace": Out(trace_layout(core)),
         } if self._debug else {}
         super().__init__({
             "s_axi_control": In(AxiLiteSignature(addr_width=self._ctrl.regs.addr_width)),
@@ -157,6 +158,9 @@ class DfxCore(wiring.Component):
         with m.If(start):
             m.d.sync += [status_q.eq(0), err_pc.eq(0), err_word.eq(0)]
         m.d.comb += [ctrl.error_pc.eq(err_pc), ctrl.error_word.eq(err_word)]
+        # the live registers: where the core is while it runs
+        m.d.comb += [ctrl.pc.eq(cu.fire_pc), ctrl.busy.eq(be.busy), ctrl.tx_pc.eq(be.tx_pc),
+                     ctrl.rx_pc.eq(be.rx_pc), ctrl.ring_count.eq(be.ring_count)]
 
         # control unit <-> memory system and backend
         wiring.connect(m, cu.prog_cmd, mem.prog_cmd)
@@ -198,6 +202,10 @@ class DfxCore(wiring.Component):
         if self._debug:
             wiring.connect(m, wiring.flipped(self.dbg_vrf_r), be.dbg_vrf_r)
             wiring.connect(m, wiring.flipped(self.dbg_vrf_w), be.dbg_vrf_w)
+            m.d.comb += self.dbg_trace.eq(be.dbg_trace)
+            run_q = Signal()  # registered like the backend's part of the port
+            m.d.sync += run_q.eq(((counting | cu.first_fetch) & running & ~finish) | finish)
+            m.d.comb += self.dbg_trace.run.eq(run_q)
             m.d.comb += [be.dbg_srf_idx.eq(self.dbg_srf_idx),
                          self.dbg_srf_value.eq(be.dbg_srf_value)]
         return m

@@ -38,7 +38,8 @@ class VectorMover(wiring.Component):
     """Vectors between the VRF and streams (module doc). ``reads``/``writes``: opcode ->
     (base slot, count slot); ``elements``: counts are FP16 elements (else vectors). Ports:
     ``cmd`` (in, issue commands), ``load`` (in: vectors to write), ``store`` (out: vectors
-    read), ``rv`` (VRF read), ``w`` (VRF write), ``check``, ``adv``, ``done``, ``idle``."""
+    read), ``rv`` (VRF read), ``w`` (VRF write), ``check``, ``adv``, ``done``, ``idle``,
+    ``active`` (an instruction still has vectors to move) and its ``pc``."""
 
     def __init__(self, core: Any, cmd_layout: data.StructLayout, *, writers: int,
                  readers: int, reads: dict, writes: dict, elements: bool):
@@ -57,6 +58,8 @@ class VectorMover(wiring.Component):
             "adv": Out(AdvanceSignature(writers)),
             "done": Out(DoneSignature(readers)),
             "idle": Out(1),
+            "active": Out(1),
+            "pc": Out(cmd_layout["pc"].shape),
         })
 
     @property
@@ -126,5 +129,6 @@ class VectorMover(wiring.Component):
                      self.cmd.ready.eq(take)]
         with m.If(take):
             m.d.sync += [cur.eq(p), pos.eq(0), left.eq(nv)]
-        m.d.comb += self.idle.eq((left == 0) & ~have)
+        m.d.comb += [self.idle.eq((left == 0) & ~have), self.active.eq(left != 0),
+                     self.pc.eq(cur.pc)]
         return m

@@ -30,8 +30,9 @@ def test_layout(core):
         assert r.access == "rw" and r.kind == "pointer" and r.is_arg
     assert regs["prog"].port == regs["ddr"].port == "m_axi_ddr"
     status = regs.status
-    assert [r.name for r in status] == ["status", "error_pc", "cycles", "error_word"]
-    assert [r.bits for r in status] == [32, 32, 64, 256]
+    assert [r.name for r in status] == ["status", "error_pc", "cycles", "error_word", "pc",
+                                        "busy", "tx_pc", "rx_pc", "ring_count"]
+    assert [r.bits for r in status] == [32, 32, 64, 256, 32, 32, 32, 32, 32]
     assert all(r.access == "ro" and not r.is_arg and r.offset % 8 == 0 for r in status)
     assert status[0].offset >= regs[f"hbm{n - 1:02d}"].offset + 12
     assert regs["error_word"].words == 8
