@@ -20,10 +20,9 @@ model's channel timing) and runs on it, one Verilator run each:
   models, one Verilator run): one row per card.
 
 RTL cycles are the core's ``cycles`` register (first fetch to done); model cycles are
-:func:`dfx.sim.timing.simulate`'s end for the same binary and request (the ring rows: the
-model with the Verilator card's ``Fifo2`` between each core stream and its router,
-:data:`CARD_STREAM_FIFOS`). Printed: one markdown table per core (program, RTL cycles, model
-cycles, difference), then the largest difference.
+:func:`dfx.sim.timing.simulate`'s end for the same binary and request (the ring model's
+cards meet their routers directly, as on the board). Printed: one markdown table per core
+(program, RTL cycles, model cycles, difference), then the largest difference.
 """
 
 from __future__ import annotations
@@ -43,9 +42,6 @@ NEW = 4
 # layers, embd, heads, ctx, vocab of the small GPT-2 per core
 GPT2 = {"tiny": (2, 32, 4, 16, 256), "small": (2, 64, 4, 16, 256)}
 QUANT = "bcq:q=3,g=32"
-# the Verilator card (rtl/tb/core_top.py CoreTestTop) puts one Fifo2 on each ring stream
-# between the core and the router; the board (rtl/board/top.py) none
-CARD_STREAM_FIFOS_COUNT = 1
 
 
 def timing_programs(core: Any) -> list[tuple[str, Any]]:
@@ -105,59 +101,24 @@ def ring_binaries(core: Any, workdir: Path, cards: list[int]) -> list[tuple[str,
             for n in cards]
 
 
-def card_stream_fifos() -> tuple[int, ...]:
-    """The depths of the register FIFOs between a Verilator card's core and its router."""
-    import warnings
-
-    from dfx.rtl.bus.stream import Fifo2
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        depth = Fifo2(1).depth
-    return (depth,) * CARD_STREAM_FIFOS_COUNT
-
-
-def _request_writes(binary: Any, card: int) -> tuple[list[Any], list[Any]]:
-    """Card ``card``'s host writes (cfg block, prompt) and reads (tokens) of the request."""
+def rtl_request_cycles(binary: Any, workdir: Path) -> list[int]:
+    """The GPT-2 request on the core testbench (one card) or the ring model: the host's
+    writes (:func:`dfx.host.device.request_writes`), no progress watcher; each card's
+    cycles."""
     from dfx.host import rtl_backend as rb
+    from dfx.host.device import request_writes
     from dfx.rtl.tb.core_job import HostAccess
 
-    syms = binary.cards[card].symbols
-    cfg, tok = syms["cfg"], syms["tokens"]
-    p, g = len(PROMPT), NEW
-    fields = list(cfg.get("fields", ("prompt_len", "gen_len", "write_logits", "card_id",
-                                     "n_cards")))
-    values = {"prompt_len": p, "gen_len": g, "write_logits": 0, "card_id": card,
-              "n_cards": binary.n_cards}
-    writes = [HostAccess(cfg["space"], int(cfg["addr"]),
-                         hex=rb._hex_u32([values[f] for f in fields])),
-              HostAccess(tok["space"], int(tok["addr"]),
-                         hex=rb._hex_u32(PROMPT + [rb.SENTINEL] * g))]
-    reads = [HostAccess(tok["space"], int(tok["addr"]), name="tokens", bytes=4 * (p + g))]
-    return writes, reads
-
-
-def rtl_ring_request(binary: Any, workdir: Path) -> list[int]:
-    """The GPT-2 request on the ring model: each card's cycle count."""
-    from dfx.host import rtl_backend as rb
-
-    n = binary.n_cards
-    per = [_request_writes(binary, c) for c in range(n)]
-    _, run = rb._run(binary, {"stall": 0, "wait": "interrupt", "vrf": None, "srf": False},
-                     reads=[r for _, r in per], writes=[w for w, _ in per], watch=None,
-                     model_cycles=None, waves=None, status=None, progress=None,
-                     workdir=str(workdir), keep=False, max_cycles=5_000_000,
-                     timeout_s=6 * 3600.0)
+    req = request_writes(binary, PROMPT, NEW, False)
+    writes = [[HostAccess(space, addr, hex=data.hex()) for space, addr, data in card]
+              for card in req.writes]
+    reads = [HostAccess(req.tokens.space, req.tokens.addr, name="tokens",
+                        bytes=req.tokens.nbytes)]
+    _res, run = rb._run(binary, {"stall": 0, "wait": "interrupt", "vrf": None, "srf": False},
+                        reads=reads, writes=writes, watch=None, model_cycles=None,
+                        waves=None, status=None, progress=None, workdir=str(workdir),
+                        keep=False, max_cycles=5_000_000, timeout_s=6 * 3600.0)
     return [int(c) for c in run.cycles]
-
-
-def model_ring_cycles(binary: Any) -> list[int]:
-    """The model's end per card, with the Verilator card's stream FIFOs."""
-    from dfx.sim.timing import Appliance
-
-    app = Appliance(binary, stream_fifos=card_stream_fifos())
-    app.configure(len(PROMPT), NEW)
-    return [int(e) for e in app.run().end]
 
 
 def rtl_program(model: Any, core: Any, binary: Any, workdir: Path) -> int:
@@ -174,29 +135,8 @@ def rtl_program(model: Any, core: Any, binary: Any, workdir: Path) -> int:
 
 
 def rtl_request(binary: Any, workdir: Path) -> int:
-    """The GPT-2 request on the core testbench (the host's sequence, no progress watcher)."""
-    import numpy as np
-
-    from dfx.host import rtl_backend as rb
-    from dfx.rtl.tb.core_job import HostAccess
-
-    syms = binary.cards[0].symbols
-    cfg, tok = syms["cfg"], syms["tokens"]
-    p, g = len(PROMPT), NEW
-    fields = list(cfg.get("fields", ("prompt_len", "gen_len", "write_logits", "card_id",
-                                     "n_cards")))
-    values = {"prompt_len": p, "gen_len": g, "write_logits": 0, "card_id": 0, "n_cards": 1}
-    writes = [HostAccess(cfg["space"], int(cfg["addr"]),
-                         hex=rb._hex_u32([values[f] for f in fields])),
-              HostAccess(tok["space"], int(tok["addr"]),
-                         hex=rb._hex_u32(PROMPT + [rb.SENTINEL] * g))]
-    reads = [HostAccess(tok["space"], int(tok["addr"]), name="tokens", bytes=4 * (p + g))]
-    res, run = rb._run(binary, {"stall": 0, "wait": "interrupt", "vrf": None, "srf": False},
-                       reads=reads, writes=writes, watch=None, model_cycles=None, waves=None,
-                       status=None, progress=None, workdir=str(workdir), keep=False,
-                       max_cycles=5_000_000, timeout_s=6 * 3600.0)
-    np.frombuffer(res.reads["tokens"], "<u4")
-    return int(run.cycles[0])
+    """The GPT-2 request on the core testbench: card 0's cycles."""
+    return rtl_request_cycles(binary, workdir)[0]
 
 
 def model_cycles(binary: Any, request: bool) -> int:
@@ -213,12 +153,14 @@ def ring_rows(name: str, core: Any, work: Path, cards: list[int]) -> list[dict[s
         d = work / f"ring{k}"
         d.mkdir()
         try:
-            rtl = rtl_ring_request(binary, d)
+            rtl = rtl_request_cycles(binary, d)
         except Exception as e:  # noqa: BLE001 - reported in the table
             print(f"| {prog} | failed: {e} | | |", flush=True)
             rows.append({"core": name, "program": prog, "error": str(e)})
             continue
-        mod = model_ring_cycles(binary)
+        from dfx.sim.timing import simulate
+
+        mod = [int(e) for e in simulate(binary, len(PROMPT), NEW).end]
         for c, (r, m) in enumerate(zip(rtl, mod, strict=True)):
             diff = m - r
             pct = 100.0 * diff / r

@@ -10,13 +10,15 @@ arguments and ap_start over ``s_axi_control``, wait for done, then the tokens (a
 
 A fault of the core (``status`` non-zero) is raised as the functional simulator's error class
 (:data:`dfx.rtl.core.faults.ERROR_CLASS`) with the simulator's location form, one line:
-``card 0, pc p (annotation): <instruction>: <message>``. Binaries for several cards are
-refused (the ring between cards is issue 11).
+``card c, pc p (annotation): <instruction>: <message>``. A binary for several cards runs on
+the ring model (:func:`dfx.rtl.tb.core_build.ring_model`: every card's core and memories,
+the routers and QSFP link models between them, in one simulation; all cards start together).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -67,12 +69,7 @@ class RtlRun:
     workdir: Path | None = None
     waves: Path | None = None
     result: Any = field(default=None, repr=False)
-
-
-def _one_card(b: Binary) -> None:
-    if b.n_cards != 1:
-        raise DfxError(f"the RTL backend runs one-card binaries; this one is for {b.n_cards} "
-                       "cards (the ring between cards comes with issue 11)")
+    results: list[Any] = field(default_factory=list, repr=False)
 
 
 def fault_error(status: int, pc: int, word: int, image: CardImage, card: int = 0) -> Exception:
@@ -103,10 +100,38 @@ def fault_error(status: int, pc: int, word: int, image: CardImage, card: int = 0
                annotation=image.annotation(pc) if pc >= 0 else None)
 
 
-def _model(b: Binary, waves: bool, status: Status | None) -> Any:
-    from dfx.rtl.tb.core_build import core_model
+def deadlock_error(results: list[Any], images: list[CardImage]) -> Exception:
+    """The functional simulator's :class:`~dfx.sim.functional.errors.DeadlockError` for a
+    ring the testbench found deadlocked: each card's waiting ``send``/``recv`` (the live
+    registers ``tx_pc``/``rx_pc``), or that it halted."""
+    from dfx.isa.asm import format_instruction
+    from dfx.isa.encoding import decode_program
+    from dfx.rtl.control.regmap import BUSY_UNITS, MOVER_ACTIVE
+    from dfx.sim.functional.errors import DeadlockError
 
-    return core_model(b.core, waves=waves, progress=status)
+    n = len(results)
+    parts = []
+    for c, (res, image) in enumerate(zip(results, images, strict=True)):
+        if res.outcome != "deadlock":
+            parts.append(f"card {c} has halted")
+            continue
+        program = decode_program(bytes(image.program))
+        waits = []
+        for unit, reg, what in (("tx", res.tx_pc, f"waits for room in card {(c + 1) % n}'s "
+                                 "receive FIFO"),
+                                ("rx", res.rx_pc, f"waits for vectors from card {(c - 1) % n}")):
+            if not res.busy >> BUSY_UNITS.index(unit) & 1:
+                continue
+            pc = reg & (MOVER_ACTIVE - 1)
+            text = f"card {c}, pc {pc}"
+            ann = image.annotation(pc)
+            if ann:
+                text += f" ({ann})"
+            if 0 <= pc < len(program):
+                text += f": {format_instruction(program[pc])}"
+            waits.append(f"{text}: {what}")
+        parts.append("; ".join(waits) or f"card {c}, pc {res.pc}: waits")
+    return DeadlockError(f"deadlock: no card can make progress: {'; '.join(parts)}")
 
 
 def _model_cycles(b: Binary, p: int | None, g: int | None) -> list[int] | None:
@@ -122,20 +147,43 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
          watch: tuple[str, int, int] | None, model_cycles: list[int] | None,
          waves: str | os.PathLike[str] | None, status: Status | None,
          progress: Callable[[dict[str, Any]], None] | None, workdir: str | None,
-         keep: bool, max_cycles: int | None, timeout_s: float) -> tuple[Any, RtlRun]:
-    from dfx.rtl.tb.core_build import core_layout
-    from dfx.rtl.tb.core_job import card_job
-    from dfx.rtl.tb.core_run import CoreRunError, run_job
+         keep: bool, max_cycles: int | None, timeout_s: float,
+         links: dict[str, Any] | None = None,
+         trace: str | os.PathLike[str] | None = None) -> tuple[Any, RtlRun]:
+    """Run every card of ``b`` (one card: the core testbench; several: the ring model, its
+    links the board's unless ``links``: ``latencies``/``stall_prob`` of
+    :func:`~dfx.rtl.tb.ring_top.link_settings`). ``writes``: one card's host writes, or a list
+    per card; ``reads``: card 0's, or a list per card; ``watch`` is card 0's. ``trace``: write
+    every card's unit busy intervals there (:func:`write_rtl_trace`). Returns card 0's result
+    (every card's in ``run.results``) and the run."""
+    from dfx.rtl.tb.core_build import core_layout, core_model, ring_model
+    from dfx.rtl.tb.core_job import TRACE_FILE, card_job
+    from dfx.rtl.tb.core_run import CoreRunError, run_job, run_ring
+    from dfx.rtl.tb.ring_top import link_settings
 
-    _one_card(b)
+    n = b.n_cards
+    per_card = writes if writes and isinstance(writes[0], list) else [writes] * n
+    if len(per_card) != n:
+        raise ValueError(f"writes for {len(per_card)} cards, the binary has {n}")
+    card_reads = reads if reads and isinstance(reads[0], list) else [reads] + [[]] * (n - 1)
+    if len(card_reads) != n:
+        raise ValueError(f"reads for {len(card_reads)} cards, the binary has {n}")
     if waves is not None:
         from dfx.isa.outputs import check_output
 
         check_output(waves, option="--waves", inputs=[b.path])
+    if trace is not None:
+        from dfx.isa.outputs import check_output
+
+        check_output(trace, option="--trace", inputs=[b.path])
+        options = {**options, "trace": True}
     if b.model.get("weights") is False:
         raise DfxError("this binary was compiled without weights (--no-weights): it cannot "
                        "run; recompile it with weights")
-    model = _model(b, waves is not None, status)
+    if n == 1:
+        model = core_model(b.core, waves=waves is not None, progress=status)
+    else:
+        model = ring_model(b.core, n, waves=waves is not None, progress=status)
     layout = core_layout(b.core)
     if max_cycles is None:
         max_cycles = (max(MAX_CYCLES_FACTOR * max(model_cycles), MIN_MAX_CYCLES)
@@ -143,45 +191,96 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
     d = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dfx-rtl-"))
     debug = False  # keep the job directory: an error message names it
     try:
-        try:
-            job = card_job(b.cards[0], b.core, layout, d, reads=reads, writes=writes,
-                           watch=watch, sentinel=SENTINEL, max_cycles=max_cycles, **options)
-        except ValueError as e:
-            raise DfxError(f"the RTL backend cannot run this binary: {e}") from None
+        jobs = []
+        for c in range(n):
+            try:
+                jd = d if n == 1 else d / f"card{c:02d}"
+                jobs.append((card_job(b.cards[c], b.core, layout, jd, cards=n,
+                                      reads=card_reads[c], writes=per_card[c],
+                                      watch=watch if c == 0 else None, sentinel=SENTINEL,
+                                      max_cycles=max_cycles, **options), jd))
+            except ValueError as e:
+                raise DfxError(f"the RTL backend cannot run this binary: {e}") from None
         dump = d / "waves.fst" if waves is not None else None
         if status is not None:
-            status(f"simulating the core RTL (Verilator; up to {max_cycles:,} cycles)")
+            what = "the core RTL" if n == 1 else f"{n} cards of the core RTL in a ring"
+            status(f"simulating {what} (Verilator; up to {max_cycles:,} cycles)")
         try:
             try:
-                res = run_job(model, job, d, waves=dump, progress=progress,
-                              timeout_s=timeout_s)
+                if n == 1:
+                    results = [run_job(model, jobs[0][0], d, waves=dump, progress=progress,
+                                       timeout_s=timeout_s)]
+                else:
+                    results = run_ring(model, jobs, d, links=link_settings(
+                                           b.core, n, **(links or {})), waves=dump,
+                                       progress=progress, timeout_s=timeout_s)
             finally:
                 if dump is not None and dump.is_file():
                     _write_waves(dump, waves)
         except CoreRunError as e:
             debug = True
             raise RtlError(f"{e} (job directory {d})") from None
-        if res.mem_error:
+        for c, res in enumerate(results):
+            if res.mem_error:
+                debug = True
+                raise RtlError(f"card {c}: the core broke the AXI protocol of the memories "
+                               f"(error bits {res.mem_error:#x}: see dfx.rtl.tb.mem_model "
+                               f"ERR_*); job directory {d}")
+            if res.ring_error:
+                debug = True
+                raise RtlError(f"the ring lost a vector (a receive FIFO overflowed or a link "
+                               f"model's queue filled); job directory {d}")
+        if any(res.outcome == "deadlock" for res in results):
             debug = True
-            raise RtlError(f"card 0: the core broke the AXI protocol of the memories (error "
-                           f"bits {res.mem_error:#x}: see dfx.rtl.tb.mem_model ERR_*); job "
-                           f"directory {d}")
-        if res.outcome != "done":
+            raise deadlock_error(results, b.cards)
+        late = [c for c, res in enumerate(results) if res.outcome != "done"]
+        if late:
             from dfx.sim.functional.errors import BudgetExceededError
 
             debug = True
+            who = f"card {late[0]}" if n == 1 else f"card(s) {', '.join(map(str, late))}"
             raise BudgetExceededError(
-                f"card 0: the core did not signal done within {max_cycles:,} cycles (a hang "
+                f"{who}: the core did not signal done within {max_cycles:,} cycles (a hang "
                 f"in the RTL, or a program that never halts); job directory {d}")
-        if res.status:
-            raise fault_error(res.status, res.error_pc, res.error_word, b.cards[0])
-        run = RtlRun([res.cycles], model_cycles, res.sim_cycles, res.wall_s, res.cycles_per_s,
+        for c, res in enumerate(results):
+            if res.status:
+                raise fault_error(res.status, res.error_pc, res.error_word, b.cards[c], c)
+        if trace is not None:
+            write_rtl_trace(b, [json.loads(((d if n == 1 else d / f"card{c:02d}")
+                                            / TRACE_FILE).read_text()) for c in range(n)],
+                            trace)
+        res = results[0]
+        run = RtlRun([r.cycles for r in results], model_cycles,
+                     max(r.sim_cycles for r in results), res.wall_s, res.cycles_per_s,
                      res.cycles_per_cpu_s, res.load_s, model.build_s, d if keep else None,
-                     Path(waves) if waves is not None else None, res)
+                     Path(waves) if waves is not None else None, res, results)
         return res, run
     finally:
         if not (debug or keep or workdir):
             shutil.rmtree(d, ignore_errors=True)
+
+
+def write_rtl_trace(b: Binary, cards: list[list[list[int]]],
+                    path: str | os.PathLike[str]) -> int:
+    """Write an RTL run's unit busy intervals (per card ``[unit, pc, start, end]``, unit an
+    index into :data:`dfx.rtl.core.backend.TRACE_UNITS`) in ``dfx perf --trace``'s format: the
+    same tracks (the RTL's units are the timing model's, in its order), each interval named by
+    its instruction's mnemonic and the compiler's annotation. Returns the event count."""
+    from dfx.isa.encoding import decode_program
+    from dfx.rtl.core.backend import TRACE_UNITS
+    from dfx.sim.timing import write_unit_trace
+    from dfx.sim.timing.stats import UNITS
+
+    if [u.removeprefix("router_") for u in UNITS] != list(TRACE_UNITS):
+        raise AssertionError(f"the RTL's trace units {TRACE_UNITS} are not the timing "
+                             f"model's {UNITS}")
+    events = []
+    for c, intervals in enumerate(cards):
+        program = decode_program(bytes(b.cards[c].program))
+        events.append([(u, program[pc].op if 0 <= pc < len(program) else f"pc {pc}", start,
+                        end, pc) for u, pc, start, end in intervals])
+    return write_unit_trace(events, path, clock_mhz=b.core.clock_mhz,
+                            annotations=[im.annotation for im in b.cards], inputs=[b.path])
 
 
 #: One card's run with host writes and reads, for :class:`dfx.host.device.RtlDevice`.
@@ -200,10 +299,6 @@ def _write_waves(dump: Path, target: str | os.PathLike[str]) -> None:
     dump.unlink()
 
 
-def _hex_u32(values: Sequence[int]) -> str:
-    return np.asarray(values, dtype="<u4").tobytes().hex()
-
-
 def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
              max_new_tokens: int, write_logits: bool = False, *,
              progress: Callable[[int, int], None] | None = None,
@@ -211,8 +306,11 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
              stall: int = 0, wait: str = "interrupt", max_cycles: int | None = None,
              workdir: str | None = None, keep: bool = False, timeout_s: float = 6 * 3600.0,
              vrf: tuple[int, int] | None = None, srf: bool = False,
+             links: dict[str, Any] | None = None,
+             trace: str | os.PathLike[str] | None = None,
              ) -> tuple[list[int], np.ndarray | None, RtlRun]:
-    """One greedy generation request of a one-card ``binary`` on the core RTL (module doc).
+    """One greedy generation request of ``binary`` on the core RTL (module doc; several
+    cards: the ring model, tokens and logits from card 0).
 
     Returns ``(prompt + generated tokens, logits, run)``; ``logits`` is
     ``float16[P+G-1, vocab]`` when ``write_logits``. ``progress(done, total)``: generated
@@ -221,18 +319,20 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
     ``stall``: the memories' random stall probability (0..15 sixteenths; results must not
     change). ``wait``: ``"interrupt"`` or ``"poll"``. ``vrf``/``srf``: also read the VRF
     vectors (first, count) / the SRF after the run (``run.result.vrf`` / ``.srf``).
+    ``links``: the ring's link models (several cards; :func:`_run`). ``trace``: write each
+    card's unit busy intervals there (Chrome/Perfetto JSON, as ``dfx perf --trace``).
     """
+    from dfx.host.device import request_writes
     from dfx.rtl.tb.core_job import HostAccess
     from dfx.sim.functional.errors import HostError
 
     b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
-    _one_card(b)
     syms = b.cards[0].symbols
     for name in ("cfg", "tokens") + (("logits",) if write_logits else ()):
         if name not in syms:
             raise HostError(f"the binary has no {name!r} symbol: it was not compiled for "
                             "token generation")
-    cfg, tok = syms["cfg"], syms["tokens"]
+    tok = syms["tokens"]
     prompt = [int(t) for t in tokens]
     p, g = len(prompt), int(max_new_tokens)
     capacity = int(tok.get("capacity", tok["bytes"] // 4))
@@ -248,25 +348,15 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
     if p + g > capacity:
         raise HostError(f"prompt of {p} tokens + {g} new tokens = {p + g} exceeds the model's "
                         f"context of {capacity} tokens")
-    fields = list(cfg.get("fields", ("prompt_len", "gen_len", "write_logits", "card_id",
-                                     "n_cards")))
-    values = {"prompt_len": p, "gen_len": g, "write_logits": int(bool(write_logits)),
-              "card_id": 0, "n_cards": 1}
-    unknown = [f for f in fields if f not in values]
-    if unknown:
-        raise HostError(f"the binary's cfg block has unknown field {unknown[0]!r}")
-    writes = [HostAccess(cfg["space"], int(cfg["addr"]), hex=_hex_u32([values[f] for f in
-                                                                       fields])),
-              HostAccess(tok["space"], int(tok["addr"]),
-                         hex=_hex_u32(prompt + [SENTINEL] * g))]
-    reads = [HostAccess(tok["space"], int(tok["addr"]), name="tokens", bytes=4 * (p + g))]
-    row = nv = 0
-    if write_logits:
-        lg = syms["logits"]
-        row = int(lg["row_elements"])
-        nv = int(lg.get("vocab", vocab or row))
-        reads.append(HostAccess(lg["space"], int(lg["addr"]), name="logits",
-                                bytes=2 * (p + g - 1) * row))
+    req = request_writes(b, prompt, g, write_logits)
+    writes = [[HostAccess(space, addr, hex=data.hex()) for space, addr, data in card]
+              for card in req.writes]
+    reads = [HostAccess(req.tokens.space, req.tokens.addr, name="tokens",
+                        bytes=req.tokens.nbytes)]
+    row, nv = req.row, req.vocab
+    if req.logits is not None:
+        reads.append(HostAccess(req.logits.space, req.logits.addr, name="logits",
+                                bytes=req.logits.nbytes))
     watch = (tok["space"], int(tok["addr"]) + 4 * p, g)
 
     def on_progress(line: dict[str, Any]) -> None:
@@ -280,7 +370,7 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
     res, run = _run(b, {"stall": stall, "wait": wait, "vrf": vrf, "srf": srf}, reads=reads,
                     writes=writes, watch=watch, model_cycles=model_cycles, waves=waves,
                     status=status, progress=on_progress, workdir=workdir, keep=keep,
-                    max_cycles=max_cycles, timeout_s=timeout_s)
+                    max_cycles=max_cycles, timeout_s=timeout_s, links=links, trace=trace)
     out = np.frombuffer(res.reads["tokens"], "<u4")
     if progress is not None:
         progress(g, g)
@@ -297,34 +387,38 @@ def run_program(binary: Binary | str | os.PathLike[str], *, status: Status | Non
                 workdir: str | None = None, keep: bool = False,
                 vrf: tuple[int, int] | None = None, srf: bool = False,
                 reads: Sequence[tuple[str, int, int]] = (), timeout_s: float = 3600.0,
-                ) -> RtlRun:
-    """Run a one-card program (no host request) until it halts; ``reads``: (space, addr,
-    bytes) ranges to read back (``run.result.reads["space:addr"]``). A fault raises the
-    functional simulator's error (module doc)."""
+                links: dict[str, Any] | None = None) -> RtlRun:
+    """Run a program (no host request; several cards: the ring, ``links`` as in
+    :func:`_run`) until it halts; ``reads``: (space, addr, bytes) ranges to read back from
+    every card (``run.results[c].reads["space:addr"]``). A fault raises the functional
+    simulator's error (module doc)."""
     from dfx.rtl.tb.core_job import HostAccess
 
     b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
     rd = [HostAccess(s, int(a), name=f"{s}:{int(a)}", bytes=int(n)) for s, a, n in reads]
-    _res, run = _run(b, {"stall": stall, "wait": wait, "vrf": vrf, "srf": srf}, reads=rd,
-                     writes=[], watch=None, model_cycles=_model_cycles(b, None, None),
-                     waves=waves, status=status, progress=None, workdir=workdir, keep=keep,
-                     max_cycles=max_cycles, timeout_s=timeout_s)
+    _res, run = _run(b, {"stall": stall, "wait": wait, "vrf": vrf, "srf": srf},
+                     reads=[rd] * b.n_cards, writes=[], watch=None,
+                     model_cycles=_model_cycles(b, None, None), waves=waves, status=status,
+                     progress=None, workdir=workdir, keep=keep, max_cycles=max_cycles,
+                     timeout_s=timeout_s, links=links)
     return run
 
 
 # -- dfx run --backend rtl ---------------------------------------------------------------------
 def rtl_run_options(args: Any, inputs: list[Any]) -> dict[str, Any]:
     """``rtl_options`` of :func:`dfx.host.runtime.generate` for ``dfx run --backend rtl``:
-    ``--waves`` (checked before the work), progress lines on stderr unless ``--quiet``."""
+    ``--waves`` and ``--trace`` (checked before the work), progress lines on stderr unless
+    ``--quiet``."""
     import sys
 
-    opts: dict[str, Any] = {}
-    waves = getattr(args, "waves", None)
-    if waves is not None:
-        from dfx.isa.outputs import check_output
+    from dfx.isa.outputs import check_output
 
-        check_output(waves, option="--waves", inputs=inputs)
-        opts["waves"] = waves
+    opts: dict[str, Any] = {}
+    for option in ("waves", "trace"):
+        path = getattr(args, option, None)
+        if path is not None:
+            check_output(path, option=f"--{option}", inputs=inputs)
+            opts[option] = path
     if not getattr(args, "quiet", False):
         def status(text: str) -> None:
             print(f"dfx run: rtl: {text}", file=sys.stderr, flush=True)
@@ -336,6 +430,12 @@ def rtl_run_options(args: Any, inputs: list[Any]) -> dict[str, Any]:
 def rtl_summary(res: Any, wall: float) -> str:
     """The closing stderr line of ``dfx run --backend rtl``."""
     run: RtlRun = res.stats["rtl"]
-    model = (f" (timing model {run.model_cycles[0]:,})" if run.model_cycles else "")
+    if len(run.cycles) == 1:
+        model = (f" (timing model {run.model_cycles[0]:,})" if run.model_cycles else "")
+        cycles = f"{run.cycles[0]:,} core cycles{model}"
+    else:
+        per = [f"{c:,}" + (f" (model {m:,})" if run.model_cycles else "")
+               for c, m in zip(run.cycles, run.model_cycles or run.cycles, strict=True)]
+        cycles = f"core cycles per card {', '.join(per)}"
     return (f"dfx run: {len(res.new_ids)} new tokens; RTL simulation {wall:.2f} s: "
-            f"{run.cycles[0]:,} core cycles{model}, {run.cycles_per_s:,.0f} cycles/s")
+            f"{cycles}, {run.cycles_per_s:,.0f} cycles/s")

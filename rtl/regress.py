@@ -10,7 +10,9 @@ The ``core`` bench (:func:`run_core_bench`) is the whole core: directed, fault a
 programs (:func:`core_suite`), each run on the core testbench's Verilator model
 (:func:`dfx.rtl.tb.core_build.core_model`, built once per RTL change) and on the functional
 simulator, the final state compared bit for bit (:mod:`dfx.rtl.tb.core_check`); one "test" per
-program, some of them again under random memory stalls.
+program, some of them again under random memory stalls. The ``ring`` bench
+(:func:`run_ring_bench`) runs the compiler's all-gathers on four cores in a ring
+(:mod:`dfx.rtl.tb.ring_bench`) on the board's and on stressed links.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ BENCHES: tuple[Bench, ...] = (
 BENCH_NAMES = tuple(b.name for b in BENCHES)
 #: The whole-core bench (:func:`run_core_bench`), after the unit benches.
 CORE_BENCH = "core"
-ALL_BENCHES = (*BENCH_NAMES, CORE_BENCH)
+#: The ring bench (:func:`run_ring_bench`: all-gathers on 4 RTL cards), last.
+RING_BENCH = "ring"
+ALL_BENCHES = (*BENCH_NAMES, CORE_BENCH, RING_BENCH)
 #: Stall setting (of 16) of the memory models for the programs run twice.
 CORE_STALL = 6
 #: Message of a core program that fails as a known issue says (a passing test).
@@ -239,6 +243,33 @@ def run_core_bench(core: CoreConfig, build_root: Path, *, randoms: int = 40, see
     return BenchResult(CORE_BENCH, tests, time.perf_counter() - t0, build), totals
 
 
+def run_ring_bench(core: CoreConfig, build_root: Path, *, seed: int = 0,
+                   progress: Callable[[str], None] | None = None) -> BenchResult:
+    """The ``ring`` bench (module doc): every case of :func:`dfx.rtl.tb.ring_bench.ring_cases`
+    on the board's links and on stressed ones; never raises for a failing case (an RTL error
+    names its kept job directory)."""
+    from dfx.rtl.tb.core_build import ring_model
+    from dfx.rtl.tb.ring_bench import RING_CARDS, ring_cases, run_ring_case
+
+    t0 = time.perf_counter()
+    build = Path(build_root) / f"{RING_BENCH}-{core.name}"
+    try:
+        ring_model(core, RING_CARDS, progress=progress)
+    except (RuntimeError, TimeoutError, OSError) as e:
+        return BenchResult(RING_BENCH, [], time.perf_counter() - t0, build,
+                           f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    tests = []
+    for case in ring_cases(core, RING_CARDS):
+        for stressed in (False, True):
+            v = run_ring_case(case, core, stressed=stressed, seed=seed)
+            if progress is not None:
+                progress(f"{v.name}: {'PASS' if v.passed else 'FAIL'} "
+                         f"({', '.join(f'{c:,}' for c in v.cycles)} cycles)")
+            tests.append(TestResult(v.name, v.passed, v.sim_cycles * CLOCK_NS, v.wall_s,
+                                    v.message))
+    return BenchResult(RING_BENCH, tests, time.perf_counter() - t0, build)
+
+
 def run_all(names: Iterable[str] | None, core: CoreConfig, build_root: Path, *, jobs: int = 1,
             waves: bool = False, done: Callable[[BenchResult], None] | None = None,
             core_options: dict[str, Any] | None = None,
@@ -247,7 +278,7 @@ def run_all(names: Iterable[str] | None, core: CoreConfig, build_root: Path, *, 
     at a time, in a stable order. ``core_options`` go to :func:`run_core_bench`; its totals
     are appended to ``totals``."""
     wanted = list(names) if names else list(ALL_BENCHES)
-    chosen = [bench(n) for n in wanted if n != CORE_BENCH]
+    chosen = [bench(n) for n in wanted if n not in (CORE_BENCH, RING_BENCH)]
 
     def one(b: Bench) -> BenchResult:
         r = run_bench(b, core, build_root, waves=waves)
@@ -266,6 +297,11 @@ def run_all(names: Iterable[str] | None, core: CoreConfig, build_root: Path, *, 
             done(r)
         if totals is not None:
             totals.append(t)
+        results.append(r)
+    if RING_BENCH in wanted:
+        r = run_ring_bench(core, build_root)
+        if done:
+            done(r)
         results.append(r)
     return results
 

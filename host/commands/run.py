@@ -27,9 +27,13 @@ examples:
   dfx run prog.dfx                       a program from dfx asm: each card's final state
   dfx run prog.dfx --max-instructions 1G    a larger instruction budget (docs/limits.md)
   dfx run tiny.dfx --tokens 1,2,3 --max-new-tokens 4 --backend rtl
-      the same request on the core's RTL (Verilator; one card; the first run builds the
-      model, minutes); --json adds rtl_cycles and model_cycles
+      the same request on the core's RTL (Verilator; several cards: a ring of cores and
+      routers in one model; the first run builds it, minutes); --json adds rtl_cycles and
+      model_cycles per card
   dfx run tiny.dfx --tokens 1,2 --max-new-tokens 2 --backend rtl --waves run.fst
+  dfx run tiny.dfx --tokens 1,2 --max-new-tokens 2 --backend rtl --trace rtl.json
+      each card's unit busy intervals, taken from the RTL's issue handshakes, in the trace
+      format of dfx perf --trace: open both in https://ui.perfetto.dev to compare
 """
 
 
@@ -54,12 +58,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tokenizer", metavar="DIR", help="vocab.json + merges.txt to use")
     add_limit_options(p)
     p.add_argument("--backend", choices=("functional", "rtl", "xrt"), default="functional",
-                   help="functional simulator (default), the core's RTL on Verilator (rtl: "
-                   "one-card binaries) or Alveo cards through XRT (xrt: docs/u280.md)")
+                   help="functional simulator (default), the cores' RTL on Verilator (rtl) "
+                   "or Alveo cards through XRT (xrt: docs/u280.md)")
     p.add_argument("--xclbin", metavar="FILE", help="with --backend xrt: the kernel's xclbin "
                    "(dfx build, make xclbin)")
     p.add_argument("--waves", metavar="FILE.fst", help="with --backend rtl: write the run's "
                    "waveform (FST; a second, traced model build)")
+    p.add_argument("--trace", metavar="FILE.json", help="with --backend rtl: write each card's "
+                   "unit busy intervals as Chrome/Perfetto trace events (as dfx perf --trace)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -133,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
     from dfx.isa.container import read_binary
 
     binary = read_binary(args.binary, lazy=True)
-    if getattr(args, "waves", None) is not None and getattr(args, "backend", "") != "rtl":
-        raise DfxError("--waves needs --backend rtl")
+    for option in ("waves", "trace"):
+        if getattr(args, option, None) is not None and getattr(args, "backend", "") != "rtl":
+            raise DfxError(f"--{option} needs --backend rtl"
+                           + (" (the timing model's trace: dfx perf --trace)"
+                              if option == "trace" else ""))
     if getattr(args, "backend", "") == "xrt":
         from dfx.host.xrt_backend import import_pyxrt
 

@@ -43,7 +43,13 @@ __all__ = ["CoreVerilog", "cache_dir", "convert_core", "core_key", "core_verilog
 #: Files of ``dfx.rtl`` (paths relative to the package) that never reach the hardware: the
 #: Verilator toolchain, the regression driver and the ``dfx rtl`` file writer. Testbench
 #: modules (those importing cocotb) are left out too.
-HOST_ONLY = ("toolchain/", "regress.py", "generate.py")
+HOST_ONLY = ("toolchain/", "regress.py", "generate.py",
+             # the testbench's host side and the ring top around the card (not in the card)
+             "tb/core_build.py", "tb/core_job.py", "tb/core_run.py", "tb/core_check.py",
+             "tb/core_programs.py", "tb/core_directed.py", "tb/core_random.py",
+             "tb/core_faults.py", "tb/ring_top.py", "tb/link_model.py", "tb/ring_bench.py",
+             # the ring's cycle rules (Python, for the tests and the timing model)
+             "router/timing.py")
 _SUFFIXES = (".py", ".yaml")
 _COCOTB = re.compile(rb"^\s*(import|from)\s+cocotb\b", re.M)
 _FORMAT = 1  # bump when the cached text changes for a reason the key does not see

@@ -45,6 +45,7 @@ __all__ = [
     "core_layout",
     "core_model",
     "core_verilog",
+    "ring_model",
     "top_ports",
 ]
 
@@ -103,9 +104,10 @@ def _heartbeat(progress: Progress | None, what: str, first: float = 0.0,
         th.join()
 
 
-def core_verilog(core: CoreConfig, *, progress: Progress | None = None) -> Path:
+def core_verilog(core: CoreConfig, *, progress: Progress | None = None,
+                 ring_fifos: bool = True) -> Path:
     """The testbench Verilog of ``core`` as a file (module doc; generated once per RTL
-    change)."""
+    change); ``ring_fifos=False``: the ring model's card (:class:`~.core_top.CoreTestTop`)."""
     from dfx.rtl.core.generate import core_verilog as generate
     from dfx.rtl.toolchain.verilator import cached_source
 
@@ -115,8 +117,10 @@ def core_verilog(core: CoreConfig, *, progress: Progress | None = None) -> Path:
     t0 = time.perf_counter()
     with _heartbeat(progress, f"generating the Verilog of core {core.name!r} (once per RTL "
                     "change)", first=2.0):
-        text = generate(core, top=TOP, component=CoreTestTop,
-                        params={"layout": core_layout(core)})
+        params: dict[str, Any] = {"layout": core_layout(core)}
+        if not ring_fifos:
+            params["ring_fifos"] = False
+        text = generate(core, top=TOP, component=CoreTestTop, params=params)
     path = cached_source(with_ram(text), f"{TOP}.v")
     dt = time.perf_counter() - t0
     if dt > 2.0:
@@ -142,15 +146,19 @@ def build_times(model: Any) -> dict[str, float | None]:
 
 def top_ports(verilog: Path) -> list[str]:
     """The port names of module :data:`TOP` in a generated Verilog file (its header)."""
+    return _header_ports(verilog, TOP)
+
+
+def _header_ports(verilog: Path, module: str) -> list[str]:
     head = ""
     with open(verilog) as f:
         for line in f:
             head += line
-            if ");" in line and f"module {TOP}(" in head:
+            if ");" in line and f"module {module}(" in head:
                 break
-    m = re.search(rf"module {TOP}\((.*?)\);", head, re.S)
+    m = re.search(rf"module {module}\((.*?)\);", head, re.S)
     if m is None:
-        raise RuntimeError(f"{verilog}: no module {TOP} header")
+        raise RuntimeError(f"{verilog}: no module {module} header")
     return [p.strip() for p in m.group(1).split(",") if p.strip()]
 
 
@@ -167,6 +175,34 @@ def core_model(core: CoreConfig, *, waves: bool = False,
                     "minutes)", first=2.0):
         model = build_model([src], TOP, extra_args=[*VERILATOR_ARGS, *CORE_VERILATOR_ARGS],
                             waves=waves, top_signals=top_ports(src))
+    if not model.cached:
+        _say(progress, f"built the Verilator model in {model.build_s:.0f} s")
+    return model
+
+
+def ring_model(core: CoreConfig, cards: int, *, waves: bool = False,
+               progress: Progress | None = None):  # -> VerilatorModel
+    """The Verilator model of ``cards`` cards of ``core`` in a ring
+    (:class:`~.ring_top.RingTestTop`, module :data:`~.ring_top.RING_TOP`): the one-card
+    testbench's Verilog (:func:`core_verilog`) instantiated ``cards`` times, joined by routers
+    and link models (their latencies and stalls set at run time), cached per configuration.
+    One card: :func:`core_model`."""
+    from dfx.rtl.bus.vitis import VERILATOR_ARGS
+    from dfx.rtl.toolchain.model import build_model
+    from dfx.rtl.toolchain.verilator import cached_source
+
+    from .ring_top import RING_TOP, ring_verilog
+
+    if cards == 1:
+        return core_model(core, waves=waves, progress=progress)
+    card_src = core_verilog(core, progress=progress, ring_fifos=False)
+    ring_src = cached_source(ring_verilog(core, cards, card_src.read_text(), TOP),
+                             f"{RING_TOP}.v")
+    with _heartbeat(progress, f"building the Verilator model of {cards} cards (once per RTL "
+                    "change; takes minutes)", first=2.0):
+        model = build_model([ring_src, card_src], RING_TOP,
+                            extra_args=[*VERILATOR_ARGS, *CORE_VERILATOR_ARGS], waves=waves,
+                            top_signals=_header_ports(ring_src, RING_TOP))
     if not model.cached:
         _say(progress, f"built the Verilator model in {model.build_s:.0f} s")
     return model

@@ -34,6 +34,9 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 RESULT_ARRAYS = "result.npz"
 PROGRESS_FILE = "progress.jsonl"
+#: A traced job's unit busy intervals: JSON list of [unit, pc, start, end] (cycles from
+#: ap_start; unit: index into dfx.rtl.core.backend.TRACE_UNITS).
+TRACE_FILE = "trace.json"
 #: Where the program goes in DDR: above the image, aligned to this (a Vitis page).
 PROG_ALIGN = 4096
 WAITS = ("interrupt", "poll")
@@ -71,7 +74,12 @@ class CoreJob:
     after this many cycles from ap_start. ``stall``: the memories' stall input (0..15, of 16).
     ``vrf``: (first vector, count) to read back after done; ``srf``: read every scalar.
     ``watch``: (space, addr, count) of 32-bit words whose non-``sentinel`` count progress
-    reports (the generated tokens), read every ``progress_cycles``.
+    reports (the generated tokens), read every ``progress_cycles``. ``deadlock_cycles``: on a
+    ring, the cards are declared deadlocked when for this many cycles every card still running
+    waits on a ``send``/``recv`` with its other units idle and nothing moves on the ring
+    (the live registers of ``rtl/control/regmap.py``, read every ``deadlock_cycles // 8``).
+    ``trace``: record each unit's busy intervals from the ``dbg_trace`` port into
+    :data:`TRACE_FILE`.
     """
 
     core: dict[str, Any]
@@ -91,13 +99,15 @@ class CoreJob:
     watch: tuple[str, int, int] | None = None
     sentinel: int = 0xFFFF_FFFF
     period_ns: int = 10
+    deadlock_cycles: int = 20_000
+    trace: bool = False
 
     def __post_init__(self) -> None:
         if self.wait not in WAITS:
             raise ValueError(f"wait must be one of {WAITS}, not {self.wait!r}")
         if not 0 <= self.stall <= 15:
             raise ValueError(f"stall must be in 0..15, not {self.stall!r}")
-        for name in ("poll_cycles", "max_cycles", "progress_cycles"):
+        for name in ("poll_cycles", "max_cycles", "progress_cycles", "deadlock_cycles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
 
@@ -126,13 +136,16 @@ class CoreJob:
 
 @dataclass
 class CoreResult:
-    """What a run found. ``outcome``: ``"done"`` or ``"timeout"``. ``status`` (0 or the
-    fault code), ``error_pc``, ``error_word``, ``cycles``: the core's status registers.
+    """What a run found. ``outcome``: ``"done"``, ``"timeout"`` or ``"deadlock"`` (a ring's
+    cards wait on each other; ``pc``, ``busy``, ``tx_pc``, ``rx_pc``: the live registers then).
+    ``status`` (0 or the fault code), ``error_pc``, ``error_word``, ``cycles``: the core's
+    status registers.
     ``sim_cycles``: clock cycles from ap_start to done as the testbench saw them; ``wall_s``:
     their wall time, ``cpu_s`` the simulator process's CPU time in it (on a busy machine the
     wall time includes waiting for a CPU); ``mem_error``: the memories' sticky protocol error
-    bits; ``irq``: the interrupt was seen. ``reads``: name -> bytes; ``vrf``: uint16
-    [n, d]; ``srf``: uint32."""
+    bits; ``ring_error``: a ring model's sticky error (a receive FIFO overflowed or a link
+    model's queue filled: never); ``irq``: the interrupt was seen. ``reads``: name -> bytes;
+    ``vrf``: uint16 [n, d]; ``srf``: uint32."""
 
     outcome: str
     status: int = 0
@@ -144,7 +157,12 @@ class CoreResult:
     cpu_s: float = 0.0
     load_s: float = 0.0
     mem_error: int = 0
+    ring_error: int = 0
     irq: bool = False
+    pc: int = 0
+    busy: int = 0
+    tx_pc: int = 0
+    rx_pc: int = 0
     reads: dict[str, bytes] = field(default_factory=dict)
     vrf: np.ndarray | None = None
     srf: np.ndarray | None = None

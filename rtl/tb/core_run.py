@@ -11,6 +11,9 @@ tracing) the run's waveform is written to ``waves`` (FST, or VCD without ``lz4.h
 :func:`run_jobs` runs several jobs in one simulator process (the testbench resets the core
 before each): the process start-up (Python, cocotb, the model's construction: seconds) is
 paid once instead of per job, which is most of a short program's time.
+
+:func:`run_ring` runs one job per card on a ring model (several cards, one simulator process,
+started together).
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ from typing import Any
 from .core_build import TOP
 from .core_job import PROGRESS_FILE, RESULT_FILE, CoreJob, CoreResult
 
-__all__ = ["TB_MODULE", "CoreRunError", "run_job", "run_jobs"]
+__all__ = ["TB_MODULE", "CoreRunError", "run_job", "run_jobs", "run_ring"]
 
 TB_MODULE = "dfx.rtl.tb.core_tb"
 LOG_FILE = "sim.log"
 #: A batch's list of job files (:func:`run_jobs`).
 JOBS_FILE = "jobs.txt"
+#: A ring's list of job files, card 0 first (:func:`run_ring`).
+RING_FILE = "ring.txt"
+#: A ring's link settings: JSON list of [latency, stall threshold] per link (:func:`run_ring`).
+LINKS_FILE = "links.json"
 #: A command put in front of the simulator (like cocotb's SIM_CMD_PREFIX), e.g.
 #: ``perf record -o /tmp/perf.data`` or ``valgrind``.
 PREFIX_ENV = "DFX_SIM_PREFIX"
@@ -46,7 +53,8 @@ class CoreRunError(RuntimeError):
     message ends with the tail of its log."""
 
 
-def _sim_env(job_path: Path, results: Path, *, batch: bool = False) -> dict[str, str]:
+def _sim_env(job_path: Path, results: Path, *, batch: bool = False,
+             ring: bool = False) -> dict[str, str]:
     import cocotb_tools.config
     import find_libpython
 
@@ -63,12 +71,15 @@ def _sim_env(job_path: Path, results: Path, *, batch: bool = False) -> dict[str,
     # as cocotb's Verilator runner: Verilator applies writes inertially, which also lets the
     # clock run in C++ (cocotb.clock.Clock's "gpi" implementation) instead of in Python
     env.setdefault("COCOTB_TRUST_INERTIAL_WRITES", "1")
+    from .ring_top import RING_TOP
+
+    var = "DFX_RING_JOB" if ring else "DFX_CORE_JOBS" if batch else "DFX_CORE_JOB"
     env.update({
-        "COCOTB_TOPLEVEL": TOP,
+        "COCOTB_TOPLEVEL": RING_TOP if ring else TOP,
         "COCOTB_TEST_MODULES": TB_MODULE,
         "TOPLEVEL_LANG": "verilog",
         "COCOTB_RESULTS_FILE": str(results),
-        ("DFX_CORE_JOBS" if batch else "DFX_CORE_JOB"): str(job_path),
+        var: str(job_path),
     })
     return env
 
@@ -144,15 +155,53 @@ def run_jobs(model: Any, jobs: Sequence[tuple[CoreJob, Path]], directory: Path, 
     return out
 
 
+def run_ring(model: Any, jobs: Sequence[tuple[CoreJob, Path]], directory: Path, *,
+             links: Sequence[tuple[int, int]], waves: Path | None = None,
+             progress: Callable[[dict[str, Any]], None] | None = None,
+             timeout_s: float = 3600.0) -> list[CoreResult]:
+    """Run card ``c``'s ``jobs[c]`` (job, job directory) on a ring model
+    (:func:`~.core_build.ring_model` of ``len(jobs)`` cards), all cards at once; ``links``:
+    (latency, stall threshold) per link (:func:`~.ring_top.link_settings`); progress and the
+    log in ``directory``. Raises :class:`CoreRunError` when a card has no result."""
+    d = Path(directory).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    if waves is not None and not model.waves:
+        raise ValueError("waves need a model built with waves=True")
+    with contextlib.suppress(FileNotFoundError):
+        (d / PROGRESS_FILE).unlink()
+    paths = []
+    for job, jd in jobs:
+        jd = Path(jd).resolve()
+        jd.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (jd / RESULT_FILE).unlink()
+        paths.append(job.write(jd))
+    if len(links) != 2 * len(jobs):
+        raise ValueError(f"links: {len(links)} settings for {len(jobs)} cards (two links each)")
+    (d / LINKS_FILE).write_text(json.dumps([list(lk) for lk in links]))
+    listing = d / RING_FILE
+    listing.write_text("".join(f"{p}\n" for p in paths))
+    log = _launch(model, listing, d, batch=False, waves=waves, progress=progress,
+                  timeout_s=timeout_s, ring=True)
+    out = []
+    for c, p in enumerate(paths):
+        if not (p.parent / RESULT_FILE).is_file():
+            raise CoreRunError(f"the ring simulation ended without a result for card {c}; "
+                               f"log ({log}): {_tail(log)}")
+        out.append(CoreResult.read(p.parent))
+    return out
+
+
 def _launch(model: Any, job_path: Path, d: Path, *, batch: bool, waves: Path | None,
-            progress: Callable[[dict[str, Any]], None] | None, timeout_s: float) -> Path:
+            progress: Callable[[dict[str, Any]], None] | None, timeout_s: float,
+            ring: bool = False) -> Path:
     """Start the simulator on ``job_path`` (a job, or a batch's list) in ``d``, relay progress,
     wait; the log's path."""
     results = d / "results.xml"
     cmd = [*shlex.split(os.environ.get(PREFIX_ENV, "")), str(model.executable)]
     if waves is not None:
         cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
-    env = _sim_env(job_path, results, batch=batch)
+    env = _sim_env(job_path, results, batch=batch, ring=ring)
     log = d / LOG_FILE
     seen = 0
     t0 = time.monotonic()

@@ -5,13 +5,14 @@
 Ports (Vitis names through :func:`dfx.rtl.bus.vitis.vitis_verilog`): ``s_axi_control_*``,
 ``interrupt``, ``bd_*`` (memory back door), ``stall`` (memory stall probability / 16),
 ``mem_error``, the ring streams ``tx_*``/``rx_*`` and the back doors ``dbg_vrf_r_*``,
-``dbg_vrf_w_*``, ``dbg_srf_idx``/``dbg_srf_value``.
+``dbg_vrf_w_*``, ``dbg_srf_idx``/``dbg_srf_value`` and the trace monitor's ``dbg_trace``.
 
 Every input reaches the core through a register (testbench register slices): the AXI4-Lite
-channels and the streams through two-entry FIFOs (:class:`~dfx.rtl.bus.stream.Fifo2`: one more
-cycle each way, full throughput), ``stall`` and the debug ports through flip-flops (a debug
-read's data comes one cycle later). Verilator evaluates every piece of logic that depends
-combinationally on a top-level input on each input change, i.e. on both clock edges; without
+channels and (in a one-card model) the ring streams through two-entry FIFOs
+(:class:`~dfx.rtl.bus.stream.Fifo2`: one more cycle each way, full throughput), ``stall`` and
+the debug ports through flip-flops (a debug read's data comes one cycle later). Verilator
+evaluates every piece of logic that depends combinationally on a top-level input on each
+input change, i.e. on both clock edges; without
 these registers that is most of the core (through the AXI handshakes and the control slave).
 Only the memory back door (``bd_*``, used while the core is idle) is direct. For the same
 reason the card's reset comes through a flip-flop (domain ``dut``: Amaranth puts the reset
@@ -28,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from dfx.rtl.bus.axi import AxiLiteSignature
 from dfx.rtl.bus.stream import Fifo2
+from dfx.rtl.core.backend import trace_layout
 from dfx.rtl.core.core import DfxCore
 from dfx.rtl.leaves import Leaf, add_leaf
 from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
@@ -41,10 +43,15 @@ __all__ = ["CoreTestTop"]
 class CoreTestTop(wiring.Component):
     """A core and its memories (module doc). ``layout``: the memories
     (:meth:`MemLayout.from_core`, sizes may be smaller than the board's); ``leaf``: the core's
-    (:func:`dfx.rtl.core.generate.core_verilog` passes black boxes)."""
+    (:func:`dfx.rtl.core.generate.core_verilog` passes black boxes). ``ring_fifos``: the ring
+    streams through register FIFOs (top-level ports of a one-card model); ``False`` for a card
+    of the ring model, whose streams meet a router inside the model as on the board, so that
+    the ring's cycles are the board's."""
 
-    def __init__(self, core: Any, layout: MemLayout | None = None, *, leaf: Leaf = add_leaf):
+    def __init__(self, core: Any, layout: MemLayout | None = None, *, leaf: Leaf = add_leaf,
+                 ring_fifos: bool = True):
         self._core = core
+        self._ring_fifos = bool(ring_fifos)
         self._dut = DfxCore.from_core(core, leaf=leaf)
         self._layout = layout if layout is not None else MemLayout.from_core(core)
         self._mem = MemorySystem(self._layout)
@@ -63,6 +70,7 @@ class CoreTestTop(wiring.Component):
             "dbg_vrf_w": In(VrfWriteSignature(v, d)),
             "dbg_srf_idx": In(range(core.buffers.srf_scalars)),
             "dbg_srf_value": Out(32),
+            "dbg_trace": Out(trace_layout(core)),
         })
 
     @property
@@ -111,9 +119,13 @@ class CoreTestTop(wiring.Component):
         stall = Signal.like(self.stall)
         m.d.sync += stall.eq(self.stall)
         m.d.comb += [mem.stall.eq(stall), self.mem_error.eq(mem.error)]
-        # the ring streams through Fifo2s
+        # the ring streams through Fifo2s (one-card model) or direct (ring model)
         vec = core.tx.payload.shape()
         for name, src, dst in (("tx", core.tx, self.tx), ("rx", self.rx, core.rx)):
+            if not self._ring_fifos:
+                m.d.comb += [dst.payload.eq(src.payload), dst.valid.eq(src.valid),
+                             src.ready.eq(dst.ready)]
+                continue
             m.submodules[f"{name}_q"] = q = Fifo2(vec)
             m.d.comb += [q.w_data.eq(src.payload), q.w_en.eq(src.valid), src.ready.eq(q.w_rdy),
                          dst.payload.eq(q.r_data), dst.valid.eq(q.r_rdy), q.r_en.eq(dst.ready)]
@@ -124,6 +136,7 @@ class CoreTestTop(wiring.Component):
                      core.dbg_vrf_w.data.eq(self.dbg_vrf_w.data),
                      core.dbg_vrf_w.en.eq(self.dbg_vrf_w.en),
                      core.dbg_srf_idx.eq(self.dbg_srf_idx)]
-        m.d.comb += [self.dbg_vrf_r.data.eq(core.dbg_vrf_r.data),
+        m.d.comb += [self.dbg_trace.eq(core.dbg_trace),
+                     self.dbg_vrf_r.data.eq(core.dbg_vrf_r.data),
                      self.dbg_srf_value.eq(core.dbg_srf_value)]
         return m

@@ -27,7 +27,7 @@ from dfx.rtl.router import Router, connect_ring
 from dfx.rtl.router.link import LinkSignature, beat_cycles, link_bits, wire_cycles
 
 __all__ = ["BENCH_CARDS", "BENCH_LATENCIES", "BENCH_STALL", "STALL_BITS", "LinkModel",
-           "RouterRing"]
+           "RouterRing", "stall_threshold"]
 
 STALL_BITS = 16
 """Resolution of ``stall_prob``: a cycle stalls iff the LFSR's low 16 bits < prob·2^16."""
@@ -35,15 +35,23 @@ STALL_BITS = 16
 _TAPS = 0x80200003  # x^32 + x^22 + x^2 + x + 1 (Galois form): a maximal-length 32-bit LFSR
 
 
+def stall_threshold(stall_prob: float) -> int:
+    """The LFSR threshold that stalls ``stall_prob`` of the cycles (:data:`STALL_BITS`)."""
+    return round(stall_prob * (1 << STALL_BITS))
+
+
 class LinkModel(wiring.Component):
     """One link direction for core configuration ``core``: ``latency`` cycles (>= 1; module
     doc), TREADY low on a random ``stall_prob`` (0 <= p < 1) of cycles from a 32-bit LFSR
     seeded with ``seed`` (1 .. 2^32 − 1). Ports: ``i`` (in, with TREADY), ``o`` (out, no
     TREADY), ``link_bits`` wide. ``rate`` overrides the core's cycles per beat (a Fraction
-    >= 1)."""
+    >= 1). ``max_latency``: the latency and stall probability are inputs instead
+    (``set_latency``: 1 .. max_latency, ``set_threshold``: stall_prob·2^16), so one model
+    serves any link up to that latency (``latency``/``stall_prob`` then only document the
+    defaults the testbench drives)."""
 
     def __init__(self, core: Any, latency: int, stall_prob: float = 0.0, seed: int = 1, *,
-                 rate: Fraction | None = None):
+                 rate: Fraction | None = None, max_latency: int | None = None):
         if not isinstance(latency, int) or isinstance(latency, bool) or latency < 1:
             raise ValueError(f"LinkModel: latency must be an integer >= 1, got {latency!r}")
         if not isinstance(stall_prob, int | float) or not 0 <= stall_prob < 1:
@@ -56,12 +64,22 @@ class LinkModel(wiring.Component):
             raise ValueError(f"LinkModel: rate must be >= 1 core cycle per beat, got {r}")
         self._core, self._latency, self._seed = core, latency, seed
         self._stall_prob, self._rate = stall_prob, r
-        self._threshold = round(stall_prob * (1 << STALL_BITS))
+        self._threshold = stall_threshold(stall_prob)
         self._bits = link_bits(core)
+        self._max_latency = max_latency
+        if max_latency is not None and not (isinstance(max_latency, int)
+                                            and latency <= max_latency):
+            raise ValueError(f"LinkModel: max_latency must be an integer >= latency "
+                             f"({latency}), got {max_latency!r}")
         self.full = Signal()  # sticky: a beat taken while the delivery queue was full (never)
+        settings = {} if max_latency is None else {
+            "set_latency": In(range(max_latency + 1)),
+            "set_threshold": In(STALL_BITS + 1),
+        }
         super().__init__({
             "i": In(LinkSignature(self._bits, ready=True)),
             "o": Out(LinkSignature(self._bits, ready=False)),
+            **settings,
         })
 
     @classmethod
@@ -87,9 +105,15 @@ class LinkModel(wiring.Component):
         return self._seed
 
     @property
+    def threshold(self) -> int:
+        """The stall threshold: a cycle stalls iff the LFSR's low bits are below it."""
+        return self._threshold
+
+    @property
     def max_delay(self) -> int:
         """Largest cycles from taking a beat to delivering it (no backlog)."""
-        return -(-self._rate.numerator // self._rate.denominator) + self._latency
+        return (-(-self._rate.numerator // self._rate.denominator)
+                + (self._max_latency or self._latency))
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -101,7 +125,10 @@ class LinkModel(wiring.Component):
         lfsr = Signal(32, init=self._seed)
         m.d.sync += lfsr.eq((lfsr >> 1) ^ (_TAPS * lfsr[0]))
         stall = Signal()
-        m.d.comb += stall.eq(lfsr[:STALL_BITS] < self._threshold)
+        runtime = self._max_latency is not None
+        threshold = self.set_threshold if runtime else self._threshold
+        latency = self.set_latency if runtime else self._latency
+        m.d.comb += stall.eq(lfsr[:STALL_BITS] < threshold)
         take = Signal()
         m.d.comb += [self.i.tready.eq((rem < q) & ~stall),
                      take.eq(self.i.tvalid & self.i.tready)]
@@ -118,9 +145,9 @@ class LinkModel(wiring.Component):
         now = Signal(tw)
         m.d.sync += now.eq(now + 1)
         off = Signal(tw)
-        m.d.comb += off.eq(k0 - 1 + self._latency)
+        m.d.comb += off.eq(k0 - 1 + latency)
         with m.If(rem + num > k0 * q):
-            m.d.comb += off.eq(k0 + self._latency)
+            m.d.comb += off.eq(k0 + latency)
         m.submodules.fly = fly = SyncFIFO(width=self._bits + tw, depth=depth)
         due = Signal(tw)
         m.d.comb += [due.eq(now + off),

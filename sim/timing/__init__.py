@@ -23,7 +23,7 @@ from dfx.isa.outputs import check_output
 from .appliance import Appliance, SimResult
 from .errors import TimingError
 from .params import Params, derive
-from .report import PerfReport, build, write_trace
+from .report import PerfReport, build, write_trace, write_unit_trace
 
 __all__ = [
     "Appliance",
@@ -35,6 +35,7 @@ __all__ = [
     "perf",
     "simulate",
     "write_trace",
+    "write_unit_trace",
 ]
 
 

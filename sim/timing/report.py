@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,10 +312,23 @@ def write_trace(result: SimResult, path: str | Path, *,
     are in microseconds; ``args`` carry pc and cycles."""
     if result.trace is None:
         raise ValueError("the run recorded no trace")
-    clk = result.params.clock_mhz
+    return write_unit_trace(result.trace, path, clock_mhz=result.params.clock_mhz,
+                            annotations=result.annotations, token_times=result.token_times,
+                            inputs=inputs)
+
+
+def write_unit_trace(cards: Sequence[Sequence[tuple]], path: str | Path, *, clock_mhz: float,
+                     annotations: Sequence[Callable[[int], str | None] | None] = (),
+                     token_times: Sequence[Sequence[int]] = (),
+                     inputs: Iterable[str | os.PathLike[str] | None] = ()) -> int:
+    """The trace file of ``dfx perf --trace`` and ``dfx run --backend rtl --trace``: per card
+    (a process) one track per unit of :data:`~.stats.UNITS` (threads), ``cards[c]`` its
+    ``(unit, op, start cycle, end cycle, pc)`` busy intervals; ``annotations[c](pc)`` names
+    them, ``token_times[c]`` marks when each token was done. Returns the "X" event count."""
+    clk = clock_mhz
     events: list[dict[str, Any]] = []
     count = 0
-    for c, evs in enumerate(result.trace):
+    for c, evs in enumerate(cards):
         events.append({"name": "process_name", "ph": "M", "pid": c, "tid": 0,
                        "args": {"name": f"card {c}"}})
         events.append({"name": "process_sort_index", "ph": "M", "pid": c, "tid": 0,
@@ -323,7 +336,7 @@ def write_trace(result: SimResult, path: str | Path, *,
         for tid, name in enumerate(UNIT_NAMES):
             events.append({"name": "thread_name", "ph": "M", "pid": c, "tid": tid,
                            "args": {"name": name}})
-        ann = result.annotations[c] if c < len(result.annotations) else None
+        ann = annotations[c] if c < len(annotations) else None
         for unit, op, start, end, pc in evs:
             note = ann(pc) if ann is not None else None
             events.append({
@@ -338,7 +351,7 @@ def write_trace(result: SimResult, path: str | Path, *,
             })
             count += 1
         last = max((e[3] for e in evs), default=-1)
-        for k, t in enumerate(result.token_times[c]):
+        for k, t in enumerate(token_times[c] if c < len(token_times) else ()):
             if t > last:
                 break
             events.append({"name": f"token {k} done", "ph": "i", "s": "p", "pid": c, "tid": 0,
