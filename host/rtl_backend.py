@@ -134,11 +134,13 @@ def deadlock_error(results: list[Any], images: list[CardImage]) -> Exception:
     return DeadlockError(f"deadlock: no card can make progress: {'; '.join(parts)}")
 
 
-def _model_cycles(b: Binary, p: int | None, g: int | None) -> list[int] | None:
+def _model_cycles(b: Binary, p: int | None, g: int | None,
+                  write_logits: bool = False) -> list[int] | None:
+    """The timing model's cycles per card for the same request (or program) as the run."""
     from dfx.sim.timing import simulate
 
     try:
-        return [int(c) for c in simulate(b, p, g).end]
+        return [int(c) for c in simulate(b, p, g, write_logits=write_logits).end]
     except Exception:  # noqa: BLE001 - the estimate is an extra; the run does not need it
         return None
 
@@ -366,7 +368,7 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
         if progress is not None and "watched" in line:
             progress(int(line["watched"]), g)
 
-    model_cycles = _model_cycles(b, p, g)
+    model_cycles = _model_cycles(b, p, g, write_logits)
     res, run = _run(b, {"stall": stall, "wait": wait, "vrf": vrf, "srf": srf}, reads=reads,
                     writes=writes, watch=watch, model_cycles=model_cycles, waves=waves,
                     status=status, progress=on_progress, workdir=workdir, keep=keep,

@@ -65,17 +65,19 @@ def check_request(b: Binary, prompt_len: int, gen_len: int) -> None:
 
 def simulate(binary: Binary | str | os.PathLike[str], prompt_len: int | None = None,
              gen_len: int | None = None, *, trace_tokens: int = 0, memo: bool = True,
-             max_instructions: int | None = None) -> SimResult:
+             max_instructions: int | None = None, write_logits: bool = False) -> SimResult:
     """Time ``binary`` on its cards: a generation request of ``prompt_len`` + ``gen_len``
     tokens (host configuration block and tokens written as the runtime does), or, with no
     lengths, the program as it stands (micro-programs). ``memo=False`` disables the exact
     loop memoisation (for cross-checks). ``max_instructions``: the instruction budget (None:
-    derived, :mod:`dfx.sim.limits`)."""
+    derived, :mod:`dfx.sim.limits`). ``write_logits``: the request has the cards store
+    every step's logits too (as ``dfx run --logits`` asks)."""
     b = _load(binary)
     app = Appliance(b, memo_loops=memo, max_instructions=max_instructions)
     if prompt_len is not None or gen_len is not None:
         check_request(b, prompt_len or 0, gen_len or 0)
-        app.configure(int(prompt_len), int(gen_len))  # type: ignore[arg-type]
+        app.configure(int(prompt_len), int(gen_len),  # type: ignore[arg-type]
+                      write_logits=write_logits)
     return app.run(trace_tokens=trace_tokens)
 
 

@@ -150,16 +150,19 @@ class Appliance:
         self.memo_iterations = 0
 
     # -- host interface -----------------------------------------------------------------------
-    def configure(self, prompt_len: int, gen_len: int, tokens: list[int] | None = None) -> None:
+    def configure(self, prompt_len: int, gen_len: int, tokens: list[int] | None = None, *,
+                  write_logits: bool = False) -> None:
         """Write the host configuration block and the prompt tokens (all 0 unless given) into
-        every card's word store, as the host runtime does (symbols ``cfg`` and ``tokens``)."""
+        every card's word store, as the host runtime does (symbols ``cfg`` and ``tokens``);
+        ``write_logits``: the request also has the cards store every step's logits."""
         b = self.binary
         for c, img in enumerate(b.cards):
             cfg, tok = img.symbols.get("cfg"), img.symbols.get("tokens")
             if cfg is None or tok is None:
                 raise TimingError("the binary has no 'cfg'/'tokens' symbols: it was not "
                                   "compiled for token generation")
-            values = {"prompt_len": prompt_len, "gen_len": gen_len, "write_logits": 0,
+            values = {"prompt_len": prompt_len, "gen_len": gen_len,
+                      "write_logits": int(bool(write_logits)),
                       "card_id": c, "n_cards": b.n_cards}
             fields = list(cfg.get("fields", CFG_FIELDS))
             for k, f in enumerate(fields):
