@@ -90,11 +90,13 @@ def ring_cases(core: CoreConfig, cards: int = RING_CARDS) -> list[RingCase]:
 @dataclass
 class RingVerdict:
     """One run of a case: the same DDR as the functional simulator and the gathered data on
-    every card; ``cycles`` per card (the core's register), wall time, link setting."""
+    every card; ``cycles`` per card (the core's register), the timing model's
+    ``model_cycles`` (the board's links), wall time, link setting."""
 
     name: str
     passed: bool
     cycles: list[int] = field(default_factory=list)
+    model_cycles: list[int] = field(default_factory=list)
     sim_cycles: int = 0
     wall_s: float = 0.0
     message: str = ""
@@ -134,5 +136,5 @@ def run_ring_case(case: RingCase, core: CoreConfig, *, stressed: bool, seed: int
             k = int(np.flatnonzero(got != ref[c])[0])
             bad.append(f"card {c}: DDR differs from the functional simulator first at vector "
                        f"{k // core.d} (element {k % core.d})")
-    return RingVerdict(name, not bad, list(run.cycles), run.sim_cycles, time.perf_counter() - t0,
-                       "; ".join(bad))
+    return RingVerdict(name, not bad, list(run.cycles), list(run.model_cycles or []),
+                       run.sim_cycles, time.perf_counter() - t0, "; ".join(bad))

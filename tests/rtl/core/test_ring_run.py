@@ -90,6 +90,9 @@ def test_ring_gpt2_bit_identical(checkpoints, cards, quant):
     assert rlogits is not None and _same(rlogits, logits)
     assert len(run.cycles) == cards and all(c > 0 for c in run.cycles)
     assert run.model_cycles is not None and len(run.model_cycles) == cards
+    # the timing model follows the RTL's ring (issue 11: within 2 % on every card)
+    for r, m in zip(run.cycles, run.model_cycles, strict=True):
+        assert abs(m - r) <= 0.02 * r, (run.cycles, run.model_cycles)
     print(f"\n{cards} cards {quant or 'fp16'}: RTL cycles {run.cycles}, model "
           f"{run.model_cycles}, {run.cycles_per_s:,.0f} cycles/s")
 
@@ -210,3 +213,9 @@ def test_ring_bench_allgathers(case):
     v = run_ring_case(c, core, stressed=True)
     assert v.passed, v.message
     assert len(v.cycles) == RING_CARDS and min(v.cycles) > 0
+    # on the board's links the timing model's ring rules are the router RTL's: to the cycle
+    # (the empty-slices case differs by +-2 cycles on two cards, not traced)
+    b = run_ring_case(c, core, stressed=False)
+    assert b.passed, b.message
+    assert all(abs(m - r) <= 2 for r, m in zip(b.cycles, b.model_cycles, strict=True)), \
+        (b.cycles, b.model_cycles)
