@@ -3,7 +3,9 @@
 block and the tokens, start it, wait for done, read the tokens and logits back.
 :func:`generate` is the host's whole request on N devices, the same code for every backend:
 
-* :class:`RtlDevice`: the core RTL on Verilator (:mod:`dfx.host.rtl_backend`);
+* :class:`RtlDevice`: the core RTL on Verilator (:mod:`dfx.host.rtl_backend`), the bare core
+  or the Alveo kernel top (``top="board"``), one card or N in one simulation
+  (:func:`rtl_devices`);
 * :class:`dfx.host.xrt_backend.XrtDevice`: an Alveo card through XRT's ``pyxrt``.
 
 A device may run in batch (the RTL simulation runs the whole card in one go), so the host
@@ -26,7 +28,7 @@ from dfx.isa.container import Binary, CardImage
 from dfx.isa.errors import DfxError
 
 __all__ = ["Device", "Region", "RtlDevice", "RunStatus", "generate", "hbm_pieces",
-           "request_writes"]
+           "request_writes", "rtl_devices"]
 
 SENTINEL = 0xFFFF_FFFF
 
@@ -173,16 +175,31 @@ def generate(devices: Sequence[Device], binary: Binary, tokens: Sequence[int],
 
 
 class RtlDevice:
-    """The core RTL on Verilator as a :class:`Device` (one card; the simulation runs at
-    :meth:`wait` with the writes and reads collected before it). ``options``: those of
-    :func:`dfx.host.rtl_backend.run_card` (``stall``, ``wait``, ``waves``, ...)."""
+    """The core RTL on Verilator as a :class:`Device`. The simulation runs every card of the
+    binary at once (one card: the card testbench; several: the ring model), at the first
+    :meth:`wait` of any of them, with the writes and reads each device collected before it;
+    make the devices with :func:`rtl_devices` (``RtlDevice(binary)`` alone: one-card
+    binaries). ``options``: those of :func:`dfx.host.rtl_backend.run_card` (``top``,
+    ``stall``, ``wait``, ``waves``, ``links``, ...)."""
 
-    def __init__(self, binary: Binary, card: int = 0, **options: Any):
-        self.card, self._b, self._opts = card, binary, options
+    def __init__(self, binary: Binary, card: int = 0, *, session: _RtlSession | None = None,
+                 **options: Any):
+        if session is None:
+            if binary.n_cards != 1:
+                raise DfxError(f"the binary is for {binary.n_cards} cards: make their devices "
+                               "together with rtl_devices(binary)")
+            session = _RtlSession(binary, options)
+            session.devices.append(self)
+        self.card, self._b, self._session = card, binary, session
         self._writes: list[Any] = []
         self._reads: list[Any] = []
+        self._started = False
         self._result: Any = None
-        self.run: Any = None
+
+    @property
+    def run(self) -> Any:
+        """The :class:`~dfx.host.rtl_backend.RtlRun` after :meth:`wait` (cycles per card)."""
+        return self._session.run
 
     def load(self, image: CardImage) -> None:
         if image is not self._b.cards[self.card]:
@@ -196,28 +213,61 @@ class RtlDevice:
     def start(self, cards: int, reads: Sequence[Region] = ()) -> None:
         from dfx.rtl.tb.core_job import HostAccess
 
-        if cards != 1:
-            raise DfxError("the RTL device runs one card (several cards: the lead's ring "
-                           "testbench)")
+        if cards != self._b.n_cards:
+            raise DfxError(f"start(cards={cards}): the binary is for {self._b.n_cards} card(s)")
         self._reads = [HostAccess(r.space, r.addr, name=f"{r.space}:{r.addr}", bytes=r.nbytes)
                        for r in reads]
+        self._started = True
 
     def wait(self, timeout_s: float | None = None) -> RunStatus:
-        from dfx.host.rtl_backend import run_card
-
-        opts = dict(self._opts)
-        res, self.run = run_card(
-            self._b, {k: opts.pop(k, d) for k, d in (("stall", 0), ("wait", "interrupt"),
-                                                     ("vrf", None), ("srf", False))},
-            reads=self._reads, writes=self._writes, watch=None,
-            model_cycles=opts.pop("model_cycles", None), waves=opts.pop("waves", None),
-            status=opts.pop("status", None), progress=None, workdir=opts.pop("workdir", None),
-            keep=opts.pop("keep", False), max_cycles=opts.pop("max_cycles", None),
-            timeout_s=timeout_s or 6 * 3600.0)
-        self._result = res
+        self._result = self._session.result(self.card, timeout_s)
+        res = self._result
         return RunStatus(res.status, res.error_pc, res.error_word, res.cycles)
 
     def read(self, region: Region) -> bytes:
         if self._result is None:
             raise DfxError("read before the run finished")
         return bytes(self._result.reads[f"{region.space}:{region.addr}"])[:region.nbytes]
+
+
+class _RtlSession:
+    """The cards of one binary in one RTL simulation (:class:`RtlDevice`)."""
+
+    def __init__(self, binary: Binary, options: dict[str, Any]):
+        self.binary, self.options = binary, dict(options)
+        self.devices: list[RtlDevice] = []
+        self.run: Any = None
+
+    def result(self, card: int, timeout_s: float | None) -> Any:
+        if self.run is None:
+            self._simulate(timeout_s)
+        return self.run.results[card]
+
+    def _simulate(self, timeout_s: float | None) -> None:
+        from dfx.host.rtl_backend import run_card
+
+        devs = sorted(self.devices, key=lambda d: d.card)
+        if [d.card for d in devs] != list(range(self.binary.n_cards)):
+            raise DfxError(f"the RTL simulation needs one device per card (0..."
+                           f"{self.binary.n_cards - 1}), has {[d.card for d in devs]}")
+        idle = [d.card for d in devs if not d._started]
+        if idle:
+            raise DfxError(f"card(s) {idle} not started: start every card before waiting")
+        opts = dict(self.options)
+        run_opts = {k: opts.pop(k, d) for k, d in (("stall", 0), ("wait", "interrupt"),
+                                                   ("vrf", None), ("srf", False))}
+        _res, self.run = run_card(
+            self.binary, run_opts, reads=[d._reads for d in devs],
+            writes=[d._writes for d in devs], watch=None,
+            model_cycles=opts.pop("model_cycles", None), waves=opts.pop("waves", None),
+            status=opts.pop("status", None), progress=None, workdir=opts.pop("workdir", None),
+            keep=opts.pop("keep", False), max_cycles=opts.pop("max_cycles", None),
+            timeout_s=timeout_s or 6 * 3600.0, **opts)
+
+
+def rtl_devices(binary: Binary, **options: Any) -> list[RtlDevice]:
+    """One :class:`RtlDevice` per card of ``binary``, simulated together (``options``: as
+    :class:`RtlDevice`; ``top="board"``: the Alveo kernel tops, joined by their QSFP links)."""
+    session = _RtlSession(binary, options)
+    session.devices = [RtlDevice(binary, c, session=session) for c in range(binary.n_cards)]
+    return session.devices

@@ -151,15 +151,18 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
          progress: Callable[[dict[str, Any]], None] | None, workdir: str | None,
          keep: bool, max_cycles: int | None, timeout_s: float,
          links: dict[str, Any] | None = None,
-         trace: str | os.PathLike[str] | None = None) -> tuple[Any, RtlRun]:
+         trace: str | os.PathLike[str] | None = None, top: str = "core") -> tuple[Any, RtlRun]:
     """Run every card of ``b`` (one card: the core testbench; several: the ring model, its
     links the board's unless ``links``: ``latencies``/``stall_prob`` of
     :func:`~dfx.rtl.tb.ring_top.link_settings`). ``writes``: one card's host writes, or a list
     per card; ``reads``: card 0's, or a list per card; ``watch`` is card 0's. ``trace``: write
-    every card's unit busy intervals there (:func:`write_rtl_trace`). Returns card 0's result
-    (every card's in ``run.results``) and the run."""
-    from dfx.rtl.tb.core_build import core_layout, core_model, ring_model
-    from dfx.rtl.tb.core_job import TRACE_FILE, card_job
+    every card's unit busy intervals there (:func:`write_rtl_trace`). ``top``: the card's top,
+    ``"core"`` (the bare core with its debug ports) or ``"board"`` (the Alveo kernel
+    ``dfx_core`` of ``dfx build`` with its router, clock-domain crossings and QSFP streams on
+    a second clock; several cards joined by QSFP link models; no VRF/SRF reads or trace).
+    Returns card 0's result (every card's in ``run.results``) and the run."""
+    from dfx.rtl.tb.core_build import card_model, core_layout
+    from dfx.rtl.tb.core_job import PERIOD_NS, TOPS, TRACE_FILE, card_job
     from dfx.rtl.tb.core_run import CoreRunError, run_job, run_ring
     from dfx.rtl.tb.ring_top import link_settings
 
@@ -179,13 +182,23 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
 
         check_output(trace, option="--trace", inputs=[b.path])
         options = {**options, "trace": True}
+    if top not in TOPS:
+        raise DfxError(f"the RTL backend's top must be one of {', '.join(TOPS)}, not {top!r}")
+    if top == "board":
+        from dfx.rtl.tb.board_ring import board_link_settings, link_period_ps
+
+        wanted = [o for o, on in (("trace", trace is not None), ("vrf", options.get("vrf")),
+                                  ("srf", options.get("srf"))) if on]
+        if wanted:
+            raise DfxError(f"the board top has no debug ports: {wanted[0]} needs the core top "
+                           "(top='core')")
+        options = {**options, "top": top, "link_period_ps": link_period_ps(b.core, PERIOD_NS)}
+    if options.get("wait") == "xrt" and n != 1:
+        raise DfxError("wait='xrt' (XRT's register order) runs one card")
     if b.model.get("weights") is False:
         raise DfxError("this binary was compiled without weights (--no-weights): it cannot "
                        "run; recompile it with weights")
-    if n == 1:
-        model = core_model(b.core, waves=waves is not None, progress=status)
-    else:
-        model = ring_model(b.core, n, waves=waves is not None, progress=status)
+    model = card_model(b.core, n, top=top, waves=waves is not None, progress=status)
     layout = core_layout(b.core)
     if max_cycles is None:
         max_cycles = (max(MAX_CYCLES_FACTOR * max(model_cycles), MIN_MAX_CYCLES)
@@ -205,7 +218,8 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
                 raise DfxError(f"the RTL backend cannot run this binary: {e}") from None
         dump = d / "waves.fst" if waves is not None else None
         if status is not None:
-            what = "the core RTL" if n == 1 else f"{n} cards of the core RTL in a ring"
+            what = "the core RTL" if top == "core" else "the Alveo kernel top"
+            what = what if n == 1 else f"{n} cards of {what} in a ring"
             status(f"simulating {what} (Verilator; up to {max_cycles:,} cycles)")
         try:
             try:
@@ -213,8 +227,9 @@ def _run(b: Binary, options: dict[str, Any], *, reads: list[Any], writes: list[A
                     results = [run_job(model, jobs[0][0], d, waves=dump, progress=progress,
                                        timeout_s=timeout_s)]
                 else:
-                    results = run_ring(model, jobs, d, links=link_settings(
-                                           b.core, n, **(links or {})), waves=dump,
+                    settings = (board_link_settings if top == "board" else link_settings)(
+                        b.core, n, **(links or {}))
+                    results = run_ring(model, jobs, d, links=settings, waves=dump,
                                        progress=progress, timeout_s=timeout_s)
             finally:
                 if dump is not None and dump.is_file():
@@ -309,8 +324,8 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
              workdir: str | None = None, keep: bool = False, timeout_s: float = 6 * 3600.0,
              vrf: tuple[int, int] | None = None, srf: bool = False,
              links: dict[str, Any] | None = None,
-             trace: str | os.PathLike[str] | None = None,
-             ) -> tuple[list[int], np.ndarray | None, RtlRun]:
+             trace: str | os.PathLike[str] | None = None, top: str = "core",
+             starts: int = 1) -> tuple[list[int], np.ndarray | None, RtlRun]:
     """One greedy generation request of ``binary`` on the core RTL (module doc; several
     cards: the ring model, tokens and logits from card 0).
 
@@ -323,6 +338,10 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
     vectors (first, count) / the SRF after the run (``run.result.vrf`` / ``.srf``).
     ``links``: the ring's link models (several cards; :func:`_run`). ``trace``: write each
     card's unit busy intervals there (Chrome/Perfetto JSON, as ``dfx perf --trace``).
+    ``top``: ``"core"`` or ``"board"`` (:func:`_run`). ``wait="xrt"``: the control slave in
+    XRT's order, ``starts`` runs in a row (:mod:`dfx.rtl.tb.core_tb`; the tokens of run i
+    before the last in ``run.result.reads["tokens@i"]``, the control registers in
+    ``run.result.starts``).
     """
     from dfx.host.device import request_writes
     from dfx.rtl.tb.core_job import HostAccess
@@ -369,10 +388,14 @@ def generate(binary: Binary | str | os.PathLike[str], tokens: Sequence[int],
             progress(int(line["watched"]), g)
 
     model_cycles = _model_cycles(b, p, g, write_logits)
-    res, run = _run(b, {"stall": stall, "wait": wait, "vrf": vrf, "srf": srf}, reads=reads,
+    opts: dict[str, Any] = {"stall": stall, "wait": wait, "vrf": vrf, "srf": srf}
+    if starts != 1:
+        opts["starts"] = starts
+    res, run = _run(b, opts, reads=reads,
                     writes=writes, watch=watch, model_cycles=model_cycles, waves=waves,
                     status=status, progress=on_progress, workdir=workdir, keep=keep,
-                    max_cycles=max_cycles, timeout_s=timeout_s, links=links, trace=trace)
+                    max_cycles=max_cycles, timeout_s=timeout_s, links=links, trace=trace,
+                    top=top)
     out = np.frombuffer(res.reads["tokens"], "<u4")
     if progress is not None:
         progress(g, g)
@@ -389,11 +412,11 @@ def run_program(binary: Binary | str | os.PathLike[str], *, status: Status | Non
                 workdir: str | None = None, keep: bool = False,
                 vrf: tuple[int, int] | None = None, srf: bool = False,
                 reads: Sequence[tuple[str, int, int]] = (), timeout_s: float = 3600.0,
-                links: dict[str, Any] | None = None) -> RtlRun:
+                links: dict[str, Any] | None = None, top: str = "core") -> RtlRun:
     """Run a program (no host request; several cards: the ring, ``links`` as in
     :func:`_run`) until it halts; ``reads``: (space, addr, bytes) ranges to read back from
-    every card (``run.results[c].reads["space:addr"]``). A fault raises the functional
-    simulator's error (module doc)."""
+    every card (``run.results[c].reads["space:addr"]``); ``top`` as in :func:`_run`. A fault
+    raises the functional simulator's error (module doc)."""
     from dfx.rtl.tb.core_job import HostAccess
 
     b = binary if isinstance(binary, Binary) else read_binary(binary, lazy=True)
@@ -402,7 +425,7 @@ def run_program(binary: Binary | str | os.PathLike[str], *, status: Status | Non
                      reads=[rd] * b.n_cards, writes=[], watch=None,
                      model_cycles=_model_cycles(b, None, None), waves=waves, status=status,
                      progress=None, workdir=workdir, keep=keep, max_cycles=max_cycles,
-                     timeout_s=timeout_s, links=links)
+                     timeout_s=timeout_s, links=links, top=top)
     return run
 
 
@@ -416,6 +439,8 @@ def rtl_run_options(args: Any, inputs: list[Any]) -> dict[str, Any]:
     from dfx.isa.outputs import check_output
 
     opts: dict[str, Any] = {}
+    if getattr(args, "top", None) is not None:
+        opts["top"] = args.top
     for option in ("waves", "trace"):
         path = getattr(args, option, None)
         if path is not None:

@@ -48,6 +48,7 @@ HOST_ONLY = ("toolchain/", "regress.py", "generate.py",
              "tb/core_build.py", "tb/core_job.py", "tb/core_run.py", "tb/core_check.py",
              "tb/core_programs.py", "tb/core_directed.py", "tb/core_random.py",
              "tb/core_faults.py", "tb/ring_top.py", "tb/link_model.py", "tb/ring_bench.py",
+             "tb/board_ring.py",
              # the ring's cycle rules (Python, for the tests and the timing model)
              "router/timing.py")
 _SUFFIXES = (".py", ".yaml")

@@ -20,6 +20,12 @@ it runs, and when it ends (with its wall time).
 :func:`core_layout` fixes the testbench memories: the board's sizes, HBM pseudo-channel ``i``
 at AXI address ``(i + 1) << 32`` and DDR at ``DDR_BASE``, so the core's base-address adders
 are exercised (Vitis buffers are never at 0).
+
+:func:`card_model` is the general entry: the card's top (``top``: ``"core"``, the bare core's
+:class:`~.core_top.CoreTestTop`, or ``"board"``, the Alveo kernel's
+:class:`~.board_top.BoardTestTop`) and the number of cards (several: the card's Verilog
+instantiated in a ring top, :mod:`.ring_top` / :mod:`.board_ring`). :func:`core_model` and
+:func:`ring_model` are its bare-core cases.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ __all__ = [
     "DDR_BASE",
     "TOP",
     "build_times",
+    "card_model",
+    "card_verilog",
     "core_layout",
     "core_model",
     "core_verilog",
@@ -104,24 +112,47 @@ def _heartbeat(progress: Progress | None, what: str, first: float = 0.0,
         th.join()
 
 
+def _card_top(top: str) -> tuple[str, Any, str]:
+    """(card module, card component, ring top module) of a card top (module doc)."""
+    if top == "core":
+        from .core_top import CoreTestTop
+        from .ring_top import RING_TOP
+
+        return TOP, CoreTestTop, RING_TOP
+    if top == "board":
+        from .board_ring import BOARD_RING_TOP, BOARD_TOP
+        from .board_top import BoardTestTop
+
+        return BOARD_TOP, BoardTestTop, BOARD_RING_TOP
+    raise ValueError(f"top must be 'core' or 'board', not {top!r}")
+
+
 def core_verilog(core: CoreConfig, *, progress: Progress | None = None,
                  ring_fifos: bool = True) -> Path:
     """The testbench Verilog of ``core`` as a file (module doc; generated once per RTL
     change); ``ring_fifos=False``: the ring model's card (:class:`~.core_top.CoreTestTop`)."""
+    return card_verilog(core, progress=progress, ring_fifos=ring_fifos)
+
+
+def card_verilog(core: CoreConfig, *, top: str = "core", progress: Progress | None = None,
+                 ring_fifos: bool = True) -> Path:
+    """The Verilog of the card top ``top`` of ``core`` (module doc) as a file, with the
+    memories' RAM; ``ring_fifos``: :func:`core_verilog`'s (bare core only)."""
     from dfx.rtl.core.generate import core_verilog as generate
     from dfx.rtl.toolchain.verilator import cached_source
 
     from .axi_mem import with_ram
-    from .core_top import CoreTestTop
 
+    module, component, _ring = _card_top(top)
     t0 = time.perf_counter()
-    with _heartbeat(progress, f"generating the Verilog of core {core.name!r} (once per RTL "
-                    "change)", first=2.0):
+    what = f"core {core.name!r}" + (" on the board top" if top == "board" else "")
+    with _heartbeat(progress, f"generating the Verilog of {what} (once per RTL change)",
+                    first=2.0):
         params: dict[str, Any] = {"layout": core_layout(core)}
-        if not ring_fifos:
+        if not ring_fifos and top == "core":
             params["ring_fifos"] = False
-        text = generate(core, top=TOP, component=CoreTestTop, params=params)
-    path = cached_source(with_ram(text), f"{TOP}.v")
+        text = generate(core, top=module, component=component, params=params)
+    path = cached_source(with_ram(text), f"{module}.v")
     dt = time.perf_counter() - t0
     if dt > 2.0:
         (path.parent / GENERATE_FILE).write_text(json.dumps({"seconds": round(dt, 1)}))
@@ -137,7 +168,8 @@ def build_times(model: Any) -> dict[str, float | None]:
     try:
         stamp = json.loads((d / ".dfx-model.json").read_text())
         out["verilator_s"] = float(stamp["build_s"])
-        src = Path(next(a for a in stamp["command"] if a.endswith(f"{TOP}.v")))
+        cards = (f"{TOP}.v", f"{_card_top('board')[0]}.v")
+        src = Path(next(a for a in stamp["command"] if a.endswith(cards)))
         out["generate_s"] = float(json.loads((src.parent / GENERATE_FILE).read_text())["seconds"])
     except (OSError, ValueError, KeyError, StopIteration):
         pass
@@ -166,18 +198,7 @@ def core_model(core: CoreConfig, *, waves: bool = False,
                progress: Progress | None = None):  # -> VerilatorModel
     """The Verilator model of ``core``'s testbench (cached; ``waves``: with tracing, a
     separate build)."""
-    from dfx.rtl.bus.vitis import VERILATOR_ARGS
-    from dfx.rtl.toolchain.model import build_model
-
-    src = core_verilog(core, progress=progress)
-    # a cache hit returns at once; say what is happening only when it does not
-    with _heartbeat(progress, "building the Verilator model (once per RTL change; takes "
-                    "minutes)", first=2.0):
-        model = build_model([src], TOP, extra_args=[*VERILATOR_ARGS, *CORE_VERILATOR_ARGS],
-                            waves=waves, top_signals=top_ports(src))
-    if not model.cached:
-        _say(progress, f"built the Verilator model in {model.build_s:.0f} s")
-    return model
+    return card_model(core, 1, waves=waves, progress=progress)
 
 
 def ring_model(core: CoreConfig, cards: int, *, waves: bool = False,
@@ -187,22 +208,42 @@ def ring_model(core: CoreConfig, cards: int, *, waves: bool = False,
     testbench's Verilog (:func:`core_verilog`) instantiated ``cards`` times, joined by routers
     and link models (their latencies and stalls set at run time), cached per configuration.
     One card: :func:`core_model`."""
+    return card_model(core, cards, waves=waves, progress=progress)
+
+
+def card_model(core: CoreConfig, cards: int = 1, *, top: str = "core", waves: bool = False,
+               progress: Progress | None = None):  # -> VerilatorModel
+    """The Verilator model of ``cards`` cards of ``core`` with the card top ``top`` (module
+    doc): one card, the card's module (:func:`card_verilog`); several, the ring top around as
+    many instances of it (:func:`~.ring_top.ring_verilog`,
+    :func:`~.board_ring.board_ring_verilog`); cached per configuration."""
     from dfx.rtl.bus.vitis import VERILATOR_ARGS
     from dfx.rtl.toolchain.model import build_model
     from dfx.rtl.toolchain.verilator import cached_source
 
-    from .ring_top import RING_TOP, ring_verilog
-
+    if not isinstance(cards, int) or isinstance(cards, bool) or cards < 1:
+        raise ValueError(f"cards must be a positive integer, not {cards!r}")
+    module, _component, ring_module = _card_top(top)
+    card_src = card_verilog(core, top=top, progress=progress, ring_fifos=cards == 1)
     if cards == 1:
-        return core_model(core, waves=waves, progress=progress)
-    card_src = core_verilog(core, progress=progress, ring_fifos=False)
-    ring_src = cached_source(ring_verilog(core, cards, card_src.read_text(), TOP),
-                             f"{RING_TOP}.v")
-    with _heartbeat(progress, f"building the Verilator model of {cards} cards (once per RTL "
-                    "change; takes minutes)", first=2.0):
-        model = build_model([ring_src, card_src], RING_TOP,
+        sources, toplevel, what = [card_src], module, "the Verilator model"
+    else:
+        card_text = card_src.read_text()
+        if top == "core":
+            from .ring_top import ring_verilog
+
+            text = ring_verilog(core, cards, card_text, module)
+        else:
+            from .board_ring import board_ring_verilog
+
+            text = board_ring_verilog(core, cards, card_text)
+        sources = [cached_source(text, f"{ring_module}.v"), card_src]
+        toplevel, what = ring_module, f"the Verilator model of {cards} cards"
+    with _heartbeat(progress, f"building {what} (once per RTL change; takes minutes)",
+                    first=2.0):
+        model = build_model(sources, toplevel,
                             extra_args=[*VERILATOR_ARGS, *CORE_VERILATOR_ARGS], waves=waves,
-                            top_signals=_header_ports(ring_src, RING_TOP))
+                            top_signals=_header_ports(sources[0], toplevel))
     if not model.cached:
         _say(progress, f"built the Verilator model in {model.build_s:.0f} s")
     return model

@@ -37,9 +37,13 @@ PROGRESS_FILE = "progress.jsonl"
 #: A traced job's unit busy intervals: JSON list of [unit, pc, start, end] (cycles from
 #: ap_start; unit: index into dfx.rtl.core.backend.TRACE_UNITS).
 TRACE_FILE = "trace.json"
+#: The testbench's ap_clk period (ns) unless a job says otherwise.
+PERIOD_NS = 10
 #: Where the program goes in DDR: above the image, aligned to this (a Vitis page).
 PROG_ALIGN = 4096
-WAITS = ("interrupt", "poll")
+WAITS = ("interrupt", "poll", "xrt")
+#: The card tops of the testbench: the bare core (debug ports) or the Alveo kernel.
+TOPS = ("core", "board")
 
 
 @dataclass
@@ -80,6 +84,10 @@ class CoreJob:
     (the live registers of ``rtl/control/regmap.py``, read every ``deadlock_cycles // 8``).
     ``trace``: record each unit's busy intervals from the ``dbg_trace`` port into
     :data:`TRACE_FILE`.
+    ``top``: the card's top (:data:`TOPS`): ``"board"`` is the Alveo kernel
+    (:class:`~.board_top.BoardTestTop`: no debug ports, so no ``vrf``/``srf``/``trace``), its
+    link clock ``ap_clk_2`` of period ``link_period_ps``. ``wait="xrt"``: the control slave
+    in XRT's order, ``starts`` runs in a row (:mod:`.core_tb`).
     """
 
     core: dict[str, Any]
@@ -98,13 +106,25 @@ class CoreJob:
     progress_cycles: int = 20_000
     watch: tuple[str, int, int] | None = None
     sentinel: int = 0xFFFF_FFFF
-    period_ns: int = 10
+    period_ns: int = PERIOD_NS
     deadlock_cycles: int = 20_000
     trace: bool = False
+    top: str = "core"
+    link_period_ps: int = 0
+    starts: int = 1
 
     def __post_init__(self) -> None:
         if self.wait not in WAITS:
             raise ValueError(f"wait must be one of {WAITS}, not {self.wait!r}")
+        if self.top not in TOPS:
+            raise ValueError(f"top must be one of {TOPS}, not {self.top!r}")
+        if self.top == "board" and (self.vrf is not None or self.srf or self.trace):
+            raise ValueError("the board top has no debug ports: no vrf, srf or trace")
+        if self.top == "board" and self.link_period_ps < 2:
+            raise ValueError(f"the board top needs link_period_ps >= 2, not "
+                             f"{self.link_period_ps!r}")
+        if self.starts < 1 or (self.starts > 1 and self.wait != "xrt"):
+            raise ValueError(f"starts must be 1, or >= 1 with wait='xrt', not {self.starts!r}")
         if not 0 <= self.stall <= 15:
             raise ValueError(f"stall must be in 0..15, not {self.stall!r}")
         for name in ("poll_cycles", "max_cycles", "progress_cycles", "deadlock_cycles"):
@@ -145,7 +165,10 @@ class CoreResult:
     wall time includes waiting for a CPU); ``mem_error``: the memories' sticky protocol error
     bits; ``ring_error``: a ring model's sticky error (a receive FIFO overflowed or a link
     model's queue filled: never); ``irq``: the interrupt was seen. ``reads``: name -> bytes;
-    ``vrf``: uint16 [n, d]; ``srf``: uint32."""
+    ``vrf``: uint16 [n, d]; ``srf``: uint32. ``starts`` (``wait="xrt"``): per run, what the
+    host saw of the control registers (``mode``, ``ctrl_open``, ``isr``, ``irq_after_clear``,
+    ``ctrl_done``, ``polls``, ``ctrl_running``) and its ``status``, ``cycles``,
+    ``sim_cycles``."""
 
     outcome: str
     status: int = 0
@@ -163,6 +186,7 @@ class CoreResult:
     busy: int = 0
     tx_pc: int = 0
     rx_pc: int = 0
+    starts: list[dict[str, Any]] = field(default_factory=list)
     reads: dict[str, bytes] = field(default_factory=dict)
     vrf: np.ndarray | None = None
     srf: np.ndarray | None = None

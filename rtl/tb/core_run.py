@@ -54,7 +54,7 @@ class CoreRunError(RuntimeError):
 
 
 def _sim_env(job_path: Path, results: Path, *, batch: bool = False,
-             ring: bool = False) -> dict[str, str]:
+             ring: bool = False, toplevel: str = TOP) -> dict[str, str]:
     import cocotb_tools.config
     import find_libpython
 
@@ -71,11 +71,9 @@ def _sim_env(job_path: Path, results: Path, *, batch: bool = False,
     # as cocotb's Verilator runner: Verilator applies writes inertially, which also lets the
     # clock run in C++ (cocotb.clock.Clock's "gpi" implementation) instead of in Python
     env.setdefault("COCOTB_TRUST_INERTIAL_WRITES", "1")
-    from .ring_top import RING_TOP
-
     var = "DFX_RING_JOB" if ring else "DFX_CORE_JOBS" if batch else "DFX_CORE_JOB"
     env.update({
-        "COCOTB_TOPLEVEL": RING_TOP if ring else TOP,
+        "COCOTB_TOPLEVEL": toplevel,
         "COCOTB_TEST_MODULES": TB_MODULE,
         "TOPLEVEL_LANG": "verilog",
         "COCOTB_RESULTS_FILE": str(results),
@@ -201,7 +199,7 @@ def _launch(model: Any, job_path: Path, d: Path, *, batch: bool, waves: Path | N
     cmd = [*shlex.split(os.environ.get(PREFIX_ENV, "")), str(model.executable)]
     if waves is not None:
         cmd += ["--trace", "--trace-file", str(Path(waves).resolve())]
-    env = _sim_env(job_path, results, batch=batch, ring=ring)
+    env = _sim_env(job_path, results, batch=batch, ring=ring, toplevel=model.toplevel)
     log = d / LOG_FILE
     seen = 0
     t0 = time.monotonic()

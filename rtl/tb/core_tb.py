@@ -1,4 +1,6 @@
-"""cocotb testbench of one card (:class:`~.core_top.CoreTestTop`, module :data:`~.core_build.TOP`):
+"""cocotb testbench of one card (:class:`~.core_top.CoreTestTop`, module :data:`~.core_build.TOP`,
+or the Alveo kernel's :class:`~.board_top.BoardTestTop`: a job with ``top="board"``, a second
+clock ``ap_clk_2`` for its QSFP links and no debug ports):
 runs the :class:`~.core_job.CoreJob` named by ``$DFX_CORE_JOB`` and writes its
 :class:`~.core_job.CoreResult` next to it (:mod:`.core_run` launches it). ``$DFX_CORE_JOBS``
 names a file of job paths (one per line) instead: they run one after the other in this one
@@ -14,6 +16,14 @@ Free-running: while the core runs, Python wakes only for the clock-free waits (t
 edge, a poll every ``poll_cycles``) and the progress tick every ``progress_cycles`` (a line in
 ``progress.jsonl``: cycles, cycles/s, the watched words done). The clock is cocotb's C++ (GPI)
 clock: a Python clock costs more than the whole core model per cycle.
+
+``wait="xrt"``: the control slave driven in exactly XRT's order for an ``ap_ctrl_hs`` compute
+unit (XRT's KDS, ``xocl`` ``cu_hls.c``; :meth:`TB.run_xrt`): CTRL read when the unit is opened;
+per run the interrupt mode (``GIE`` = 1 then ``IER`` = done; polling: ``IER`` read, ``GIE`` = 0,
+``IER`` without done), the register map from 0x10 word by word (reserved words 0), CTRL =
+ap_start, then the interrupt, ISR read and written back, CTRL read — or CTRL read until
+ap_done — and the status registers (``read_register``); ``starts`` runs in a row without a
+reset, interrupt and polling mode alternating, the host's writes made again before each.
 """
 
 from __future__ import annotations
@@ -59,7 +69,7 @@ def _job_paths() -> list[Path]:
 _JOB_PATHS = _job_paths()
 _JOBS = [CoreJob.read(p) for p in _JOB_PATHS]
 # the cocotb timeout: the jobs' cycle limits, plus the loads, reads and slack
-_JOB_NS = [(2 * j.max_cycles + 50_000_000) * j.period_ns for j in _JOBS]
+_JOB_NS = [(2 * j.max_cycles + 50_000_000) * j.period_ns * j.starts for j in _JOBS]
 _TIMEOUT_NS = (max(_JOB_NS) if os.environ.get(RING_ENV) else sum(_JOB_NS)) if _JOBS else 1
 
 
@@ -67,7 +77,7 @@ class TB:
     """The core testbench's handles and host-side operations (module doc)."""
 
     def __init__(self, dut: Any, job: CoreJob, workdir: Path, *, prefix: str = "",
-                 clock: Clock | None = None):
+                 clock: Clock | None = None, clock2: Clock | None = None):
         self.dut, self.job, self.workdir, self.prefix = dut, job, workdir, prefix
         core = job.core_config()
         self.core = core
@@ -76,6 +86,11 @@ class TB:
         self.layout = job.mem_layout()
         self.period = job.period_ns
         self.clock = clock or Clock(dut.ap_clk, self.period, unit="ns", impl="gpi")
+        # the board top's link clock (ap_clk_2: the board's ratio to ap_clk)
+        self.board = job.top == "board"
+        self.clock2 = clock2
+        if self.board and clock2 is None:
+            self.clock2 = Clock(dut.ap_clk_2, job.link_period_ps, unit="ps", impl="gpi")
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, f"{prefix}s_axi_control"),
                                   dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
         self.drv = ControlDriver(self.regs, self.axil.read_dword, self.axil.write_dword)
@@ -102,7 +117,19 @@ class TB:
         return int(get_sim_time("ns")) // self.period
 
     def clear_inputs(self) -> None:
-        """Drive this card's testbench inputs low (the ring streams only on one card)."""
+        """Drive this card's testbench inputs low (the ring streams only on one card; a board
+        card alone: its QSFP receive sides idle, its transmit sides always ready)."""
+        if self.board:
+            self.sig("stall").value = 0
+            if not self.prefix:
+                from dfx.rtl.board.hook import LINK_DIRECTIONS
+                from dfx.rtl.board.top import qsfp_name
+
+                for p in range(len(LINK_DIRECTIONS)):
+                    self.sig(f"{qsfp_name(p)}_rx_tvalid").value = 0
+                    self.sig(f"{qsfp_name(p)}_rx_tdata").value = 0
+                    self.sig(f"{qsfp_name(p)}_tx_tready").value = 1
+            return
         names = ["stall", "dbg_vrf_r_en", "dbg_vrf_r_addr", "dbg_vrf_w_en", "dbg_vrf_w_addr",
                  "dbg_vrf_w_data", "dbg_srf_idx"]
         if not self.prefix:
@@ -115,16 +142,26 @@ class TB:
         self.clear_inputs()
         if not self._clock_running:
             self.clock.start()
+            if self.clock2 is not None:
+                self.clock2.start()
             self._clock_running = True
-        dut.ap_rst_n.value = 0
-        await ClockCycles(dut.ap_clk, 4)
-        dut.ap_rst_n.value = 1
+        resets = [dut.ap_rst_n] + ([dut.ap_rst_n_2] if self.board else [])
+        for r in resets:
+            r.value = 0
+        # the board: long enough for the link clock's reset flip-flop and the crossings
+        await ClockCycles(dut.ap_clk, 8 if self.board else 4)
+        for r in resets:
+            r.value = 1
         await ClockCycles(dut.ap_clk, 2)
 
     # -- memories ------------------------------------------------------------------------------
     async def load(self) -> None:
         for ld in self.job.loads:
             await self.bd.load_words(ld.channel, ld.word, (self.workdir / ld.file).read_bytes())
+        await self.write_host()
+
+    async def write_host(self) -> None:
+        """The job's host writes (the cfg block, the prompt and its sentinels)."""
         for w in self.job.writes:
             data = bytes.fromhex(w.hex)
             await (self.bd.write_hbm if w.space == "hbm" else self.bd.write_ddr)(w.addr, data)
@@ -280,6 +317,100 @@ class TB:
         if job.srf:
             res.srf = await self.read_srf()
 
+    # -- XRT's order -----------------------------------------------------------------------------
+    async def _xrt_mode(self, mode: str) -> None:
+        """Switch the compute unit between interrupt and polling mode as XRT's KDS does
+        (cu_hls_enable_intr: GIE = 1, IER = done; cu_hls_disable_intr: IER read, GIE = 0, IER
+        without done)."""
+        if mode == "interrupt":
+            await self.axil.write_dword(rm.GIE, 1)
+            await self.axil.write_dword(rm.IER, rm.IRQ_DONE)
+        else:
+            ier = await self.axil.read_dword(rm.IER)
+            await self.axil.write_dword(rm.GIE, 0)
+            await self.axil.write_dword(rm.IER, ier & ~rm.IRQ_DONE)
+
+    async def _xrt_start(self, mode: str) -> tuple[CoreResult, dict[str, Any]]:
+        """One ``xrt::run``: the register map, ap_start, done by interrupt or by polling, the
+        status registers (module doc)."""
+        job = self.job
+        info: dict[str, Any] = {"mode": mode}
+        for offset, word in xrt_regmap(self.regs, job.args):
+            await self.axil.write_dword(offset, word)
+        self.sig("stall").value = job.stall
+        t0_cycle, t0_wall, t0_cpu = self.now(), time.perf_counter(), time.process_time()
+        await self.axil.write_dword(rm.CTRL, rm.AP_START)
+        limit = t0_cycle + job.max_cycles
+        done = False
+        if mode == "interrupt":
+            irq = self.sig("interrupt")
+            if not int(irq.value):
+                await First(RisingEdge(irq), Timer(max(limit - self.now(), 1) * self.period, "ns"))
+            end = self.now()
+            if int(irq.value):
+                info["isr"] = isr = await self.axil.read_dword(rm.ISR)
+                await self.axil.write_dword(rm.ISR, isr)
+                await ClockCycles(self.dut.ap_clk, 2)
+                info["irq_after_clear"] = int(irq.value)
+                info["ctrl_done"] = ctrl = await self.axil.read_dword(rm.CTRL)
+                done = bool(ctrl & rm.AP_DONE)
+        else:
+            polls = seen = 0
+            while self.now() < limit:
+                ctrl = await self.axil.read_dword(rm.CTRL)
+                polls += 1
+                if ctrl & rm.AP_DONE:
+                    info["ctrl_done"], done = ctrl, True
+                    break
+                seen |= ctrl
+                await Timer(job.poll_cycles * self.period, "ns")
+            end = self.now()
+            info["polls"], info["ctrl_running"] = polls, seen
+        self.sig("stall").value = 0
+        res = CoreResult("done" if done else "timeout", sim_cycles=end - t0_cycle,
+                         wall_s=time.perf_counter() - t0_wall,
+                         cpu_s=time.process_time() - t0_cpu, irq=mode == "interrupt" and done)
+        for name in ("status", "error_pc", "cycles", "error_word"):
+            setattr(res, name, await self.drv.read(name))
+        res.mem_error = int(self.sig("mem_error").value)
+        info.update(status=res.status, cycles=res.cycles, sim_cycles=res.sim_cycles)
+        return res, info
+
+    async def run_xrt(self) -> CoreResult:
+        """``starts`` runs in XRT's order (module doc): the last run's result, the reads of the
+        runs before it as ``name@i``, every run's control-register observations in
+        ``starts``."""
+        job = self.job
+        t0_wall = time.perf_counter()
+        ticker = cocotb.start_soon(self._progress(self.now(), t0_wall,
+                                                  self.workdir / PROGRESS_FILE))
+        ctrl_open = await self.axil.read_dword(rm.CTRL)  # XRT opening the compute unit
+        starts: list[dict[str, Any]] = []
+        earlier: dict[str, bytes] = {}
+        mode = None
+        for i in range(job.starts):
+            if i:
+                await self.write_host()
+            want = XRT_MODES[i % len(XRT_MODES)]
+            if want != mode:
+                await self._xrt_mode(want)
+                mode = want
+            res, info = await self._xrt_start(mode)
+            if i == 0:
+                info["ctrl_open"] = ctrl_open
+            starts.append(info)
+            if res.outcome != "done" or res.status or i == job.starts - 1:
+                break
+            part = CoreResult("done")
+            await self.read_back(part)
+            earlier.update({f"{k}@{i}": v for k, v in part.reads.items()})
+        ticker.cancel()
+        if res.outcome == "done":
+            await self.read_back(res)
+        res.reads.update(earlier)
+        res.starts = starts
+        return res
+
     async def run(self) -> CoreResult:
         await self.arm()
         t0_cycle, t0_wall, t0_cpu = self.now(), time.perf_counter(), time.process_time()
@@ -322,6 +453,11 @@ async def _one_job(tb: TB) -> None:
     t0 = time.perf_counter()
     await tb.load()
     load_s = time.perf_counter() - t0
+    if tb.job.wait == "xrt":
+        res = await tb.run_xrt()
+        res.load_s = load_s
+        res.write(workdir)
+        return
     prof = None
     if os.environ.get(PROFILE_ENV):
         import cProfile
@@ -346,7 +482,7 @@ async def _ring_jobs(dut: Any, ring_dir: Path) -> None:
     tbs: list[TB] = []
     for c, (path, job) in enumerate(zip(_JOB_PATHS, _JOBS, strict=True)):
         tb = TB(dut, job, path.resolve().parent, prefix=card_prefix(c),
-                clock=tbs[0].clock if tbs else None)
+                clock=tbs[0].clock if tbs else None, clock2=tbs[0].clock2 if tbs else None)
         tbs.append(tb)
     for tb in tbs[1:]:
         tb.clear_inputs()
@@ -397,6 +533,20 @@ async def _ring_jobs(dut: Any, ring_dir: Path) -> None:
         if done:
             await tb.read_back(res)
         res.write(tb.workdir)
+
+
+#: ``wait="xrt"``: the done mode of run i is ``XRT_MODES[i % 2]``.
+XRT_MODES = ("interrupt", "poll")
+
+
+def xrt_regmap(regs: rm.RegMap, args: dict[str, int]) -> list[tuple[int, int]]:
+    """XRT's register-map write of a run (``cu_hls_configure``, REGMAP): every 32-bit word
+    from 0x10 to the end of the last argument, in address order, reserved words 0."""
+    words: dict[int, int] = {}
+    for name, value in args.items():
+        words.update(regs.words(name, value))
+    end = max(r.offset + 4 * r.words for r in regs.args)
+    return [(off, words.get(off, 0)) for off in range(rm.ARGS_BASE, end, 4)]
 
 
 #: The live registers the ring watchdog reads (rtl/control/regmap.py).

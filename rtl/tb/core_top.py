@@ -37,7 +37,7 @@ from dfx.rtl.vrf.vrf import VrfReadSignature, VrfWriteSignature
 from .axi_mem import BackdoorSignature, MemorySystem
 from .mem_model import MemLayout
 
-__all__ = ["CoreTestTop"]
+__all__ = ["CoreTestTop", "connect_memories", "control_slices"]
 
 
 class CoreTestTop(wiring.Component):
@@ -96,29 +96,9 @@ class CoreTestTop(wiring.Component):
         m = Module()
         m.submodules.core = core = self._dut
         m.submodules.mem = mem = self._mem
-        # host -> core channels (aw, w, ar) and core -> host channels (b, r) through Fifo2s
-        host, dut = self.s_axi_control, core.s_axi_control
-        for name, fields, to_core in (("aw", ("awaddr",), True), ("w", ("wdata", "wstrb"), True),
-                                      ("ar", ("araddr",), True), ("b", ("bresp",), False),
-                                      ("r", ("rdata", "rresp"), False)):
-            lay = data.StructLayout({f: len(getattr(host, f)) for f in fields})
-            m.submodules[f"axil_{name}"] = q = Fifo2(lay)
-            src, dst = (host, dut) if to_core else (dut, host)
-            m.d.comb += [q.w_en.eq(getattr(src, f"{name}valid")),
-                         getattr(src, f"{name}ready").eq(q.w_rdy),
-                         getattr(dst, f"{name}valid").eq(q.r_rdy),
-                         q.r_en.eq(getattr(dst, f"{name}ready"))]
-            for f in fields:
-                m.d.comb += [getattr(q.w_data, f).eq(getattr(src, f)),
-                             getattr(dst, f).eq(getattr(q.r_data, f))]
+        control_slices(m, self.s_axi_control, core.s_axi_control)
         m.d.comb += self.interrupt.eq(core.interrupt)
-        for c in range(len(core.m_axi_hbm)):
-            wiring.connect(m, core.m_axi_hbm[c], mem.hbm[c])
-        wiring.connect(m, core.m_axi_ddr, mem.ddr)
-        wiring.connect(m, wiring.flipped(self.bd), mem.bd)
-        stall = Signal.like(self.stall)
-        m.d.sync += stall.eq(self.stall)
-        m.d.comb += [mem.stall.eq(stall), self.mem_error.eq(mem.error)]
+        connect_memories(m, core, mem, self)
         # the ring streams through Fifo2s (one-card model) or direct (ring model)
         vec = core.tx.payload.shape()
         for name, src, dst in (("tx", core.tx, self.tx), ("rx", self.rx, core.rx)):
@@ -140,3 +120,34 @@ class CoreTestTop(wiring.Component):
                      self.dbg_vrf_r.data.eq(core.dbg_vrf_r.data),
                      self.dbg_srf_value.eq(core.dbg_srf_value)]
         return m
+
+
+def control_slices(m: Module, host: Any, dut: Any) -> None:
+    """The AXI4-Lite channels between the testbench (``host``) and a control slave (``dut``)
+    through :class:`~dfx.rtl.bus.stream.Fifo2`\\ s (module doc: aw, w, ar to the slave; b, r
+    back)."""
+    for name, fields, to_dut in (("aw", ("awaddr",), True), ("w", ("wdata", "wstrb"), True),
+                                 ("ar", ("araddr",), True), ("b", ("bresp",), False),
+                                 ("r", ("rdata", "rresp"), False)):
+        lay = data.StructLayout({f: len(getattr(host, f)) for f in fields})
+        m.submodules[f"axil_{name}"] = q = Fifo2(lay)
+        src, dst = (host, dut) if to_dut else (dut, host)
+        m.d.comb += [q.w_en.eq(getattr(src, f"{name}valid")),
+                     getattr(src, f"{name}ready").eq(q.w_rdy),
+                     getattr(dst, f"{name}valid").eq(q.r_rdy),
+                     q.r_en.eq(getattr(dst, f"{name}ready"))]
+        for f in fields:
+            m.d.comb += [getattr(q.w_data, f).eq(getattr(src, f)),
+                         getattr(dst, f).eq(getattr(q.r_data, f))]
+
+
+def connect_memories(m: Module, kernel: Any, mem: MemorySystem, top: Any) -> None:
+    """A kernel's AXI masters to the card's memories; the top's back door ``bd`` straight to
+    them, its ``stall`` through a flip-flop, their error bits to its ``mem_error``."""
+    for c in range(len(kernel.m_axi_hbm)):
+        wiring.connect(m, kernel.m_axi_hbm[c], mem.hbm[c])
+    wiring.connect(m, kernel.m_axi_ddr, mem.ddr)
+    wiring.connect(m, wiring.flipped(top.bd), mem.bd)
+    stall = Signal.like(top.stall)
+    m.d.sync += stall.eq(top.stall)
+    m.d.comb += [mem.stall.eq(stall), top.mem_error.eq(mem.error)]

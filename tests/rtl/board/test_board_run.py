@@ -1,0 +1,146 @@
+"""The Alveo kernel top on the Verilator RTL backend (issue 13, Done-when items 2 and 3): the
+board testbench card (:class:`dfx.rtl.tb.board_top.BoardTestTop`: ``dfx_core`` as ``dfx build``
+packages it — the core, the ring router, the clock-domain crossings to the QSFP streams on
+``ap_clk_2`` at the board's clock ratio — with the card's memory models) and N of them joined
+card to card by QSFP link models on the link clock
+(:class:`dfx.rtl.tb.board_ring.BoardRingTop`).
+
+* XRT's order (the cocotb testbench, ``wait="xrt"``): at the compute unit's start CTRL is read
+  (ap_idle), GIE then IER set; per run the argument block from 0x10 written as XRT's
+  register-map write does, CTRL = ap_start, the interrupt, ISR read and written back (the
+  interrupt falls), CTRL read (ap_done | ap_idle; ap_done clears on read), the status
+  registers; started twice in a row, the small GPT-2's tokens and logits are the functional
+  simulator's both times;
+* a fault program: the status register's fault is the functional simulator's error, one line;
+* the host's request sequence (:func:`dfx.host.device.generate` over
+  :func:`dfx.host.device.rtl_devices`) on 1 and 4 board cards: tokens and logits bit-identical
+  to the functional simulator.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfx.isa.config import load_core
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
+
+pytestmark = [pytest.mark.verilator, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
+
+PROMPT = [5, 17, 200, 3]
+NEW = 4
+MAX_CYCLES = 400_000
+SIM_TIMEOUT_S = 1500
+
+
+def _model(cards: int):
+    from dfx.rtl.tb.core_build import card_model
+
+    return card_model(load_core("tiny"), cards, top="board",
+                      progress=lambda s: print(f"[board build] {s}"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """The small GPT-2 (2 layers, n_embd 32, 4 heads, vocabulary 256) as a Hugging Face
+    checkpoint made here."""
+    import hfref
+
+    from dfx.compiler.frontend.hf import save_checkpoint
+
+    d = tmp_path_factory.mktemp("board")
+    return save_checkpoint(hfref.random_model(2, 32, 4, 16, 256, seed=3, scale=4.0), d / "h4")
+
+
+def _compile(ckpt, cards: int):
+    from dfx.compiler.driver import compile_model
+
+    return compile_model(str(ckpt), core="tiny", cards=cards).binary
+
+
+def _functional(b):
+    from dfx.sim.functional import generate
+
+    return generate(b, PROMPT, NEW, write_logits=True)
+
+
+def _same(a, b) -> bool:
+    return a.view(np.uint16).tolist() == b.view(np.uint16).tolist()
+
+
+def test_board_xrt_order_started_twice(checkpoint):
+    """XRT's register sequence on one board card, started twice in a row: both runs give the
+    functional simulator's tokens (and logits); the control registers read as XRT sees them."""
+    from dfx.host.rtl_backend import generate
+    from dfx.rtl.control import regmap as rm
+
+    _model(1)
+    b = _compile(checkpoint, 1)
+    ids, logits = _functional(b)
+    rids, rlogits, run = generate(b, PROMPT, NEW, write_logits=True, top="board", wait="xrt",
+                                  starts=2, timeout_s=SIM_TIMEOUT_S, max_cycles=MAX_CYCLES)
+    assert rids == ids and _same(rlogits, logits)
+    res = run.result
+    first = np.frombuffer(res.reads["tokens@0"], "<u4").tolist()
+    assert first == ids
+    assert [s["mode"] for s in res.starts] == ["interrupt", "poll"]
+    irq, poll = res.starts
+    assert irq["ctrl_open"] & rm.AP_IDLE and not irq["ctrl_open"] & (rm.AP_DONE | rm.AP_START)
+    assert irq["isr"] == rm.IRQ_DONE and irq["irq_after_clear"] == 0
+    assert poll["polls"] > 1 and not poll["ctrl_running"] & (rm.AP_DONE | rm.AP_IDLE)
+    for s in res.starts:
+        assert s["ctrl_done"] & (rm.AP_DONE | rm.AP_IDLE) == rm.AP_DONE | rm.AP_IDLE
+        assert s["status"] == 0 and s["cycles"] > 0
+    print(f"\nboard, XRT order: cycles per start {[s['cycles'] for s in res.starts]}, "
+          f"{run.cycles_per_s:,.0f} cycles/s")
+
+
+def test_board_fault_is_the_simulator_error():
+    """A misaligned lw faults (ALIGN) on the board top: the host reads the status registers
+    and raises the functional simulator's MemoryAccessError at its pc, one line."""
+    from dfx.host.rtl_backend import run_program
+    from dfx.isa.asm import assemble
+    from dfx.isa.container import Binary, CardImage
+    from dfx.isa.encoding import encode_program
+    from dfx.sim.functional import Appliance
+    from dfx.sim.functional.errors import MemoryAccessError
+
+    _model(1)
+    b = Binary(load_core("tiny"), {}, [CardImage(encode_program(assemble("""
+        li rd=r1, imm=6
+        addi rd=r2, rs1=r1, imm=1
+        lw rd=r3, mem=ddr[r2+0]
+        halt
+    """)))])
+    with pytest.raises(MemoryAccessError) as func:
+        Appliance(b).run()
+    with pytest.raises(MemoryAccessError) as rtl:
+        run_program(b, top="board", timeout_s=SIM_TIMEOUT_S)
+    msg = str(rtl.value)
+    assert msg.startswith("card 0, pc 2: lw rd=r3, mem=ddr[r2+0]: ") and "\n" not in msg
+    assert (rtl.value.card, rtl.value.pc) == (func.value.card, func.value.pc) == (0, 2)
+
+
+@pytest.mark.parametrize("cards", [1, 4])
+def test_board_devices_bit_identical(checkpoint, cards):
+    """The host's request sequence (host/device.py) on 1 and 4 board cards: tokens and logits
+    bit-identical to the functional simulator."""
+    from dfx.host.device import generate, rtl_devices
+
+    _model(cards)
+    b = _compile(checkpoint, cards)
+    ids, logits = _functional(b)
+    devices = rtl_devices(b, top="board", max_cycles=MAX_CYCLES)
+    rids, rlogits, statuses = generate(devices, b, PROMPT, NEW, write_logits=True,
+                                       timeout_s=SIM_TIMEOUT_S)
+    assert rids == ids and _same(rlogits, logits)
+    assert len(statuses) == cards and all(s.status == 0 and s.cycles > 0 for s in statuses)
+    run = devices[0].run
+    assert run.results[0].ring_error == 0
+    print(f"\n{cards} board card(s): cycles {[s.cycles for s in statuses]}, "
+          f"{run.cycles_per_s:,.0f} cycles/s, {run.wall_s:.1f} s")
