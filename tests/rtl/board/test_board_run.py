@@ -144,3 +144,45 @@ def test_board_devices_bit_identical(checkpoint, cards):
     assert run.results[0].ring_error == 0
     print(f"\n{cards} board card(s): cycles {[s.cycles for s in statuses]}, "
           f"{run.cycles_per_s:,.0f} cycles/s, {run.wall_s:.1f} s")
+
+
+def test_board_ring_stressed_links(checkpoint):
+    """4 board cards, QSFP link latencies 1..64 link cycles and TREADY low on a quarter of the
+    link cycles: the same tokens and logits, no beat lost at a kernel's receive crossing."""
+    from dfx.host.rtl_backend import generate
+    from dfx.rtl.tb.link_model import BENCH_LATENCIES, BENCH_STALL
+
+    _model(4)
+    b = _compile(checkpoint, 4)
+    ids, logits = _functional(b)
+    rids, rlogits, run = generate(b, PROMPT, NEW, write_logits=True, top="board",
+                                  links={"latencies": BENCH_LATENCIES, "stall_prob": BENCH_STALL},
+                                  timeout_s=SIM_TIMEOUT_S, max_cycles=MAX_CYCLES)
+    assert rids == ids and _same(rlogits, logits)
+    assert all(r.ring_error == 0 for r in run.results)
+    print(f"\n4 board cards, stressed links: cycles {run.cycles}")
+
+
+def test_board_ring_deadlock_named():
+    """A ring program that deadlocks by design (every card receives first) on 4 board cards:
+    the testbench's watchdog, reading the live registers over each kernel's control slave,
+    names every card's blocked recv, as the functional simulator does."""
+    from dfx.host.rtl_backend import run_card
+    from dfx.isa.asm import assemble
+    from dfx.isa.container import Binary, CardImage
+    from dfx.isa.encoding import encode_program
+    from dfx.sim.functional import DeadlockError
+
+    _model(4)
+    prog = encode_program(assemble("recv v=v[r0+0], n=2\nsend v=v[r0+0], n=2\nhalt"))
+    b = Binary(load_core("tiny"), {"name": "ring-test"},
+               [CardImage(program=prog, debug=[(0, "allgather")]) for _ in range(4)])
+    with pytest.raises(DeadlockError) as e:
+        run_card(b, {}, reads=[], writes=[], watch=None, model_cycles=None, waves=None,
+                 status=None, progress=None, workdir=None, keep=False, max_cycles=400_000,
+                 timeout_s=SIM_TIMEOUT_S, top="board")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("deadlock: no card can make progress: ")
+    for c in range(4):
+        assert (f"card {c}, pc 0 (allgather): recv v=v[r0+0], n=2: waits for vectors from "
+                f"card {(c - 1) % 4}") in msg
