@@ -14,7 +14,11 @@ card to card by QSFP link models on the link clock
 * a fault program: the status register's fault is the functional simulator's error, one line;
 * the host's request sequence (:func:`dfx.host.device.generate` over
   :func:`dfx.host.device.rtl_devices`) on 1 and 4 board cards: tokens and logits bit-identical
-  to the functional simulator.
+  to the functional simulator, also on stressed links; a ring deadlock named card by card.
+
+Without Verilator: XRT's register-map block, the link clock and link settings, the board ring
+top's ports, and the refusals (debug reads on the board top, XRT's order on a ring, waiting
+before every card started).
 """
 
 from __future__ import annotations
@@ -29,8 +33,7 @@ from dfx.isa.config import load_core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 
-pytestmark = [pytest.mark.verilator, pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 PROMPT = [5, 17, 200, 3]
 NEW = 4
@@ -73,6 +76,8 @@ def _same(a, b) -> bool:
     return a.view(np.uint16).tolist() == b.view(np.uint16).tolist()
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_board_xrt_order_started_twice(checkpoint):
     """XRT's register sequence on one board card, started twice in a row: both runs give the
     functional simulator's tokens (and logits); the control registers read as XRT sees them."""
@@ -100,6 +105,8 @@ def test_board_xrt_order_started_twice(checkpoint):
           f"{run.cycles_per_s:,.0f} cycles/s")
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_board_fault_is_the_simulator_error():
     """A misaligned lw faults (ALIGN) on the board top: the host reads the status registers
     and raises the functional simulator's MemoryAccessError at its pc, one line."""
@@ -126,6 +133,8 @@ def test_board_fault_is_the_simulator_error():
     assert (rtl.value.card, rtl.value.pc) == (func.value.card, func.value.pc) == (0, 2)
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 @pytest.mark.parametrize("cards", [1, 4])
 def test_board_devices_bit_identical(checkpoint, cards):
     """The host's request sequence (host/device.py) on 1 and 4 board cards: tokens and logits
@@ -146,6 +155,8 @@ def test_board_devices_bit_identical(checkpoint, cards):
           f"{run.cycles_per_s:,.0f} cycles/s, {run.wall_s:.1f} s")
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_board_ring_stressed_links(checkpoint):
     """4 board cards, QSFP link latencies 1..64 link cycles and TREADY low on a quarter of the
     link cycles: the same tokens and logits, no beat lost at a kernel's receive crossing."""
@@ -163,6 +174,8 @@ def test_board_ring_stressed_links(checkpoint):
     print(f"\n4 board cards, stressed links: cycles {run.cycles}")
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_board_ring_deadlock_named():
     """A ring program that deadlocks by design (every card receives first) on 4 board cards:
     the testbench's watchdog, reading the live registers over each kernel's control slave,
@@ -186,3 +199,90 @@ def test_board_ring_deadlock_named():
     for c in range(4):
         assert (f"card {c}, pc 0 (allgather): recv v=v[r0+0], n=2: waits for vectors from "
                 f"card {(c - 1) % 4}") in msg
+
+
+# -- without Verilator ---------------------------------------------------------------------------
+def test_xrt_regmap_is_the_whole_argument_block():
+    """XRT's register-map write: every word from 0x10 to the end of the last argument, the
+    arguments' words in place (64-bit values low word first), reserved words 0."""
+    from dfx.rtl.control import regmap as rm
+    from dfx.rtl.tb.core_tb import xrt_regmap
+
+    regs = rm.regmap(load_core("tiny"))
+    args = {"prog_words": 7, "prog": 0x40_0000_1000, "ddr": 0x40_0000_0000, "cards": 4,
+            **{f"hbm{i:02d}": (i + 1) << 32 for i in range(regs.pseudo_channels)}}
+    words = xrt_regmap(regs, args)
+    offsets = [o for o, _w in words]
+    end = max(r.offset + 4 * r.words for r in regs.args)
+    assert offsets == list(range(rm.ARGS_BASE, end, 4))
+    got = dict(words)
+    for name, value in args.items():
+        for off, word in regs.words(name, value):
+            assert got.pop(off) == word
+    assert set(got.values()) == {0}
+
+
+def test_board_clocks_and_links():
+    """The board testbench's link clock is dfx build's (76 MHz for the tiny core's 100, 190
+    for dfx-u280's 200), at the board's ratio; a link beat takes >= 1 link cycle."""
+    from fractions import Fraction
+
+    from dfx.host.kernel.describe import describe
+    from dfx.rtl.tb.board_ring import (
+        board_link_settings,
+        link_mhz,
+        link_period_ps,
+        link_rate,
+        link_wire_cycles,
+    )
+
+    tiny = load_core("tiny")
+    assert link_mhz(tiny) == describe(tiny).link_mhz == 76
+    assert link_period_ps(tiny, 10) == 13158
+    assert link_rate(tiny) == Fraction(627, 625)
+    assert link_wire_cycles(tiny) == 8  # 105 ns at 76 MHz
+    assert board_link_settings(tiny, 2) == [(8, 0)] * 4
+    u280 = load_core("dfx-u280")
+    assert link_mhz(u280) == 190 and 1 <= link_rate(u280) < Fraction(11, 10)
+
+
+def test_board_ring_top_ports():
+    """The board ring's top: the clocks of both domains, the ring error, two links per card,
+    every card port but the clocks and QSFP streams (joined inside) prefixed per card."""
+    from dfx.rtl.bus.vitis import vitis_ports
+    from dfx.rtl.tb.board_ring import BOARD_TOP, BoardRingTop
+    from dfx.rtl.tb.board_top import BoardTestTop
+    from dfx.rtl.tb.core_build import core_layout
+
+    core = load_core("tiny")
+    card = vitis_ports(BoardTestTop(core, core_layout(core)))
+    assert {p.name for p in card} >= {"ap_clk_2", "ap_rst_n_2", "qsfp0_tx_tdata",
+                                       "qsfp1_rx_tvalid", "router_overflow", "bd_sel"}
+    assert not [p for p in card if p.name.startswith("dbg_")]
+    ring = BoardRingTop(core, 3, card_module=BOARD_TOP, card_ports=card).ports()
+    names = list(ring)
+    assert names[:5] == ["ap_clk", "ap_rst_n", "ap_clk_2", "ap_rst_n_2", "ring_error"]
+    assert sum(n.endswith("_latency") for n in names) == 6
+    assert not [n for n in names if "qsfp" in n]
+    assert not [n for n in names if n.startswith("card") and n.endswith(("clk_2", "rst_n_2"))]
+    assert "card02_s_axi_control_awaddr" in names and "card01_router_overflow" in names
+
+
+def test_board_top_refusals(checkpoint):
+    """What the board top cannot do is refused before any build, one line: debug reads (no
+    debug ports), XRT's order on a ring; rtl_devices need every card started."""
+    from dfx.host.device import RtlDevice, rtl_devices
+    from dfx.host.rtl_backend import generate, run_program
+    from dfx.isa.errors import DfxError
+
+    one, four = _compile(checkpoint, 1), _compile(checkpoint, 4)
+    with pytest.raises(DfxError, match="no debug ports: vrf"):
+        run_program(one, top="board", vrf=(0, 1))
+    with pytest.raises(DfxError, match="runs one card"):
+        generate(four, PROMPT, NEW, top="board", wait="xrt")
+    with pytest.raises(DfxError, match="rtl_devices"):
+        RtlDevice(four)
+    devices = rtl_devices(four, top="board")
+    devices[0].start(4)
+    with pytest.raises(DfxError, match=r"card\(s\) \[1, 2, 3\] not started"):
+        devices[0].wait()
