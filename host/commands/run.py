@@ -34,6 +34,8 @@ examples:
   dfx run tiny.dfx --tokens 1,2 --max-new-tokens 2 --backend rtl --trace rtl.json
       each card's unit busy intervals, taken from the RTL's issue handshakes, in the trace
       format of dfx perf --trace: open both in https://ui.perfetto.dev to compare
+  dfx run tiny.dfx --tokens 1,2 --max-new-tokens 2 --backend rtl --top board
+      the Alveo kernel top (dfx build's dfx_core: core, router, QSFP clock crossing)
 """
 
 
@@ -66,6 +68,10 @@ def register(subparsers: Any) -> None:
                    "waveform (FST; a second, traced model build)")
     p.add_argument("--trace", metavar="FILE.json", help="with --backend rtl: write each card's "
                    "unit busy intervals as Chrome/Perfetto trace events (as dfx perf --trace)")
+    p.add_argument("--top", choices=("core", "board"), default=None,
+                   help="with --backend rtl: simulate the core testbench top (core, default: "
+                   "faster, with --trace) or the Alveo kernel top dfx build packages (board: "
+                   "router and QSFP clock crossing on a second clock, the ring on link clock)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -139,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from dfx.isa.container import read_binary
 
     binary = read_binary(args.binary, lazy=True)
-    for option in ("waves", "trace"):
+    for option in ("waves", "trace", "top"):
         if getattr(args, option, None) is not None and getattr(args, "backend", "") != "rtl":
             raise DfxError(f"--{option} needs --backend rtl"
                            + (" (the timing model's trace: dfx perf --trace)"

@@ -33,7 +33,9 @@ from dfx.isa.config import load_core
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+# one xdist worker runs them (--dist loadgroup): the board models are built once, in turn
+pytestmark = [pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable"),
+              pytest.mark.xdist_group("board")]
 
 PROMPT = [5, 17, 200, 3]
 NEW = 4
