@@ -210,8 +210,11 @@ def build_model(
     h = hashlib.sha256()
     for p in paths:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    import cocotb_tools.config
+
+    # the executable links cocotb's VPI library by its path (rpath): one build per install
     key_items = [toplevel, args, control, waves, _versions(), sys.platform,
-                 os.environ.get("CXX", "")]
+                 os.environ.get("CXX", ""), str(cocotb_tools.config.libs_dir)]
     if make_args:
         key_items.append(list(make_args))
     h.update(json.dumps(key_items).encode())

@@ -1,8 +1,9 @@
 """``dfx run --backend rtl`` through the real CLI: a small GPT-2 (Hugging Face checkpoint made
 here, 2 layers, n_embd 32, 4 heads, vocabulary 256) compiled for one tiny card gives the same
 output as the functional backend (text form, ``--json`` fields, ``--logits`` bit for bit),
-with ``rtl_cycles`` / ``model_cycles``; ``--waves`` writes an FST; binaries for several cards
-are refused in one line. The Verilator model is shared with tests/rtl/core (disk cache)."""
+with ``rtl_cycles`` / ``model_cycles``; ``--waves`` writes an FST; the RTL-only options are
+refused in one line without ``--backend rtl``. The Verilator model is shared with tests/rtl/core
+(disk cache)."""
 
 from __future__ import annotations
 
@@ -40,15 +41,13 @@ def dfx(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
-def test_rtl_run_refuses_several_cards(binaries, tmp_path):
-    r = dfx("run", str(binaries[2]), "--tokens", TOKENS, "--max-new-tokens", NEW,
-            "--backend", "rtl", cwd=tmp_path)
-    assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [
-        "dfx: error: the RTL backend runs one-card binaries; this one is for 2 cards (the "
-        "ring between cards comes with issue 11)"]
-    r = dfx("run", str(binaries[1]), "--tokens", TOKENS, "--waves", "w.fst", cwd=tmp_path)
-    assert r.returncode == 1 and "--waves needs --backend rtl" in r.stderr
+def test_rtl_options_need_the_rtl_backend(binaries, tmp_path):
+    """--waves, --trace and --top belong to --backend rtl (several cards run since issue 11:
+    tests/rtl/core/test_ring_run.py)."""
+    for option, value in (("--waves", "w.fst"), ("--trace", "t.json"), ("--top", "board")):
+        r = dfx("run", str(binaries[1]), "--tokens", TOKENS, option, value, cwd=tmp_path)
+        assert r.returncode == 1 and f"{option} needs --backend rtl" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.verilator
