@@ -17,11 +17,11 @@ one the Verilog is converted from), the control register map
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from dfx.isa.errors import DfxError
+from dfx.rtl.router.link import link_clock_mhz
 
 __all__ = ["KERNEL", "KernelDescription", "describe"]
 
@@ -71,13 +71,6 @@ class KernelDescription:
     @property
     def streams(self) -> tuple:
         return tuple(b for b in self.buses if b.kind in ("m_axis", "s_axis"))
-
-
-def link_clock_mhz(core: Any, bits: int) -> int:
-    """The link clock (module doc): payload Gb/s · 1000 / beat bits, rounded up."""
-    q = core.b.qsfp
-    payload = q.line_rate_gbps * q.encoding_payload_bits / q.encoding_line_bits
-    return math.ceil(payload * 1000 / bits - 1e-9)
 
 
 def _banks(regs: Any, buses: tuple) -> dict[str, str]:

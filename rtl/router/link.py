@@ -19,7 +19,7 @@ from typing import Any
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["LinkSignature", "beat_cycles", "link_bits", "payload_bits_per_cycle",
+__all__ = ["LinkSignature", "beat_cycles", "link_bits", "link_clock_mhz", "payload_bits_per_cycle",
            "vector_beats", "wire_cycles"]
 
 
@@ -91,3 +91,12 @@ class LinkSignature(wiring.Signature):
 
     def __repr__(self) -> str:
         return f"LinkSignature({self._bits}, ready={self._ready})"
+
+
+def link_clock_mhz(core: Any, bits: int) -> int:
+    """The link clock ``ap_clk_2`` of the kernel (docs/u280.md): the lowest whole MHz at which
+    one ``bits``-wide link beat per cycle carries the link's payload rate
+    (``qsfp.line_rate_gbps`` · the encoding's payload / line bits), rounded up."""
+    q = core.b.qsfp
+    payload = q.line_rate_gbps * q.encoding_payload_bits / q.encoding_line_bits
+    return math.ceil(payload * 1000 / bits - 1e-9)

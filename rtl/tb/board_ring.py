@@ -2,7 +2,7 @@
 multi-card Verilator testbench (issue 13: the RTL backend through the board tops).
 
 Clocks: ``ap_clk`` is the core's (the testbench's ``period_ns``), ``ap_clk_2`` the link clock
-of the kernel project (:func:`dfx.host.kernel.describe.link_clock_mhz`: 76 MHz for the tiny
+of the kernel project (:func:`dfx.rtl.router.link.link_clock_mhz`: 76 MHz for the tiny
 core's 100 MHz, 190 MHz for dfx-u280's 200 MHz), at the same ratio (:func:`link_period_ps`),
 so the kernel's clock-domain crossings run between two unrelated clocks as on the board.
 
@@ -69,7 +69,7 @@ def _exact(x: float | int) -> Fraction:
 
 def link_mhz(core: CoreConfig) -> int:
     """The kernel's link clock (``ap_clk_2``) in MHz, as ``dfx build`` sets it."""
-    from dfx.host.kernel.describe import link_clock_mhz
+    from dfx.rtl.router.link import link_clock_mhz
 
     return link_clock_mhz(core, link_bits(core))
 
