@@ -49,6 +49,7 @@ from .ring_top import (
     link_prefix,
     link_settings,
     module_ports,
+    ring_ports,
 )
 
 __all__ = ["BOARD_RING_TOP", "BOARD_TOP", "BoardRingTop", "board_link_settings",
@@ -140,18 +141,7 @@ class BoardRingTop(Elaboratable):
 
     def ports(self) -> dict[str, tuple[Any, PortDirection]]:
         """``ports=`` of :func:`amaranth.back.verilog.convert` (module doc's order)."""
-        out: dict[str, tuple[Any, PortDirection]] = {
-            n: (s, PortDirection.Input) for n, s in self.clk.items()}
-        out[RING_ERROR] = (self.ring_error, PortDirection.Output)
-        for k in range(2 * self.cards):
-            out[link_prefix(k) + "latency"] = (self.link_latency[k], PortDirection.Input)
-            out[link_prefix(k) + "threshold"] = (self.link_threshold[k], PortDirection.Input)
-        for c in range(self.cards):
-            for p in self.card_ports:
-                out[card_prefix(c) + p.name] = (
-                    self.sigs[c][p.name],
-                    PortDirection.Input if p.direction == "in" else PortDirection.Output)
-        return out
+        return ring_ports(self, self.clk)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()

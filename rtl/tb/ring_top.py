@@ -36,7 +36,8 @@ from dfx.rtl.router.link import wire_cycles
 from .link_model import STALL_BITS, LinkModel, stall_threshold
 
 __all__ = ["MAX_LINK_LATENCY", "RING_ERROR", "RING_STREAMS", "RING_TOP", "RingTestTop",
-           "card_prefix", "link_prefix", "link_settings", "module_ports", "ring_verilog"]
+           "card_prefix", "link_prefix", "link_settings", "module_ports", "ring_ports",
+           "ring_verilog"]
 
 #: The multi-card testbench's top module.
 RING_TOP = "dfx_ring_tb"
@@ -100,6 +101,25 @@ def module_ports(verilog_text: str, module: str) -> list[VitisPort]:
     return out
 
 
+def ring_ports(top: Any, clocks: dict[str, Signal]) -> dict[str, tuple[Any, PortDirection]]:
+    """The ports of a ring top (:class:`RingTestTop`, the board ring): ``clocks`` (inputs),
+    ``ring_error``, each link's ``linkKK_latency``/``linkKK_threshold`` and each card's ports
+    prefixed ``cardNN_`` (``top``'s ``ring_error``, ``link_latency``, ``link_threshold``,
+    ``sigs``, ``card_ports``, ``cards``)."""
+    out: dict[str, tuple[Any, PortDirection]] = {
+        n: (sig, PortDirection.Input) for n, sig in clocks.items()}
+    out[RING_ERROR] = (top.ring_error, PortDirection.Output)
+    for k in range(2 * top.cards):
+        out[link_prefix(k) + "latency"] = (top.link_latency[k], PortDirection.Input)
+        out[link_prefix(k) + "threshold"] = (top.link_threshold[k], PortDirection.Input)
+    for c in range(top.cards):
+        for p in top.card_ports:
+            out[card_prefix(c) + p.name] = (
+                top.sigs[c][p.name],
+                PortDirection.Input if p.direction == "in" else PortDirection.Output)
+    return out
+
+
 class RingTestTop(Elaboratable):
     """``cards`` instances of the card module ``card_module`` in a ring (module doc)."""
 
@@ -129,20 +149,7 @@ class RingTestTop(Elaboratable):
 
     def ports(self) -> dict[str, tuple[Any, PortDirection]]:
         """``ports=`` of :func:`amaranth.back.verilog.convert` (module doc's order)."""
-        out: dict[str, tuple[Any, PortDirection]] = {
-            AP_CLK: (self.ap_clk, PortDirection.Input),
-            AP_RST_N: (self.ap_rst_n, PortDirection.Input),
-        }
-        out[RING_ERROR] = (self.ring_error, PortDirection.Output)
-        for k in range(2 * self.cards):
-            out[link_prefix(k) + "latency"] = (self.link_latency[k], PortDirection.Input)
-            out[link_prefix(k) + "threshold"] = (self.link_threshold[k], PortDirection.Input)
-        for c in range(self.cards):
-            for p in self.card_ports:
-                out[card_prefix(c) + p.name] = (
-                    self.sigs[c][p.name],
-                    PortDirection.Input if p.direction == "in" else PortDirection.Output)
-        return out
+        return ring_ports(self, {AP_CLK: self.ap_clk, AP_RST_N: self.ap_rst_n})
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
