@@ -31,6 +31,24 @@ scaled linearly (see the printed notes). Numbers are Yosys estimates, not Vivado
   CARRY8 column is sum(ceil(k / 2)) over the CARRY4 chains of length k found in the netlist.
 * BRAM36 = RAMB36E2 + RAMB18E2 / 2. No timing: Yosys does not place or route.
 
+``--budget`` is the whole configured core in one table (issue 12; bench/resources_budget.py):
+
+    .venv/bin/python bench/resources.py --budget --json budget.json   # dfx-u280, every unit
+    .venv/bin/python bench/resources.py --budget --only mfu           # one row again
+    .venv/bin/python bench/resources.py --budget --core tiny --only router,srf
+
+one row per unit (MFU, SFU_M, VPU, LUT-GEMM unit, controller, SRF, VRF, weight and instruction
+buffers, memory system, unit ports, movers, router, control slave) with LUT (LUT-RAM), FF,
+DSP48E2, BRAM36, URAM, % of the board, the worst path in LUT levels, the SLR of the floorplan
+(bench/resources_floorplan.py) and the method: "synthesised", "synthesised, leaves once x
+count" (the datapath units with every repeated block a black box, each distinct block
+synthesised once: bench/resources_budget.py), "slice x N" (the VRF) or "from geometry"
+(memories of a block Yosys does not finish, mapped to BRAM36/URAM/LUT-RAM/FF by the rule in
+bench/resources_geometry.py). Two method checks, the per-SLR sums, and as the last line
+``whole core dfx-u280: LUT a %, FF b %, DSP c %, BRAM+URAM d %``. Every Yosys result is cached
+under ~/.cache/dfx/resources by a hash of its Verilog and the Yosys script, so a re-run after
+one unit changed synthesises only that unit; progress goes to stderr.
+
 ``--blocks`` estimates instead the blocks :class:`dfx.rtl.core.core.DfxCore` builds besides the
 MPU, VPU and LUT-GEMM units (control slave, control unit, issue, scoreboard, SRF, VRF, unit
 ports, vector movers, memory system, the top wiring), each exactly as the core builds it
@@ -562,6 +580,44 @@ def print_blocks(rows: list[dict[str, Any]], res: Any, cname: str) -> None:
                   f"| {p['synth_s']} ({p['synth_cpu_s']}) |")
 
 
+def run_budget_cli(args: Any, argv: list[str] | None) -> int:
+    """``--budget`` (bench/resources_budget.py): header, the budget, ``--json``."""
+    import signal
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import resources_budget as rbud
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Yosys too (resources_cache)
+
+    try:
+        yosys: list[str] | None = yosys_program()
+    except SystemExit as e:  # the cache may still hold every result
+        print(f"# {e}", file=sys.stderr)
+        yosys = None
+    print(f"# bench/resources.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print(f"# {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; {machine()}; "
+          f"load {load()}")
+    print("# flow: read_verilog; synth_xilinx -family xcup -flatten -noiopad -noclkbuf"
+          + (" (coarse step without `share`)" if args.no_share else "")
+          + f"; stat -json; cache {rbud.rc.cache_dir()} ({rbud.rc.yosys_version()})")
+    sys.stdout.flush()
+    work = Path(tempfile.mkdtemp(prefix="dfx-budget-")) if args.keep is None else args.keep
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        out = rbud.run_budget(args, yosys, work)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.json:
+        out["argv"] = argv if argv is not None else sys.argv[1:]
+        out["machine"] = machine()
+        rbud.write_json(args.json, out)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -586,10 +642,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vrf-slices", default="64",
                     help="VRF slices Vrf(n, 1) to synthesise, comma-separated; the largest is "
                     "scaled to the whole VRF (64; 256 took 18 min on a loaded 2-core machine)")
+    ap.add_argument("--budget", action="store_true",
+                    help="the whole-core budget at --core (default dfx-u280): one row per unit "
+                    "(MFU, SFU_M, VPU, LUT-GEMM, controller, SRF, VRF, buffers, memory system, "
+                    "ports, movers, router, control slave) with LUT, FF, DSP, BRAM36, URAM, "
+                    "%% of the board, LUT levels, SLR and method; per-SLR sums; the last line "
+                    "`whole core ...: LUT a %%, FF b %%, DSP c %%, BRAM+URAM d %%` "
+                    "(bench/resources_budget.py). Results are cached by a hash of the Verilog "
+                    "and the Yosys script under ~/.cache/dfx/resources (or "
+                    "$DFX_RESOURCES_CACHE): a re-run synthesises only what changed")
+    ap.add_argument("--only", help="with --budget: only these rows, comma-separated (e.g. "
+                    "--only mfu re-synthesises just the MFU and prints its row)")
+    ap.add_argument("--timeout", type=float, default=900.0,
+                    help="with --budget: seconds per Yosys run before the piece is marked "
+                    "'not synthesised' (900); a timeout is cached and retried only with a "
+                    "longer --timeout")
+    ap.add_argument("--try-slow", action="store_true",
+                    help="with --budget: also synthesise the blocks known to take longer than "
+                    "the time box (otherwise their memories come from geometry)")
+    ap.add_argument("--no-check", action="store_true",
+                    help="with --budget: skip the method check (a VRF slice of twice the depth "
+                    "predicted from the budget's slice and synthesised for real)")
     ap.add_argument("--resume", type=Path,
                     help="with --blocks: take the blocks already in this --json file of an "
                     "earlier run and synthesise only the others")
     args = ap.parse_args(argv)
+    if args.budget:
+        return run_budget_cli(args, argv)
 
     from dfx.isa.config import load_core
     from dfx.rtl.generate import UNIT_NAMES, convert

@@ -1,0 +1,583 @@
+"""``bench/resources.py --budget``: the resource budget of the WHOLE configured core (issue 12,
+item 1; docs/BENCHMARKS.md "Resource estimate").
+
+One row per unit of :class:`dfx.rtl.core.core.DfxCore` and the ring router, each with LUT (of
+which LUT-RAM), FF, DSP48E2, BRAM36, URAM, % of the board (``boards/<board>.yaml``
+``resources``), the worst path in LUT levels (:func:`resources_cache.lut_levels`), its SLR
+(:mod:`resources_floorplan`) and how it was estimated:
+
+* **datapath units** (MFU, SFU_M, VPU, LUT-GEMM unit): built with their ``leaf`` argument set
+  to one :class:`dfx.rtl.leaves.LeafModules`, so every repeated block (multiplier, adder,
+  converter, table unit, LUT-GEMM lane, scaler) is a black box in its parent. The parent is
+  synthesised at full size, each distinct leaf once, and each leaf counts as many times as the
+  parent's netlist instantiates it (``stat``): "synthesised, leaves once x count". The MFU is
+  the ``mfu`` submodule of the ``Mpu``; SFU_M is the ``Mpu`` with its MFU a black box (the
+  SFU_M, the output/bias FIFOs and the command logic).
+* **the core's other blocks** (``resources.BLOCKS``, :mod:`resources_blocks`): as
+  ``--blocks`` builds them (units black boxes; big repeated sub-blocks synthesised once and
+  counted); the VRF as a slice ``Vrf(n, 1)`` x ``vectors * d / n``: "slice x N".
+* blocks Yosys cannot finish in the time box (:data:`NOT_SYNTHESISED`, or a ``--timeout``):
+  their memories **from geometry** (:mod:`resources_geometry`), their logic not counted.
+
+Every synthesis goes through :func:`resources_cache.synth_cached` (one Yosys at a time),
+so a re-run re-synthesises only what changed. The last line of the output is
+``whole core <core>: LUT a %, FF b %, DSP c %, BRAM+URAM d %``, where BRAM+URAM % is the
+share of the device's block-RAM bits, BRAM36 x 36 Kbit + URAM x 288 Kbit, of
+2,016 x 36 Kbit + 960 x 288 Kbit on the U280.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import resources_cache as rc
+import resources_floorplan as fp
+import resources_geometry as geo
+
+COLS = ("lut", "lut_mem", "ff", "dsp", "carry8", "bram36", "uram")
+
+ROWS: dict[str, str] = {
+    "mfu": "MFU (d x l FP16 multipliers, adder trees, accumulators)",
+    "sfu_m": "SFU_M + MPU command logic and FIFOs (MFU a black box)",
+    "vpu": "VPU (VFU + SFU_V)",
+    "lutgemm": "LUT-GEMM unit",
+    "control_unit": "controller: front end (loader, instruction buffer, fetch, decode) + "
+                    "control",
+    "issue": "controller: issue (plan, unit queues)",
+    "scoreboard": "controller: scoreboard",
+    "srf": "SRF (scalar register file)",
+    "vrf": "VRF (vector register file)",
+    "mem_wbuf": "memory: weight buffer",
+    "mem_hbm": "memory: HBM space + 32 AXI ports",
+    "mem_ddr": "memory: DDR space + AXI port",
+    "mem_fabric": "memory: fabric routing",
+    "mem_loader": "memory: program loader",
+    "mem_word": "memory: word port (lw/sw)",
+    "mem_weights": "memory: weight streamer",
+    "mem_lutstream": "memory: LUT-GEMM stream reader",
+    "mem_dma": "memory: DMA engine",
+    "memfront": "memory front (issue commands -> memory system)",
+    "mpu_port": "unit port: MPU (operand collector)",
+    "vpu_port": "unit port: VPU",
+    "lut_port": "unit port: LUT-GEMM + SFU_M epilogue",
+    "movers": "vector movers (DMA, router tx, rx)",
+    "router": "ring router (receive FIFO, credits)",
+    "ctrl": "control slave (AXI4-Lite, ap_ctrl_hs)",
+    "wiring": "DfxCore and Backend top wiring",
+}
+"""Budget rows in table order: name -> what it is."""
+
+RUN_ORDER = ("ctrl", "memfront", "movers", "vpu_port", "mpu_port", "scoreboard", "vrf",
+             "mem_word", "mem_loader", "mem_hbm", "issue", "srf", "mem_ddr", "router",
+             "lutgemm", "vpu", "sfu_m", "control_unit", "mem_wbuf", "mem_dma", "mem_lutstream",
+             "mem_weights", "lut_port", "mem_fabric", "wiring", "mfu")
+"""The order rows are synthesised in: cheap first, the MFU (being redesigned) last."""
+
+NOT_SYNTHESISED: dict[str, str] = {
+    "mem_weights": "Yosys 0.70 internal assertion in ABC_OPS_REINTEGRATE after 5 min "
+                   "(docs/BENCHMARKS.md, issue 10 run)",
+    "mem_lutstream": "still in Yosys' CHECK pass after 14 min (issue 10 run)",
+    "mem_wbuf": "4.7 MB of Verilog, not finished in the issue 10 time box",
+    "lut_port": "1.8 MB of Verilog + the epilogue, not finished in the issue 10 time box",
+    "mem_dma": "3.9 MB of Verilog, not finished in the issue 10 time box",
+    "control_unit": "stopped after 15 min in the issue 10 run",
+    "wiring": "4.3 MB of mostly assigns, not finished in the issue 10 time box",
+    "mem_fabric": "stopped after 14 min in Yosys' CHECK pass (issue 10 run)",
+}
+"""Rows skipped unless ``--try-slow`` (then synthesised with ``--timeout``): the reason."""
+
+DATAPATH = ("mfu", "sfu_m", "vpu", "lutgemm", "router")
+
+
+@dataclass
+class Piece:
+    """One synthesis: Verilog ``text`` (module ``top``) of ``comp``, counted ``count`` times."""
+
+    label: str
+    text: str
+    count: float
+    comp: Any = None
+
+
+@dataclass
+class Plan:
+    """How one row is estimated: its pieces, the method note, the memories for geometry."""
+
+    pieces: list[Piece]
+    method: str
+    memories: Callable[[], list[geo.MemoryGeometry]] | None = None
+
+
+# ------------------------------------------------------------------------------ building
+
+
+def leaf_stub(name: str, comp: Any) -> str:
+    """A ``(* blackbox *)`` Verilog module with the ports a LeafModules Instance has."""
+    from dfx.rtl.leaves import _leaf_ports
+
+    ports = [("clk", 1, True), ("rst", 1, True)]
+    ports += [(p, len(v), i) for p, v, i in _leaf_ports(comp)]
+    lines = [f"(* blackbox *)\nmodule {name} ({', '.join(p for p, _, _ in ports)});"]
+    for p, w, i in ports:
+        lines.append(f"  {'input' if i else 'output'} {f'[{w - 1}:0] ' if w > 1 else ''}{p};")
+    return "\n".join(lines) + "\nendmodule\n"
+
+
+def with_stubs(text: str, lm: Any) -> str:
+    """``text`` plus a black-box stub of every leaf module of ``lm`` it instantiates."""
+    import re
+
+    mods = lm.modules
+    used = [n for n in mods if re.search(rf"^\s*{re.escape(n)}\s", text, re.M)]
+    return text + "".join(leaf_stub(n, mods[n]) for n in used)
+
+
+class Builder:
+    """Builds the :class:`Plan` of each row of one core (lazily: the DfxCore once)."""
+
+    def __init__(self, core: Any, vrf_slice: int):
+        from dfx.rtl.leaves import LeafModules
+
+        self.core = core
+        self.vrf_slice = vrf_slice
+        self.lm = LeafModules("leaf")  # one namespace: equal leaves share a cache entry
+        self._blocks: dict[str, Any] | None = None
+        self._mpu: tuple[Any, Any] | None = None
+
+    @property
+    def blocks(self) -> dict[str, Any]:
+        import resources_blocks as rb
+
+        if self._blocks is None:
+            t0 = time.perf_counter()
+            self._blocks = rb.core_blocks(self.core)
+            progress(f"built DfxCore(debug=False) in {time.perf_counter() - t0:.0f} s")
+        return self._blocks
+
+    def leaf_pieces(self, label: str, comp: Any, *, boxed: tuple[type, ...] = ()) -> Piece:
+        import resources_blocks as rb
+
+        if boxed:
+            with rb.boxed({c: True for c in boxed}, comp) as boxes:
+                text = rb.convert(comp) + boxes.decls()
+        else:
+            text = rb.convert(comp)
+        return Piece(label, with_stubs(text, self.lm), 1, comp)
+
+    def mpu(self) -> tuple[Any, Any]:
+        from amaranth.hdl import Module
+
+        from dfx.rtl.leaves import mark_used
+        from dfx.rtl.mpu import Mpu
+
+        if self._mpu is None:
+            mpu = Mpu.from_core(self.core, leaf=self.lm)
+            frag = mpu.elaborate(None)
+            assert isinstance(frag, Module)
+            subs = {k: v[0] if isinstance(v, tuple) else v
+                    for k, v in frag._named_submodules.items()}
+            mfu = next(v for k, v in subs.items() if "mfu" in k.lower())
+            mark_used(mpu)  # converted in parts (mfu_row, sfu_m row), never whole
+            self._mpu = (mpu, mfu)
+        return self._mpu
+
+    def plan(self, name: str) -> Plan:
+        core = self.core
+        if name == "mfu":
+            _, mfu = self.mpu()
+            return Plan([self.leaf_pieces(f"{type(mfu).__name__}", mfu)],
+                        "synthesised, leaves once x count")
+        if name == "sfu_m":
+            mpu, mfu = self.mpu()
+            return Plan([self.leaf_pieces("Mpu - MFU", mpu, boxed=(type(mfu),))],
+                        "synthesised, leaves once x count")
+        if name == "vpu":
+            from dfx.rtl.vpu import Vpu
+
+            return Plan([self.leaf_pieces("Vpu", Vpu.from_core(core, leaf=self.lm))],
+                        "synthesised, leaves once x count")
+        if name == "lutgemm":
+            from dfx.rtl.lutgemm import LutGemm
+
+            return Plan([self.leaf_pieces("LutGemm", LutGemm.from_core(core, leaf=self.lm))],
+                        "synthesised, leaves once x count")
+        if name == "router":
+            import resources_blocks as rb
+
+            from dfx.rtl.router import Router
+
+            r = Router.from_core(core)
+            return Plan([Piece("Router", rb.convert(r), 1)], "synthesised",
+                        lambda: geo.find_memories(r))
+        return self.block_plan(name)
+
+    def block_plan(self, name: str) -> Plan:
+        import resources as res
+        import resources_blocks as rb
+
+        blocks = self.blocks
+        jobs, note = res.block_jobs(name, blocks, self.core, (self.vrf_slice,))
+        pieces = [Piece(j.label, j.verilog or rb.convert(j.comp), j.count) for j in jobs]
+        if name == "vrf":
+            vrf = blocks["be.vrf"]
+            note = (f"slice x {vrf.vectors * vrf.d // self.vrf_slice:,} (slice = "
+                    f"Vrf({self.vrf_slice}, 1), the same {len(vrf.read_ports)} read / "
+                    f"{len(vrf.write_ports)} write ports)")
+        keys = res.BLOCKS[name][0].split(",")
+        stop = tuple(rb._cls(p) for p in rb.UNITS)
+
+        def memories() -> list[geo.MemoryGeometry]:
+            out = []
+            for k in keys:
+                if k in ("core", "backend", "memory"):
+                    continue  # their children are rows of their own
+                out += geo.find_memories(blocks[k], k, stop=stop)
+            return out
+        return Plan(pieces, note, memories)
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def progress(msg: str) -> None:
+    print(f"[budget {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+SynthFn = Callable[..., dict[str, Any]]
+
+
+def evaluate(piece: Piece, lm: Any, synth: SynthFn, opts: dict[str, Any], done: dict[str, Any]
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(totals of one piece incl. its leaves, the parts synthesised) or raise RuntimeError."""
+    from dfx.rtl.leaves import leaf_verilog
+
+    r = synth(text=piece.text, label=piece.label, **opts)
+    if "skipped" in r:
+        raise RuntimeError(f"{piece.label}: {r['skipped']}")
+    tot = {c: piece.count * r.get(c, 0) for c in COLS}
+    levels = r.get("levels", 0)
+    parts = [{"label": piece.label, "count": piece.count, **{c: r.get(c, 0) for c in COLS},
+              "levels": levels, "synth_s": r.get("synth_s", 0), "cached": r.get("cached")}]
+    mods = lm.modules if lm is not None else {}
+    for kind, n in r.get("cells", {}).items():
+        if kind not in mods:
+            continue
+        if kind not in done:
+            text = with_stubs(leaf_verilog(mods[kind], "top"), lm)
+            done[kind] = evaluate(Piece(kind, text, 1), lm, synth, opts, done)
+        sub, subparts = done[kind]
+        for c in COLS:
+            tot[c] += piece.count * n * sub[c]
+        levels = max(levels, sub["levels"])
+        parts += [{**p, "count": p["count"] * piece.count * n} for p in subparts]
+    tot["levels"] = levels
+    return tot, parts
+
+
+def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
+            try_slow: bool, done: dict[str, Any]) -> dict[str, Any]:
+    """One budget row (see the module doc)."""
+    row: dict[str, Any] = {"name": name, "what": ROWS[name]}
+    t0 = time.perf_counter()
+    try:
+        plan = builder.plan(name)
+    except Exception as e:  # noqa: BLE001 - a unit that does not build (yet) is a row too
+        row.update(status=f"not built: {type(e).__name__}: {e}", method="-")
+        return row
+    row["method"] = plan.method
+    row["convert_s"] = round(time.perf_counter() - t0, 1)
+    if name in NOT_SYNTHESISED and not try_slow:
+        row["status"] = f"not synthesised: {NOT_SYNTHESISED[name]}"
+    else:
+        tot = {c: 0.0 for c in COLS} | {"levels": 0}
+        parts: list[dict[str, Any]] = []
+        try:
+            for p in plan.pieces:
+                lm = builder.lm if name in DATAPATH else None
+                sub, sp = evaluate(p, lm, synth, opts, done)
+                for c in COLS:
+                    tot[c] += sub[c]
+                tot["levels"] = max(tot["levels"], sub["levels"])
+                parts += sp
+            row.update(tot, parts=parts, status="ok")
+            if name in DATAPATH:
+                leaves = [f"{p['label']} x {p['count']:,.0f}" for p in parts[1:]]
+                row["method"] += f" ({', '.join(leaves)})" if leaves else ""
+        except Exception as e:  # noqa: BLE001 - Yosys failed or timed out, or conversion
+            row["status"] = str(e) if isinstance(e, RuntimeError) else \
+                f"not synthesised: {type(e).__name__}: {e}"
+    try:
+        mems = plan.memories() if plan.memories is not None else []
+        if name in DATAPATH:
+            mems += leaf_memories(plan, row.get("parts", []), builder.lm)
+    except Exception as e:  # noqa: BLE001
+        mems = []
+        row["memories_error"] = f"{type(e).__name__}: {e}"
+    row["memories"] = [{**vars(g), **geo.map_memory(g)} for g in mems]
+    if row["status"] != "ok":
+        for c in COLS:
+            row[c] = sum(m["count"] * m.get(c, 0) for m in row["memories"])
+        row["levels"] = None
+        row["method"] = "from geometry (memories only, logic not counted)"
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def leaf_memories(plan: Plan, parts: list[dict[str, Any]], lm: Any
+                  ) -> list[geo.MemoryGeometry]:
+    """The memories of a datapath row: its top's and each leaf's times the leaf's count."""
+    out = []
+    for p in plan.pieces:
+        if p.comp is not None:
+            out += geo.find_memories(p.comp, p.label)
+    for part in parts[len(plan.pieces):]:
+        comp = lm.modules.get(part["label"])
+        if comp is not None:
+            for g in geo.find_memories(comp, part["label"]):
+                g.count = part["count"]
+                out.append(g)
+    return out
+
+
+def compare(what: str, pred: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]:
+    """Predicted against real LUT and FF, with the error in % of the real figure."""
+    out: dict[str, Any] = {"what": what}
+    if "skipped" in pred or "skipped" in real:
+        out["skipped"] = pred.get("skipped") or real.get("skipped")
+        return out
+    for c in ("lut", "ff"):
+        p, r = pred[c], real[c]
+        out[c] = {"predicted": p, "real": r, "error_pct": 100 * (p - r) / r if r else 0.0}
+    return out
+
+
+def vrf_check(builder: Builder, synth: SynthFn, opts: dict[str, Any]) -> dict[str, Any]:
+    """The slice method: ``Vrf(2n, 1)`` predicted as 2 x ``Vrf(n, 1)`` (n = the budget's VRF
+    slice) against its real synthesis."""
+    import resources_blocks as rb
+
+    n = builder.vrf_slice
+    small, big = rb.vrf_slices(builder.blocks["be.vrf"], (n, 2 * n))
+    r1 = synth(text=rb.convert(small), label=f"vrf/slice{n}", **opts)
+    r2 = synth(text=rb.convert(big), label=f"vrf/slice{2 * n}", **opts)
+    pred = r1 if "skipped" in r1 else {c: 2 * r1[c] for c in ("lut", "ff")}
+    return compare(f"VRF slice scaling: Vrf({2 * n}, 1) predicted as 2 x Vrf({n}, 1)", pred,
+                   r2)
+
+
+def leaves_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
+                 ) -> dict[str, Any]:
+    """The leaves method: the ``core_name`` MFU as leaves once x count against the same MFU
+    synthesised flat (every leaf inlined)."""
+    import resources_blocks as rb
+
+    from dfx.isa.config import load_core
+    from dfx.rtl.leaves import mark_used
+    from dfx.rtl.mpu import Mpu
+
+    core = load_core(core_name)
+    hier = Builder(core, 64)
+    _, mfu = hier.mpu()
+    try:
+        pred, _ = evaluate(hier.leaf_pieces("Mfu", mfu), hier.lm, synth, opts, {})
+    except RuntimeError as e:
+        pred = {"skipped": str(e)}
+    flat_mpu = Mpu.from_core(core)
+    frag = flat_mpu.elaborate(None)
+    flat = next(v[0] if isinstance(v, tuple) else v for k, v in frag._named_submodules.items()
+                if "mfu" in k.lower())
+    mark_used(flat_mpu)
+    real = synth(text=rb.convert(flat), label=f"{core_name} Mfu flat", **opts)
+    return compare(f"leaves method: the {core_name} MFU (d = {core.mpu.d}, l = {core.mpu.l}) "
+                   "as leaves once x count against its flat synthesis", pred, real)
+
+
+def method_checks(builder: Builder, synth: SynthFn, opts: dict[str, Any]
+                  ) -> list[dict[str, Any]]:
+    """Both checks (the VRF slice scaling, the leaves method), each caught on its own."""
+    out = []
+    for name, fn in (("VRF slice check", lambda: vrf_check(builder, synth, opts)),
+                     ("leaves check", lambda: leaves_check(synth, opts))):
+        progress(f"method check: {name}")
+        try:
+            out.append(fn())
+        except Exception as e:  # noqa: BLE001
+            out.append({"what": name, "skipped": f"{type(e).__name__}: {e}"})
+    return out
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "–"
+    x = round(x, 1)
+    return f"{x:,.1f}" if not float(x).is_integer() else f"{int(x):,}"
+
+
+def block_ram_pct(bram36: float, uram: float, res: Any) -> float:
+    """Share of the device's block-RAM bits (BRAM36 x 36 Kbit + URAM x 288 Kbit)."""
+    total = res.bram36 * geo.BRAM_BITS + res.uram * geo.URAM_BITS
+    return 100 * (bram36 * geo.BRAM_BITS + uram * geo.URAM_BITS) / total
+
+
+def percents(v: dict[str, float], res: Any) -> dict[str, float]:
+    return {"lut": 100 * v["lut"] / res.lut, "ff": 100 * v["ff"] / res.ff,
+            "dsp": 100 * v["dsp"] / res.dsp, "ram": block_ram_pct(v["bram36"], v["uram"], res)}
+
+
+def slr_label(name: str, board: str) -> str:
+    shares = fp.FLOORPLANS.get(board, {}).get(name)
+    if not shares:
+        return "–"
+    return " + ".join(f"{s}" if w == 1 else f"{s} ({w:.0%})" for s, w in shares.items())
+
+
+MIN_LISTED_BITS = 16 * 1024
+"""Memories listed under the table: block RAM by the rule, or at least this many bits."""
+
+
+def print_memories(rows: list[dict[str, Any]]) -> None:
+    """Every memory of the rows mapped by the geometry rule; LUT-RAM and FF ones flagged."""
+    print()
+    print("Memories by the geometry rule (bench/resources_geometry.py; in the total only for "
+          "rows marked 'from geometry'; Yosys maps the others itself):")
+    print()
+    print("| row | memory | x | depth x width | read (async) / write ports | maps to | flag |")
+    print("|---|---|---:|---|---|---|---|")
+    for r in rows:
+        for m in r.get("memories", []):
+            if m["depth"] * m["width"] < MIN_LISTED_BITS and not m["bram36"] and not m["uram"]:
+                continue
+            print(f"| {r['name']} | {m['path']} | {fmt(m['count'])} | {m['depth']:,} x "
+                  f"{m['width']:,} | {m['reads']} ({m['async_reads']}) / {m['writes']} "
+                  f"| {m['kind']} | {'**' + m['flag'] + '**' if m['flag'] else ''} |")
+    print()
+
+
+def final_line(core: str, p: dict[str, float]) -> str:
+    """The budget's last line (issue 12)."""
+    return (f"whole core {core}: LUT {p['lut']:.1f} %, FF {p['ff']:.1f} %, DSP {p['dsp']:.1f} %, "
+            f"BRAM+URAM {p['ram']:.1f} %")
+
+
+def print_budget(rows: list[dict[str, Any]], res: Any, core: Any,
+                 checks: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The markdown table, the method notes, the per-SLR sums and the final line."""
+    board = core.b.name
+    print(f"| unit ({core.name}) | LUT (LUT-RAM) | FF | DSP48E2 | BRAM36 | URAM | % LUT | % FF "
+          "| % DSP | % BRAM+URAM | LUT levels | SLR | method |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    total = {c: 0.0 for c in COLS}
+    missing = []
+    for r in rows:
+        if "lut" not in r:
+            print(f"| {r['name']}: {r['what']} | {r['status']} |||||||||| "
+                  f"{slr_label(r['name'], board)} | {r.get('method', '-')} |")
+            missing.append(r["name"])
+            continue
+        if r["status"] != "ok":
+            missing.append(r["name"])
+        p = percents(r, res)
+        method = r["method"] if r["status"] == "ok" else f"{r['method']}; {r['status']}"
+        print(f"| {r['name']}: {r['what']} | {fmt(r['lut'])} ({fmt(r['lut_mem'])}) "
+              f"| {fmt(r['ff'])} | {fmt(r['dsp'])} | {fmt(r['bram36'])} | {fmt(r['uram'])} "
+              f"| {p['lut']:.2f} % | {p['ff']:.2f} % | {p['dsp']:.2f} % | {p['ram']:.2f} % "
+              f"| {fmt(r.get('levels'))} | {slr_label(r['name'], board)} | {method} |")
+        for c in COLS:
+            total[c] += r[c]
+    p = percents(total, res)
+    print(f"| **whole core {core.name}** | **{fmt(total['lut'])}** ({fmt(total['lut_mem'])}) "
+          f"| **{fmt(total['ff'])}** | **{fmt(total['dsp'])}** | **{fmt(total['bram36'])}** "
+          f"| **{fmt(total['uram'])}** | **{p['lut']:.2f} %** | **{p['ff']:.2f} %** "
+          f"| **{p['dsp']:.2f} %** | **{p['ram']:.2f} %** | | | |")
+    print(f"| {board} device | {res.lut:,} | {res.ff:,} | {res.dsp:,} | {res.bram36:,} "
+          f"| {res.uram:,} | | | | | | | boards/{board}.yaml |")
+    print()
+    if missing:
+        print(f"* Rows not (fully) synthesised, logic not in the total: {', '.join(missing)}.")
+    print_memories(rows)
+    for chk in checks or []:
+        if "skipped" in chk:
+            print(f"* Method check ({chk['what']}): {chk['skipped']}")
+        else:
+            parts = [f"{c.upper()} predicted {fmt(v['predicted'])}, real {fmt(v['real'])} "
+                     f"(error {v['error_pct']:+.1f} %)" for c, v in chk.items() if c != "what"]
+            print(f"* Method check, {chk['what']}: {'; '.join(parts)}.")
+    slr = fp.per_slr([r for r in rows if "lut" in r], board, res.slr)
+    print()
+    if board not in fp.FLOORPLANS:
+        print(f"No floorplan for board {board} (bench/resources_floorplan.py).")
+        print()
+        print(final_line(core.name, p))
+        return {"total": total, "percent": p, "slr": slr}
+    print(f"Per SLR ({board}: {res.slr} SLR(s); % of 1/{res.slr} of the device each; "
+          f"floorplan: bench/resources_floorplan.py)")
+    print()
+    print("| SLR | LUT | % LUT | FF | % FF | DSP | % DSP | BRAM36 | URAM | % BRAM+URAM |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s, v in enumerate(slr["slr"]):
+        q = {k: x * res.slr for k, x in percents(v, res).items()}
+        print(f"| SLR{s} | {fmt(v['lut'])} | {q['lut']:.1f} % | {fmt(v['ff'])} | {q['ff']:.1f} % "
+              f"| {fmt(v['dsp'])} | {q['dsp']:.1f} % | {fmt(v['bram36'])} | {fmt(v['uram'])} "
+              f"| {q['ram']:.1f} % |")
+    if slr["unplaced"]:
+        print(f"\n* Not in the floorplan: {', '.join(slr['unplaced'])}")
+    print()
+    print(final_line(core.name, p))
+    return {"total": total, "percent": p, "slr": slr}
+
+
+def run_budget(args: Any, yosys: list[str] | None, work: Path,
+               synth: SynthFn | None = None) -> dict[str, Any]:
+    """``--budget``: every row (or ``--only``), the check, the report; returns the JSON."""
+    from amaranth.hdl import UnusedElaboratable
+
+    from dfx.isa.config import load_board, load_core
+
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+    core = load_core((args.core or ["dfx-u280"])[0])
+    res = load_board(core.b.name).resources
+    names = args.only.split(",") if args.only else list(RUN_ORDER)
+    unknown = set(names) - set(ROWS)
+    if unknown:
+        raise SystemExit(f"unknown rows {sorted(unknown)} (rows: {', '.join(ROWS)})")
+    if synth is None:
+        def synth(*, text: str, label: str, **opts: Any) -> dict[str, Any]:
+            progress(f"{label}: {len(text):,} bytes of Verilog")
+            r = rc.synth_cached(yosys, text, work, label=label, **opts)
+            how = "from the cache" if r.get("cached") else f"synthesised in {r.get('synth_s')} s"
+            progress(f"{label}: {r.get('skipped') or how}")
+            return r
+    opts = {"share": not args.no_share, "timeout": args.timeout}
+    builder = Builder(core, int(args.vrf_slices.split(",")[-1]))
+    done: dict[str, Any] = {}
+    rows = {}
+    for name in sorted(names, key=RUN_ORDER.index):
+        progress(f"row {name}")
+        rows[name] = run_row(name, builder, synth, opts, args.try_slow, done)
+        r = rows[name]
+        progress(f"row {name}: {r['status']}; " + (f"{r['lut']:,.0f} LUT, {r['ff']:,.0f} FF, "
+                 f"{r['dsp']:,.0f} DSP; {r['seconds']} s" if "lut" in r else ""))
+    checks = None
+    if not args.no_check and not args.only:
+        checks = method_checks(builder, synth, opts)
+    ordered = [rows[n] for n in ROWS if n in rows]
+    print()
+    summary = print_budget(ordered, res, core, checks)
+    return {"core": core.name, "board": core.b.name, "rows": ordered, "checks": checks,
+            "cache": str(rc.cache_dir()), **summary,
+            "board_resources": {k: getattr(res, k) for k in ("lut", "ff", "dsp", "bram36",
+                                                             "uram", "slr")}}
+
+
+def write_json(path: Path, out: dict[str, Any]) -> None:
+    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
