@@ -152,6 +152,7 @@ class MpuConfig:
     mul_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
     add_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
     sfu_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
+    dot_latency: int = field(metadata={"check": _positive, "range": (1, 1024)})
 
     @property
     def tree_depth(self) -> int:

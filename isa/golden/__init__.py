@@ -2,13 +2,14 @@
 instruction's numerics (docs/numerics.md). The functional simulator runs it; the RTL must
 match it bit for bit.
 
-* :mod:`.fp`: FP16/FP32 primitives, element-wise vector ops, scalar ops, the adder tree;
+* :mod:`.fp`: FP16/FP32 primitives, element-wise vector ops, scalar ops, the MFU lane dot product;
 * :mod:`.tables`: piecewise-linear tables (gelu, exp, recip, rsqrt);
 * :mod:`.ops`: matrix-vector (MPU), accumulate, reduce-max, argmax, tile layout;
 * :mod:`.lutgemm`: LUT-GEMM (``lutmv``): the packed BCQ stream and its arithmetic.
 """
 
 from .fp import (
+    DOT_FRAC_BITS,
     NAN16_BITS,
     NAN32_BITS,
     NEG_MAX16,
@@ -18,8 +19,11 @@ from .fp import (
     adds16,
     bits_f16,
     bits_f32,
+    block_dot32,
+    block_dot32_products,
     canon16,
     canon32,
+    dot_exp16,
     f16_bits,
     f32_bits,
     mul16,
@@ -60,6 +64,7 @@ from .tables import (
 )
 
 __all__ = [
+    "DOT_FRAC_BITS",
     "NAN16_BITS",
     "NAN32_BITS",
     "NEG_MAX16",
@@ -69,8 +74,11 @@ __all__ = [
     "adds16",
     "bits_f16",
     "bits_f32",
+    "block_dot32",
+    "block_dot32_products",
     "canon16",
     "canon32",
+    "dot_exp16",
     "f16_bits",
     "f32_bits",
     "mul16",

@@ -47,6 +47,10 @@ __all__ = [
     "sub32",
     "mul32",
     "tree_sum32",
+    "DOT_FRAC_BITS",
+    "dot_exp16",
+    "block_dot32",
+    "block_dot32_products",
 ]
 
 NAN16_BITS = 0x7E00
@@ -246,3 +250,63 @@ def tree_sum32(p: ArrayLike, axis: int = -1) -> Any:
     while a.shape[0] > 1:
         a = a[0::2] + a[1::2]
     return canon32(a[0])
+
+
+# ------------------------------------------------------- MFU lane dot product (DFX §2.4)
+
+DOT_FRAC_BITS = 12
+"""F: bits kept below the largest product's exponent in :func:`block_dot32_products` (the MFU
+lane's alignment window; docs/numerics.md §3)."""
+_DOT_NONE = -64  # dot_exp16 of a zero or non-finite operand: below every real exponent
+
+
+@quiet
+def dot_exp16(x: ArrayLike) -> np.ndarray:
+    """The effective exponent field of FP16 values, ``max(exponent bits, 1)`` in 1..30, as
+    ``int8``; zero, inf and NaN give -64 (their products take no part in the maximum)."""
+    v = _as16(x).astype(np.float32)
+    _, e = np.frexp(v)  # v = m 2^e, 0.5 <= |m| < 1: exponent bits = e + 14 for normals
+    ee = np.maximum(e + 14, 1)
+    return np.where(np.isfinite(v) & (v != 0), ee, _DOT_NONE).astype(np.int8)
+
+
+@quiet
+def block_dot32_products(
+    p: np.ndarray, e: np.ndarray, axis: int = 0, *, overwrite: bool = False
+) -> Any:
+    """The MFU lane's sum of d exact products (DFX §2.4 MAC tree; docs/numerics.md §3).
+
+    ``p``: the products ``a_i * b_i`` of FP16 pairs, exact (float32 or float64); ``e``: their
+    exponent sums ``dot_exp16(a_i) + dot_exp16(b_i)``; reduced along ``axis``. With ``E`` the
+    largest ``e_i`` of a non-zero finite product and ``F`` = :data:`DOT_FRAC_BITS`, each product
+    is aligned to ``E`` with ``F`` more fraction bits and rounded down (two's complement
+    truncation), ``t_i = floor(p_i · 2^(50 + F - E))``; the integers are summed exactly and the
+    sum is rounded once, ``RN32(sum · 2^(E - 50 - F))`` (always in FP32's normal range; a zero
+    sum is +0). Inf and NaN products follow IEEE addition (NaN canonical). ``overwrite``: ``p``
+    (a float array) may be used as scratch space.
+    """
+    p = np.asarray(p)
+    emax = np.maximum(np.asarray(e).max(axis=axis, keepdims=True), 2).astype(np.int32)
+    # p_i 2^(50+F-E) is exact in p's type: at most 22 + F significant bits, normal range
+    scale = np.ldexp(1.0, 50 + DOT_FRAC_BITS - emax).astype(p.dtype)
+    t = np.multiply(p, scale, out=p) if overwrite else p * scale  # inf and NaN stay so
+    np.floor(t, out=t)
+    s = t.sum(axis=axis, keepdims=True, dtype=np.float64)  # integers < 2^53: exact
+    unit = np.ldexp(1.0, emax - 50 - DOT_FRAC_BITS)
+    r = ((s + 0.0) * unit).astype(np.float32)  # + 0.0: -0 -> +0
+    if not np.isfinite(r).all():  # an inf or NaN product (finite sums cannot overflow)
+        fin = np.isfinite(t)
+        special = np.where(fin, 0.0, t).sum(axis=axis, keepdims=True)
+        s = np.where(fin, t, 0.0).sum(axis=axis, keepdims=True, dtype=np.float64)
+        ok = ((s + 0.0) * unit).astype(np.float32)
+        r = np.where(np.isfinite(special), ok, special.astype(np.float32))
+    return canon32(np.squeeze(r, axis=axis))
+
+
+def block_dot32(a: ArrayLike, b: ArrayLike, axis: int = -1) -> Any:
+    """The MFU lane dot product of FP16 vectors ``a`` and ``b`` (broadcast) along ``axis``:
+    :func:`block_dot32_products` of their exact products."""
+    a16, b16 = _as16(a), _as16(b)
+    with np.errstate(all="ignore"):
+        p = a16.astype(np.float32) * b16.astype(np.float32)  # exact
+    return block_dot32_products(p, dot_exp16(a16) + dot_exp16(b16), axis=axis)

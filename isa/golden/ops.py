@@ -18,7 +18,18 @@ import numpy as np
 import numpy.typing as npt
 
 from .fixed import add_shifted, fixed16, new_limbs, round_fixed32
-from .fp import NEG_MAX16, _as16, _as32, _ret, canon16, canon32, quiet, round16
+from .fp import (
+    NEG_MAX16,
+    _as16,
+    _as32,
+    _ret,
+    block_dot32_products,
+    canon16,
+    canon32,
+    dot_exp16,
+    quiet,
+    round16,
+)
 from .tables import gelu16
 
 __all__ = [
@@ -87,6 +98,7 @@ class PreparedTiles:
     """
 
     w32: np.ndarray
+    e16: np.ndarray  # dot_exp16 of the same weights, int8[KT, d, NT*l]
     nt: int
     kt: int
     l: int  # noqa: E741
@@ -99,9 +111,11 @@ def prepare_tiles(w_tiles: npt.ArrayLike) -> PreparedTiles:
     if w.ndim != 4:
         raise ValueError(f"w_tiles: expected [NT, KT, l, d], got shape {w.shape}")
     nt, kt, l, d = w.shape  # noqa: E741
-    w32 = np.ascontiguousarray(w.transpose(1, 3, 0, 2).reshape(kt, d, nt * l)).astype(np.float32)
+    w16 = np.ascontiguousarray(w.transpose(1, 3, 0, 2).reshape(kt, d, nt * l))
+    w32, e16 = w16.astype(np.float32), dot_exp16(w16)
     w32.setflags(write=False)
-    return PreparedTiles(w32=w32, nt=nt, kt=kt, l=l, d=d)
+    e16.setflags(write=False)
+    return PreparedTiles(w32=w32, e16=e16, nt=nt, kt=kt, l=l, d=d)
 
 
 # ------------------------------------------------------------------------ reduce-max/argmax
@@ -255,8 +269,9 @@ def matvec(
     ``x``: ``float16[B, K]`` or ``[K]`` with ``K <= KT*d`` (zero padded). For output column
     ``n`` (``0 <= n < N``, ``N = n_out or NT*l``):
 
-    1. ``acc = tree(x[0:d] * w[0:d, n])``; ``acc = round32(acc + tree(tile kt))``, kt = 1..KT-1;
-       products are exact FP32, ``tree`` is :func:`~.fp.tree_sum32` over the d lanes;
+    1. ``acc = dot(tile 0)``; ``acc = round32(acc + dot(tile kt))``, kt = 1..KT-1, where
+       ``dot`` is the MFU lane's :func:`~.fp.block_dot32` of ``x[kt·d : kt·d + d]`` and the
+       weight column (exact products, aligned, summed exactly, rounded once to FP32);
     2. ``bias``: ``acc = round32(acc + f32(bias[n]))`` (FP16 bias, length >= N);
     3. ``scale``: ``acc = round32(acc * scale)`` (FP32 scalar);
     4. ``h = round16(acc)``;
@@ -292,25 +307,27 @@ def matvec(
     if not 1 <= n_out <= n_full:
         raise ValueError(f"n_out: must be in 1..{n_full}, got {n_out}")
 
-    x32 = np.zeros((b_n, kt_n * d), dtype=np.float32)
-    x32[:, :k] = xa
+    x16 = np.zeros((b_n, kt_n * d), dtype=np.float16)
+    x16[:, :k] = xa
+    x32, xe = x16.astype(np.float32), dot_exp16(x16)
     acc = np.empty((b_n, n_full), dtype=np.float32)
     bc = max(1, _CHUNK_ELEMS // (d * n_full))  # batch rows per block
     for kt in range(kt_n):
-        # weights of tile column kt as [d, N] float32 (exact widening), reduction axis outer
+        # weights of tile column kt as [d, N] (exact widening), reduction axis outer
         if pw is not None:
-            wt = pw.w32[kt]
+            wt, we = pw.w32[kt], pw.e16[kt]
         else:
-            wt = w[:, kt].transpose(2, 0, 1).reshape(d, n_full).astype(np.float32)
+            w16 = w[:, kt].transpose(2, 0, 1).reshape(d, n_full)
+            wt, we = w16.astype(np.float32), dot_exp16(w16)
         for b0 in range(0, b_n, bc):
-            xs = x32[b0 : b0 + bc, kt * d : (kt + 1) * d].T  # [d, bc]
-            p = xs[:, :, None] * wt[:, None, :]  # [d, bc, N], exact products
-            while p.shape[0] > 1:
-                p = p[0::2] + p[1::2]
+            cols = slice(kt * d, (kt + 1) * d)
+            xs, xes = x32[b0 : b0 + bc, cols].T, xe[b0 : b0 + bc, cols].T  # [d, bc]
+            p = xs[:, :, None] * wt[:, None, :]  # [d, bc, N] float32, exact products
+            t = block_dot32_products(p, xes[:, :, None] + we[:, None, :], axis=0, overwrite=True)
             if kt == 0:
-                acc[b0 : b0 + bc] = p[0]
+                acc[b0 : b0 + bc] = t
             else:
-                acc[b0 : b0 + bc] += p[0]
+                acc[b0 : b0 + bc] += t
     h = epilogue16(acc[:, :n_out], bias=bias, scale=scale, mask_limit=mask_limit,
                    gelu_table=gelu_table)
     rmax = np.asarray(reduce_max16(h))

@@ -172,6 +172,13 @@ def rne_increment(lsb: Value, guard: Value, sticky: Value) -> Value:
 # ------------------------------------------------------------------------------ pipelining
 
 
+def check_pow2(value: object, name: str) -> int:
+    """Validate a power-of-two size (an ``int`` >= 1)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two, not {value!r}")
+    return value
+
+
 def check_latency(value: object, minimum: int = 0, name: str = "latency") -> int:
     """Validate a register-stage count: an ``int`` (not ``bool``) >= ``minimum``."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):

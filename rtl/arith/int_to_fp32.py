@@ -25,6 +25,9 @@ class IntToFp32(wiring.Component):
     ``nan`` high forces the canonical NaN ``0x7FC00000`` (the caller's sticky flag: an input
     held a NaN, or an inf the fixed point cannot carry).
 
+    With ``exp_bits`` > 0 the scale is a run-time input too: an unsigned ``exp`` port, and the
+    value is ``a * 2^(exp - frac_bits)`` (the MFU lane dot product's tile exponent).
+
     Ports: ``a`` (signed ``width``), ``nan``, ``valid_in``, ``en`` (clock enable, default 1) in;
     ``result`` (32-bit pattern), ``valid_out`` out. Same timing contract as the arithmetic blocks
     (:mod:`dfx.rtl.arith`): one operand per en-high cycle, ``latency`` en-cycles to the result,
@@ -34,19 +37,24 @@ class IntToFp32(wiring.Component):
     2^(width - 1 - frac_bits), is at most 2^127 (``width <= 128 + frac_bits``).
     """
 
-    def __init__(self, width: int, latency: int = 1, *, frac_bits: int = FRAC_BITS):
+    def __init__(self, width: int, latency: int = 1, *, frac_bits: int = FRAC_BITS,
+                 exp_bits: int = 0):
         if not isinstance(frac_bits, int) or isinstance(frac_bits, bool) or not (
                 0 <= frac_bits <= 126):
             raise ValueError(f"frac_bits must be an integer in 0..126, not {frac_bits!r}")
-        if (not isinstance(width, int) or isinstance(width, bool)
-                or not 2 <= width <= 128 + frac_bits):
-            raise ValueError(f"width must be an integer in 2..{128 + frac_bits}, not {width!r}")
+        if not isinstance(exp_bits, int) or isinstance(exp_bits, bool) or not 0 <= exp_bits <= 7:
+            raise ValueError(f"exp_bits must be an integer in 0..7, not {exp_bits!r}")
+        top = 128 + frac_bits - ((1 << exp_bits) - 1)  # the largest exp must not overflow
+        if not isinstance(width, int) or isinstance(width, bool) or not 2 <= width <= top:
+            raise ValueError(f"width must be an integer in 2..{top}, not {width!r}")
         self._width = width
         self._frac = frac_bits
+        self._exp_bits = exp_bits
         self._latency = check_latency(latency)
         super().__init__(
             {
                 "a": In(signed(width)),
+                **({"exp": In(exp_bits)} if exp_bits else {}),
                 "nan": In(1),
                 "valid_in": In(1),
                 "en": In(1, init=1),
@@ -74,7 +82,8 @@ class IntToFp32(wiring.Component):
         a = self.a
         # step 1: sign and magnitude (w bits: |-2^(w-1)| needs all of them)
         mag = wire(m, Mux(a[-1], -a, a).as_unsigned()[:w], "mag")
-        s = p.cut(mag=mag, sign=a[-1], nan=self.nan)
+        exp_in = self.exp if self._exp_bits else Const(0, 1)
+        s = p.cut(mag=mag, sign=a[-1], nan=self.nan, exp_in=exp_in)
         # step 2: leading one to the top bit; its position gives the exponent
         mw = max(w, 26)  # room for 23 fraction bits, guard and one sticky bit below the one
         mag = Cat(Const(0, mw - w), s["mag"])
@@ -82,7 +91,7 @@ class IntToFp32(wiring.Component):
         norm = wire(m, (mag << lz)[:mw], "norm")
         # value = norm * 2^(-lz - frac - (mw - w)) with the leading one at bit mw - 1:
         # biased exponent = (mw - 1 - lz) - (mw - w) - frac + 127 = w + 126 - frac - lz
-        exp = (w + 126 - self._frac - lz)[:8]
+        exp = (w + 126 - self._frac - lz + s["exp_in"])[:8]
         s = p.cut(norm=norm, exp=exp, zero=s["mag"] == 0, sign=s["sign"], nan=s["nan"])
         # step 3: round to nearest even (a carry out of the fraction bumps the exponent)
         norm = s["norm"]

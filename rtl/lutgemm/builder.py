@@ -30,8 +30,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith.fixed import fp16_to_fixed, sum_bits
-from ..arith.fpformat import Pipeline, check_latency
-from ..mpu.mfu import check_pow2
+from ..arith.fpformat import Pipeline, check_latency, check_pow2
 
 __all__ = ["TableBuilder"]
 

@@ -25,9 +25,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..arith.fixed import sum_bits
-from ..arith.fpformat import Pipeline, check_latency
+from ..arith.fpformat import Pipeline, check_latency, check_pow2
 from ..arith.pwl_table import delay
-from ..mpu.mfu import check_pow2
 
 __all__ = ["LutLane"]
 

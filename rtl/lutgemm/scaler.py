@@ -49,10 +49,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..arith.fixed import FIX_MAX, FRAC_BITS
-from ..arith.fpformat import FP16, check_latency, unpack, wire
+from ..arith.fpformat import FP16, check_latency, check_pow2, unpack, wire
 from ..arith.int_to_fp32 import IntToFp32
 from ..arith.pwl_table import delay
-from ..mpu.mfu import check_pow2
 
 __all__ = ["ACC_FRAC_BITS", "MAX_GROUPS", "LutScaler", "acc_bits"]
 

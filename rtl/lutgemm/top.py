@@ -93,10 +93,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..arith.fixed import sum_bits
-from ..arith.fpformat import check_latency
+from ..arith.fpformat import check_latency, check_pow2
 from ..arith.pwl_table import delay
 from ..bus.stream import Fifo2
-from ..mpu.mfu import check_pow2
 from .builder import TableBuilder
 from .lane import LutLane
 from .scaler import LutScaler, acc_bits, check_limbs

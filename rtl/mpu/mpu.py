@@ -49,9 +49,10 @@ from amaranth.lib.wiring import In, Out
 from dfx.isa.golden import tables as gtab
 
 from ..arith.fp32_to_fp16 import DEFAULT_CVT_LATENCY
-from ..arith.fpformat import check_latency
+from ..arith.fpformat import check_latency, check_pow2
 from ..bus.stream import Fifo2
-from .mfu import BlackboxLeaves, Leaf, Mfu, add_leaf, check_pow2
+from ..leaves import Leaf, LeafModules, add_leaf, mark_used
+from .mfu import Mfu
 from .sfu import SfuM
 
 __all__ = [
@@ -114,8 +115,10 @@ def zigzag_interleave(d: int, l: int, add_latency: int) -> int:  # noqa: E741
 class Mpu(wiring.Component):
     """MFU + SFU_M with command, tile, bias, output and row-max streams (module doc).
 
-    Parameters: ``d``, ``l`` (powers of two, l <= d), ``mul_latency`` (FP16 multiplier),
-    ``add_latency`` (FP32 adders of the trees, accumulator and bias; >= 1), ``scale_latency``
+    Parameters: ``d``, ``l`` (powers of two, l <= d), ``mul_latency`` (FP16 multipliers; also
+    the default scale multiplier), ``dot_latency`` (the rest of the lane dot product:
+    alignment, integer tree, rounding), ``add_latency`` (FP32 accumulator and bias adders;
+    >= 1), ``scale_latency
     (FP32 multiplier), ``cvt_latency`` (FP32 -> FP16), ``gelu_table`` (a golden gelu
     :class:`~dfx.isa.golden.tables.PwlTable`) and ``gelu_latency``, ``interleave`` (block width
     G of the tile order, >= add_latency; default :func:`zigzag_interleave`), ``queue_depth``
@@ -130,6 +133,7 @@ class Mpu(wiring.Component):
         l: int,  # noqa: E741
         *,
         mul_latency: int,
+        dot_latency: int,
         add_latency: int,
         gelu_table: Any,
         gelu_latency: int,
@@ -143,6 +147,7 @@ class Mpu(wiring.Component):
             "d": d,
             "l": l,
             "mul_latency": mul_latency,
+            "dot_latency": dot_latency,
             "add_latency": add_latency,
             "gelu_table": gelu_table,
             "gelu_latency": gelu_latency,
@@ -173,6 +178,7 @@ class Mpu(wiring.Component):
             d,
             l,
             mul_latency=self._mul_latency,
+            dot_latency=dot_latency,
             add_latency=self._add_latency,
             slots=self._interleave,
             leaf=leaf,
@@ -203,7 +209,7 @@ class Mpu(wiring.Component):
 
     @classmethod
     def from_core(cls, core: Any, **overrides: Any) -> Mpu:
-        """The MPU of a :class:`dfx.isa.config.CoreConfig`: ``core.mpu`` d, l, mul/add
+        """The MPU of a :class:`dfx.isa.config.CoreConfig`: ``core.mpu`` d, l, mul/dot/add
         latencies, the scale multiplier at ``mul_latency``, the ``core.tables.gelu`` table at
         ``core.mpu.sfu_latency`` (the GELU stage only: the whole SFU_M takes
         :attr:`sfu_latency`), the default :func:`zigzag_interleave`; keyword arguments override
@@ -212,6 +218,7 @@ class Mpu(wiring.Component):
             "d": core.mpu.d,
             "l": core.mpu.l,
             "mul_latency": core.mpu.mul_latency,
+            "dot_latency": core.mpu.dot_latency,
             "add_latency": core.mpu.add_latency,
             "gelu_table": gtab.table_from_spec("gelu", core.tables.gelu),
             "gelu_latency": core.mpu.sfu_latency,
@@ -232,6 +239,10 @@ class Mpu(wiring.Component):
     @property
     def mul_latency(self) -> int:
         return self._mul_latency
+
+    @property
+    def dot_latency(self) -> int:
+        return self._mfu.tree_latency - self._mul_latency
 
     @property
     def add_latency(self) -> int:
@@ -290,22 +301,22 @@ class Mpu(wiring.Component):
     def verilog(self, name: str = "mpu", *, flat: bool = False) -> str:
         """Verilog of this MPU as module ``name``.
 
-        Default: the arithmetic leaves (FP16 multipliers, FP32 adders and multipliers, FP16
-        rounding) are emitted once per distinct configuration, as modules ``<name>_<leaf>_l<n>``,
-        and instantiated: generation time grows with the number of distinct leaves, not of
-        copies. ``flat=True`` converts the whole Amaranth design (``verilog.convert(self)``,
-        slow for the dfx-u280 size). Both describe the same circuit.
+        Default: each distinct arithmetic leaf (the lane dot products, FP32 adders and
+        multipliers, FP16 rounding, GELU tables) is one module, converted once and
+        instantiated (:class:`~dfx.rtl.leaves.LeafModules`): generation time grows with the
+        number of distinct leaves, not of copies. ``flat=True`` converts the whole Amaranth
+        design (``verilog.convert(self)``, slow for the dfx-u280 size). Both describe the same
+        circuit.
         """
         from amaranth.back import verilog
 
         if flat:
             return verilog.convert(self, name=name, emit_src=False)
-        for block in (self, self._mfu, self._sfu, self._sfu.gelu_unit):
-            block._MustUse__used = True  # the twin below stands in for them
-        leaves = BlackboxLeaves(name)
+        mark_used(self)  # the twin below stands in for this instance
+        leaves = LeafModules(name)
         twin = Mpu(**self._params, leaf=leaves)
         top = verilog.convert(twin, name=name, emit_src=False)
-        return top + leaves.verilog()
+        return top + "".join(leaves.verilog().values())
 
     # ------------------------------------------------------------------------- hardware
 

@@ -29,9 +29,10 @@ from dfx.isa.golden.fp import NEG_MAX16_BITS
 from ..arith.fp32_add import Fp32Add
 from ..arith.fp32_mul import Fp32Mul
 from ..arith.fp32_to_fp16 import Fp32ToFp16
-from ..arith.fpformat import FP16, check_latency
+from ..arith.fpformat import FP16, check_latency, check_pow2
 from ..arith.pwl_table import PwlTable, delay, fp16_to_fp32
-from .mfu import NEG_ZERO32, Leaf, add_leaf, check_pow2
+from ..leaves import Leaf, add_leaf
+from .mfu import NEG_ZERO32
 
 __all__ = ["SfuM", "order_key16"]
 

@@ -4,19 +4,13 @@
 Why not call the golden ``matvec`` directly? It is the definition, and tests check this module
 against it bit for bit (``tests/sim/functional/test_mpu.py``; an :class:`~.appliance.Appliance`
 built with ``golden_matvec=True`` calls it instead). But for GPT-2 token generation it is the
-hot path, and two layout changes make it several times faster without changing a single
-rounding:
-
-* the d products of a MAC tree are stored in *bit-reversed* lane order, so each level of the
-  pairwise adder tree (``s'[i] = s[2i] + s[2i+1]``, :func:`~dfx.isa.golden.fp.tree_sum32`) is the
-  sum of two contiguous halves (``P[j] + P[j + h]`` where ``P[j] = s[rev(j)]``: ``rev(j + h) =
-  rev(j) + 1`` for ``j < h``), with the even operand on the left as in the golden tree;
-* all reduction tiles of a matrix are multiplied and reduced at once (``[kt, d, N]``), then the
-  per-tile sums are accumulated in kt order (``acc = round32(acc + t_k)``), as in the golden.
-
-Products of two FP16 values are exact in FP32, every addition is one IEEE FP32 addition in the
-golden order, and the epilogue (bias, scale, FP16 rounding, mask, GELU, NaN canonicalisation,
-row maximum) calls the golden functions, so the result is identical bit for bit.
+hot path: here all reduction tiles of a matrix are multiplied at once (``[kt, d, N]``), each
+tile's d products are reduced by the golden lane dot product
+(:func:`~dfx.isa.golden.fp.block_dot32_products`: aligned to the largest exponent, summed
+exactly, rounded once) and the per-tile sums are accumulated in kt order
+(``acc = round32(acc + t_k)``), as in the golden. The epilogue (bias, scale, FP16 rounding,
+mask, GELU, NaN canonicalisation, row maximum) calls the golden functions, so the result is
+identical bit for bit.
 
 :class:`TileCache` keeps prepared (FP32-widened, re-laid-out) weights keyed by
 ``(space, address, kt, nt, kt_stride)``. Matrices in memory that no program or host has written
@@ -28,14 +22,13 @@ bounded (least recently used entries go first).
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from dfx.isa.golden.fp import NEG_MAX16, round16
+from dfx.isa.golden.fp import NEG_MAX16, block_dot32_products, dot_exp16, round16
 from dfx.isa.golden.ops import reduce_max16
 from dfx.isa.golden.tables import gelu16
 
@@ -46,24 +39,13 @@ __all__ = ["Prepared", "prepare", "mac", "matvec", "TileCache"]
 _BLOCK_ELEMS = 1 << 20
 
 
-@functools.lru_cache(maxsize=16)
-def bit_reverse(d: int) -> np.ndarray:
-    """The bit-reversal permutation of 0..d-1 (d a power of two)."""
-    bits = d.bit_length() - 1
-    idx = np.arange(d)
-    out = np.zeros(d, dtype=np.intp)
-    for b in range(bits):
-        out |= ((idx >> b) & 1) << (bits - 1 - b)
-    out.setflags(write=False)
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """Weight tiles ``float16[NT, KT, l, d]`` widened to ``w: float32[KT, d, NT·l]`` with the d
-    axis in bit-reversed order (read-only)."""
+    """Weight tiles ``float16[NT, KT, l, d]`` widened to ``w: float32[KT, d, NT·l]`` with their
+    :func:`~dfx.isa.golden.fp.dot_exp16` exponents ``e: int8[KT, d, NT·l]`` (read-only)."""
 
     w: np.ndarray
+    e: np.ndarray
     nt: int
     kt: int
     l: int  # noqa: E741
@@ -71,16 +53,17 @@ class Prepared:
 
     @property
     def nbytes(self) -> int:
-        return self.w.nbytes
+        return self.w.nbytes + self.e.nbytes
 
 
 def prepare(tiles: np.ndarray) -> Prepared:
     """Prepare ``float16[NT, KT, l, d]`` tiles (the golden tile layout) for :func:`matvec`."""
     nt, kt, l, d = tiles.shape  # noqa: E741
-    t = tiles[..., bit_reverse(d)].transpose(1, 3, 0, 2)  # [KT, d (bit-reversed), NT, l]
-    w = t.astype(np.float32, order="C").reshape(kt, d, nt * l)
+    t = np.ascontiguousarray(tiles.transpose(1, 3, 0, 2)).reshape(kt, d, nt * l)
+    w, e = t.astype(np.float32), dot_exp16(t)
     w.setflags(write=False)
-    return Prepared(w=w, nt=nt, kt=kt, l=l, d=d)
+    e.setflags(write=False)
+    return Prepared(w=w, e=e, nt=nt, kt=kt, l=l, d=d)
 
 
 def mac(p: Prepared, x16: np.ndarray) -> np.ndarray:
@@ -91,12 +74,14 @@ def mac(p: Prepared, x16: np.ndarray) -> np.ndarray:
     kt, d = p.kt, p.d
     n = p.w.shape[2]
     b_n = x16.shape[0]
-    x32 = x16.reshape(b_n, kt, d)[:, :, bit_reverse(d)].astype(np.float32)
+    xr = x16.reshape(b_n, kt, d)
+    x32, xe = xr.astype(np.float32), dot_exp16(xr)
     acc = np.empty((b_n, n), dtype=np.float32)
     per_tile = d * n
     kb = max(1, min(kt, _BLOCK_ELEMS // per_tile))  # reduction tiles per block
     nb = n if per_tile <= _BLOCK_ELEMS else max(1, _BLOCK_ELEMS // d)  # columns per block
     scratch = np.empty(kb * d * min(n, nb), dtype=np.float32)
+    escratch = np.empty(kb * d * min(n, nb), dtype=np.int8)
     for b in range(b_n):
         for c0 in range(0, n, nb):
             c1 = min(n, c0 + nb)
@@ -104,13 +89,12 @@ def mac(p: Prepared, x16: np.ndarray) -> np.ndarray:
             a = acc[b, c0:c1]
             for k0 in range(0, kt, kb):
                 k1 = min(kt, k0 + kb)
-                pr = scratch[:(k1 - k0) * d * cols].reshape(k1 - k0, d, cols)
+                size = (k1 - k0) * d * cols
+                pr = scratch[:size].reshape(k1 - k0, d, cols)
+                er = escratch[:size].reshape(k1 - k0, d, cols)
                 np.multiply(x32[b, k0:k1, :, None], p.w[k0:k1, :, c0:c1], out=pr)
-                h = d
-                while h > 1:
-                    h >>= 1
-                    np.add(pr[:, :h], pr[:, h:2 * h], out=pr[:, :h])
-                t = pr[:, 0]
+                np.add(xe[b, k0:k1, :, None], p.e[k0:k1, :, c0:c1], out=er)
+                t = block_dot32_products(pr, er, axis=1, overwrite=True)  # [k1 - k0, cols]
                 start = 0
                 if k0 == 0:
                     a[:] = t[0]

@@ -114,18 +114,20 @@ def test_matvec_vs_reference(bias, scale, mask, gelu):
             assert np.all(b16(h[b, lim + b + 1 :]) == (0 if gelu else 0xFBFF))
 
 
-def test_matvec_order_matters():
-    # one lane, d = 8: products [2^30, 1, -2^30, 1, 0...]; the adder tree loses both 1s
-    # ((2^30 + 1) rounds to 2^30 in FP32), while the exact dot product is 2
+def test_matvec_tile_dot_and_sequential_accumulation():
+    # one lane, d = 8: products [2^30, 1, -2^30, 1, 0...]. Within a tile the products are
+    # aligned and summed exactly (block_dot32): 2, where an FP32 adder tree would lose both 1s
     x = np.array([2**15, 1, 2**15, 1, 0, 0, 0, 0], np.float16)
     w = np.array([[2**15], [1], [-(2**15)], [1], [0], [0], [0], [0]], np.float16)
     h, _ = ops.matvec(ops.tile_matrix(w, 8, 1), x)
-    assert b16(h[0]) == 0x0000 and float((x.astype(np.float64) @ w.astype(np.float64))[0]) == 2.0
-    # and the second tile is added to the first sequentially: (2^30 + tile1) ...
-    x2 = np.concatenate([x, np.array([1] * 8, np.float16)])
-    w2 = np.concatenate([w, np.ones((8, 1), np.float16)])
-    h2, _ = ops.matvec(ops.tile_matrix(w2, 8, 1), x2)
-    assert h2[0] == 8.0
+    assert b16(h[0]) == 0x4000  # 2.0
+    # across tiles the sums are accumulated in FP32, in kt order: (2^25 + 1) - 2^25 = 0
+    one = np.zeros(8, np.float16)
+    one[0] = 1
+    x3 = np.concatenate([one * 2**15, one, one * 2**15])
+    w3 = np.concatenate([one * 2**10, one, one * -(2**10)])[:, None]
+    h3, _ = ops.matvec(ops.tile_matrix(w3, 8, 1), x3)
+    assert b16(h3[0]) == 0x0000 and float(x3.astype(np.float64) @ w3[:, 0]) == 1.0
 
 
 def test_matvec_small_integers_exact():

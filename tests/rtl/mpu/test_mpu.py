@@ -28,6 +28,7 @@ def make(**kw) -> Mpu:
         "d": 8,
         "l": 4,
         "mul_latency": 2,
+        "dot_latency": 2,
         "add_latency": 2,
         "gelu_table": GELU,
         "gelu_latency": 2,
@@ -46,6 +47,7 @@ def make(**kw) -> Mpu:
         ({"d": 8.0}, ValueError, "d must be a power of two, not 8.0"),
         ({"add_latency": 0}, ValueError, "add_latency must be an integer >= 1, not 0"),
         ({"mul_latency": -1}, ValueError, "mul_latency must be an integer >= 0, not -1"),
+        ({"dot_latency": -1}, ValueError, "dot_latency must be an integer >= 0, not -1"),
         ({"interleave": 1}, ValueError, "interleave must be an integer >= 2, not 1"),
         ({"queue_depth": 6}, ValueError, "queue_depth must be a power of two, not 6"),
         ({"scale_latency": "2"}, TypeError, "scale_latency must be an integer >= 0, not '2'"),
@@ -68,13 +70,13 @@ def test_bad_gelu_table():
 
 def test_from_core_and_properties():
     t = Mpu.from_core(TINY)
-    assert (t.d, t.l, t.mul_latency, t.add_latency) == (8, 4, 2, 2)
-    assert (t.interleave, t.queue_depth) == (2, 16)  # power of two above mfu_latency + 1
+    assert (t.d, t.l, t.mul_latency, t.dot_latency, t.add_latency) == (8, 4, 2, 2, 2)
+    assert (t.interleave, t.queue_depth) == (2, 8)  # power of two above mfu_latency + 1
     assert t.gelu_table is GELU
     u = Mpu.from_core(U280)
     # the zig-zag block: the fewest whole output vectors (d/l = 4 groups) covering add = 11
     assert (u.d, u.l, u.mul_latency, u.add_latency, u.interleave) == (64, 16, 6, 11, 12)
-    assert u.gelu_table.points == 2048 and u.queue_depth == 128
+    assert u.gelu_table.points == 2048 and u.queue_depth == 32 and u.dot_latency == 7
     assert Mpu.from_core(TINY, interleave=5).interleave == 5
     attrs = "d l mul_latency add_latency interleave queue_depth gelu_table latency"
     more = " mfu_latency sfu_latency rowmax_latency epilogue_latency bias_latency"
@@ -93,16 +95,16 @@ def test_default_interleave_is_whole_vectors(d, l, add, g):  # noqa: E741
 
 
 def test_latencies():
-    """MFU = mul + log2(d) * add (tree) + add (accumulator); SFU = bias add + scale mul +
+    """MFU = mul + dot (the lane dot product) + add (accumulator); SFU = bias add + scale mul +
     round16 + GELU + vectorizer; + 1 output buffer."""
     t = Mpu.from_core(TINY)
-    assert t.mfu_latency == 2 + 3 * 2 + 2 == 10
+    assert t.mfu_latency == 2 + 2 + 2 == 6
     assert t.sfu_latency == 2 + 2 + 2 + 2 + 1 == 9
-    assert t.latency == 20 and t.rowmax_latency == 21
+    assert t.latency == 16 and t.rowmax_latency == 17
     u = Mpu.from_core(U280)
-    assert u.mfu_latency == 6 + 6 * 11 + 11 == 83
+    assert u.mfu_latency == 6 + 7 + 11 == 24
     assert u.sfu_latency == 11 + 6 + 2 + 4 + 1 == 24
-    assert u.latency == 108 and u.rowmax_latency == 109
+    assert u.latency == 49 and u.rowmax_latency == 50
     assert u.epilogue_latency == u.sfu_latency + 1 and u.bias_latency == u.sfu_latency + 2
 
 
@@ -144,7 +146,7 @@ def test_tile_order(kt, nt, g):
 
 def test_submodules_validate():
     with pytest.raises(ValueError, match="slots must be an integer >= 3, not 2"):
-        Mfu(8, 4, mul_latency=1, add_latency=3, slots=2)
+        Mfu(8, 4, mul_latency=1, dot_latency=1, add_latency=3, slots=2)
     with pytest.raises(ValueError, match="l must be a power of two <= d \\(4\\), not 8"):
         SfuM(4, 8, add_latency=1, scale_latency=1, cvt_latency=1, gelu_table=GELU, gelu_latency=1)
     with pytest.raises(ValueError, match="gelu_table must be a gelu table, not 'exp'"):

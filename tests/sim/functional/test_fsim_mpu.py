@@ -21,11 +21,6 @@ def _rand(rng, shape, scale=1.0, specials=False):
     return x
 
 
-def test_bit_reverse() -> None:
-    assert mpu.bit_reverse(8).tolist() == [0, 4, 2, 6, 1, 5, 3, 7]
-    assert sorted(mpu.bit_reverse(64).tolist()) == list(range(64))
-
-
 @pytest.mark.parametrize("d, l, kt, nt, batch", [
     (8, 4, 1, 1, 1), (8, 4, 3, 5, 2), (64, 16, 12, 12, 1), (64, 16, 3, 40, 3), (16, 16, 5, 2, 1),
 ])
@@ -75,7 +70,7 @@ def test_blocking_paths(monkeypatch) -> None:
 def test_tile_cache_policy() -> None:
     c = mpu.TileCache(capacity=1000, page_bits=4)
     k1, k2 = ("hbm", 0, 1, 1, 1), ("hbm", 100, 1, 1, 1)
-    p400 = mpu.Prepared(np.zeros(100, np.float32), 1, 1, 1, 1)
+    p400 = mpu.Prepared(np.zeros(80, np.float32), np.zeros(80, np.int8), 1, 1, 1, 1)
     assert c.get(k1) is None
     c.offer(k1, 0, 64, p400)  # first use: only remembered
     assert c.get(k1) is None and c.bytes == 0
