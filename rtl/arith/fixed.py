@@ -10,12 +10,14 @@ accumulator); :class:`~.int_to_fp32.IntToFp32` rounds the sum once to FP32.
 * :func:`fp16_to_fixed`: an FP16 pattern -> signed integer in units of 2^-24;
 * :func:`fp32_to_fixed48`: an FP32 pattern that is an FP16 value or the exact square of one
   (the VPU's ``f32(a)`` / ``a*a``) -> signed integer in units of 2^-48;
+  :func:`fp32_to_fixed48_ones` the same in one's complement plus a ``+1`` bit (for adder
+  trees that take the ``+1`` as carry-in instead of negating every term);
 * :func:`sum_bits`, :func:`limb_widths`: widths of exact sums and of skewed limb adders.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Value
+from amaranth.hdl import Cat, Const, Mux, Value
 
 from .fpformat import FP16, FP32, unpack, wire
 
@@ -27,6 +29,7 @@ __all__ = [
     "SQ_MAX",
     "fp16_to_fixed",
     "fp32_to_fixed48",
+    "fp32_to_fixed48_ones",
     "limb_widths",
     "sum_bits",
 ]
@@ -87,6 +90,17 @@ _SHIFT_MAX = SQ_BITS - 1
 """Largest useful left shift of a significand (exponent of 65504^2 is 127 + 31)."""
 
 
+def _fp32_mag48(m, x: Value, name: str):
+    """``(mag, unpacked)``: the magnitude of FP32 ``x`` in units of 2^-48 (see
+    :func:`fp32_to_fixed48`), 0 for inf / NaN and outside the contract."""
+    u = unpack(m, FP32, x, name)
+    out = wire(m, (u.exp < _EXP_MIN48) | (u.exp > _EXP_MIN48 + _SHIFT_MAX), f"{name}_out")
+    sh = wire(m, Mux(out, 0, u.exp - _EXP_MIN48)[:7], f"{name}_sh")
+    wide = (u.sig << sh)[23 : 23 + SQ_BITS - 1]
+    mag = wire(m, Mux(out | u.is_inf | u.is_nan, 0, wide), f"{name}_mag48")
+    return mag, u
+
+
 def fp32_to_fixed48(m, x: Value, name: str) -> tuple[Value, Value, Value, Value]:
     """``(value, nan, pinf, ninf)`` of the FP32 pattern ``x``: ``value`` is x as a signed
     :data:`SQ_BITS` integer in units of 2^-48 (combinational; 0 for ±0 and for inf / NaN), exact
@@ -96,11 +110,19 @@ def fp32_to_fixed48(m, x: Value, name: str) -> tuple[Value, Value, Value, Value]
     A normal x is ``sig * 2^(exp - 150)`` = ``sig * 2^(exp - 102)`` units, so the magnitude is
     ``(sig << (exp - 79)) >> 23``: those values have no bits below 2^-48. FP32 values outside
     the contract (below 2^-48 or from 2^81) read as 0."""
-    u = unpack(m, FP32, x, name)
-    out = wire(m, (u.exp < _EXP_MIN48) | (u.exp > _EXP_MIN48 + _SHIFT_MAX), f"{name}_out")
-    sh = wire(m, Mux(out, 0, u.exp - _EXP_MIN48)[:7], f"{name}_sh")
-    wide = (u.sig << sh)[23 : 23 + SQ_BITS - 1]
-    mag = wire(m, Mux(out | u.is_inf | u.is_nan, 0, wide), f"{name}_mag48")
+    mag, u = _fp32_mag48(m, x, name)
     val = Mux(u.sign, -mag, mag).as_signed()[:SQ_BITS].as_signed()
     return (wire(m, val, f"{name}_fix48"), u.is_nan, wire(m, u.is_inf & ~u.sign, f"{name}_pinf"),
+            wire(m, u.is_inf & u.sign, f"{name}_ninf"))
+
+
+def fp32_to_fixed48_ones(m, x: Value, name: str) -> tuple[Value, Value, Value, Value, Value]:
+    """``(ones, neg, nan, pinf, ninf)``: :func:`fp32_to_fixed48`'s ``value = ones + neg``, with
+    ``ones`` the signed :data:`SQ_BITS` one's complement (``~mag`` for a negative sign, a row
+    of XOR gates instead of a negating adder) and ``neg`` the sign bit, to be added as a
+    carry-in further on (-0 gives ``-1 + 1 = 0``)."""
+    mag, u = _fp32_mag48(m, x, name)
+    ext = Cat(mag, Const(0, 1))  # SQ_BITS, non-negative
+    ones = wire(m, (ext ^ u.sign.replicate(SQ_BITS)).as_signed(), f"{name}_ones48")
+    return (ones, u.sign, u.is_nan, wire(m, u.is_inf & ~u.sign, f"{name}_pinf"),
             wire(m, u.is_inf & u.sign, f"{name}_ninf"))

@@ -6,9 +6,11 @@ exact square ``a*a`` (vaccsq). Each is an integer in units of 2^-48 (FP16 values
 of 2^-24, their squares of 2^-48), so the sum is formed exactly and rounded once:
 
 1. **tree** (``tree_latency`` registers over 1 + log2(d) steps): each FP32 value to a signed
-   81-bit integer (:func:`~dfx.rtl.arith.fixed.fp32_to_fixed48`), then a pairwise integer
-   adder tree over the d lanes (81 + log2(d) bits); the lanes' NaN, +inf and -inf flags are
-   OR-ed alongside;
+   81-bit integer in one's complement plus a ``+1`` bit for negative values
+   (:func:`~dfx.rtl.arith.fixed.fp32_to_fixed48_ones`: no negating adder per lane), then a
+   pairwise integer adder tree over the d lanes (81 + log2(d) bits) whose d - 1 adders take
+   d - 1 of the ``+1`` bits as carry-in; the last one is the carry-in of the accumulator's
+   lowest limb. The lanes' NaN, +inf and -inf flags are OR-ed alongside;
 2. **accumulator** (``add_latency`` = A limbs, one vector per cycle): a two's-complement
    register of :func:`acc_bits` bits (exact for 2^``INDEX_BITS`` vectors of d elements, the
    largest count a command carries), cut into A limbs (:func:`~dfx.rtl.arith.fixed.limb_widths`).
@@ -35,7 +37,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..arith.fixed import SQ_BITS, SQ_MAX, fp32_to_fixed48, limb_widths, sum_bits
+from ..arith.fixed import SQ_BITS, SQ_MAX, fp32_to_fixed48_ones, limb_widths, sum_bits
 from ..arith.fpformat import Pipeline, check_latency, wire
 from ..arith.int_to_fp32 import IntToFp32
 from ..arith.pwl_table import delay
@@ -108,11 +110,12 @@ class ExactAccumulate(wiring.Component):
 
         # ---- 1. FP32 -> fixed point (units of 2^-48), integer adder tree --------------------
         p = Pipeline(m, self._tree, 1 + levels, en, prefix="acc_t")
-        vals, nans, pinfs, ninfs = [], [], [], []
+        vals, negs, nans, pinfs, ninfs = [], [], [], [], []
         for i in range(d):
             x = wire(m, Mux(self.valid, self.prod[i], 0), f"acc_x{i}")  # operand isolation
-            v, nan, pinf, ninf = fp32_to_fixed48(m, x, f"acc_x{i}")
+            v, neg, nan, pinf, ninf = fp32_to_fixed48_ones(m, x, f"acc_x{i}")
             vals.append(v)
+            negs.append(neg)
             nans.append(nan)
             pinfs.append(pinf)
             ninfs.append(ninf)
@@ -123,17 +126,24 @@ class ExactAccumulate(wiring.Component):
             "pinf": Cat(*pinfs).any(),
             "ninf": Cat(*ninfs).any(),
         }
-        s = p.cut(**tags, **{f"v{i}": v for i, v in enumerate(vals)})
+        # the +1 bits still owed (one per lane), carried beside the values
+        s = p.cut(**tags, **{f"v{i}": v for i, v in enumerate(vals)},
+                  ones=Cat(*negs))
         level = [s[f"v{i}"] for i in range(d)]
+        owed = s["ones"]
         for lv in range(levels):
-            sums = {f"v{j}": wire(m, level[2 * j] + level[2 * j + 1], f"acc_l{lv}_{j}")
-                    for j in range(len(level) // 2)}
-            s = p.cut(**{k: s[k] for k in tags}, **sums)
-            level = [s[f"v{j}"] for j in range(len(sums))]
+            n = len(level) // 2  # adders on this level: each takes one owed +1 as carry-in
+            w = len(level[0]) + 1
+            sums = {f"v{j}": wire(m, (level[2 * j] + level[2 * j + 1] + owed[j])[:w].as_signed(),
+                                  f"acc_l{lv}_{j}") for j in range(n)}
+            s = p.cut(**{k: s[k] for k in tags}, **sums, ones=owed[n:])
+            level = [s[f"v{j}"] for j in range(n)]
+            owed = s["ones"]
         p.done()
         t_valid = p.delay_valid(self.valid)
         (t_sum,) = level
         t_sum = wire(m, t_sum.as_signed(), "acc_tsum")
+        (t_one,) = owed  # d - (d - 1) = 1 left: the accumulator's carry-in
 
         # ---- 2. the wide accumulator: limb k of a vector k cycles after its tree sum --------
         wa, widths = self._bits, self._limbs
@@ -141,7 +151,7 @@ class ExactAccumulate(wiring.Component):
         ext_w = Signal(wa, name="acc_term")
         m.d.comb += ext_w.eq(t_sum)  # sign-extended to the accumulator width
         los = [sum(widths[:k]) for k in range(a)]
-        carry: Any = Const(0, 1)
+        carry: Any = t_one
         aligned = []
         for k, wk in enumerate(widths):
             valid_k = delay(m, t_valid, k, en, f"acc_valid{k}", reset_less=False)

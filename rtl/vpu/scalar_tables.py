@@ -27,6 +27,7 @@ from ..arith.fp32_add import Fp32Add
 from ..arith.fp32_mul import Fp32Mul
 from ..arith.fpformat import FP32, check_latency, lzc, rne_increment, shift_right_sticky, unpack
 from ..arith.fpformat import wire as _wire
+from ..arith.pwl_table import ROM_ATTRS
 
 __all__ = ["ScalarTable", "scale_pow2"]
 
@@ -89,7 +90,8 @@ class ScalarTable(wiring.Component):
     ``latency = mul_latency + add_latency + 2``.
 
     ``table``: a golden ``PwlTable`` of ``fn``, or a spec with ``lo, hi, points`` (a core
-    config ``TableSpec``). Its ROM holds ``points`` words of ``{y_i, m_i}`` (64 bits).
+    config ``TableSpec``). Its ROM holds ``points`` words of ``{y_i, m_i}`` (64 bits), in block RAM
+    (:data:`~dfx.rtl.arith.pwl_table.ROM_ATTRS`).
     """
 
     a: In(32)
@@ -165,7 +167,9 @@ class ScalarTable(wiring.Component):
         idx = _wire(m, (mfix >> w_t) - base, "idx")[:idx_bits]
         t_int = mfix[:w_t] if w_t else Const(0, 1)
 
-        rom = memory.Memory(shape=unsigned(64), depth=tab.points, init=self.rom_init())
+        rom = memory.Memory(
+            shape=unsigned(64), depth=tab.points, init=self.rom_init(), attrs=ROM_ATTRS
+        )
         m.submodules.rom = rom
         rd = rom.read_port()
         m.d.comb += [rd.addr.eq(idx), rd.en.eq(en)]

@@ -5,10 +5,14 @@ Operations (numerics: the golden ``dfx.isa.golden.fp`` / ``tables``, docs/numeri
 * ``vadd, vsub`` = ``round16(round32(f32(a) ± f32(b)))``: FP16 -> FP32 widening (exact),
   :class:`~dfx.rtl.arith.Fp32Add`, :class:`~dfx.rtl.arith.Fp32ToFp16`;
 * ``vadds, vsubs`` = ``round16(round32(f32(a) ± s))`` with the FP32 scalar ``s`` (same adders);
-* ``vmul`` = ``round16(a*b)``: :class:`~dfx.rtl.arith.Fp16Mul` (exact product), one rounding;
-* ``vmuls`` = ``round16(round32(f32(a) * s))``: :class:`~dfx.rtl.arith.fp32_mul.Fp32Mul`;
-* ``vexp, vgelu``: the piecewise-linear FP16 table units
-  (:class:`~dfx.rtl.arith.pwl_table.PwlTable`, d lanes each sharing the table ROMs);
+* ``vmul`` = ``round16(a*b)``: the product of two FP16 values is exact in FP32 (22-bit
+  significand, normal exponent), so ``round32(f32(a) * f32(b))`` is exact and one rounding
+  remains;
+* ``vmuls`` = ``round16(round32(f32(a) * s))``; ``vmul``, ``vmuls``, ``vacc`` and ``vaccsq``
+  share one :class:`~dfx.rtl.arith.fp32_mul.Fp32Mul` per lane (the multiplier bank);
+* ``vexp, vgelu``: one piecewise-linear FP16 table unit holding both tables
+  (:class:`~dfx.rtl.arith.pwl_table.PwlTable`, d lanes sharing the block-RAM ROMs; the op
+  picks the table, the lanes' arithmetic serves both);
 * ``vmov``: the bypass (load/store path), ``bypass_latency`` register stages;
 * ``vacc, vaccsq``: no vector result; the multiplier bank forms ``a*1`` (= ``f32(a)``) or the
   exact squares ``a*a`` and hands them to SFU_V on the ``prod`` port.
@@ -31,7 +35,6 @@ from amaranth.lib.wiring import In, Out
 
 from dfx.isa.golden import tables as gtab
 
-from ..arith.fp16_mul import Fp16Mul
 from ..arith.fp32_add import Fp32Add
 from ..arith.fp32_mul import Fp32Mul
 from ..arith.fp32_to_fp16 import Fp32ToFp16
@@ -179,7 +182,7 @@ class Vfu(wiring.Component):
 
     @property
     def prod_latency(self) -> int:
-        """Cycles from issue to ``prod`` (the Fp16Mul stages: mul_latency - cvt_latency)."""
+        """Cycles from issue to ``prod`` (the multiplier stages: mul_latency - cvt_latency)."""
         return self._mul - self._cvt
 
     @property
@@ -214,43 +217,39 @@ class Vfu(wiring.Component):
         add_v = wire(m, v & is_op(VpuOp.VADD, VpuOp.VSUB, VpuOp.VADDS, VpuOp.VSUBS), "add_v")
         scalar_b = is_op(VpuOp.VADDS, VpuOp.VSUBS)
         negate_b = is_op(VpuOp.VSUB, VpuOp.VSUBS)
-        mul_v = wire(m, v & is_op(VpuOp.VMUL, VpuOp.VACC, VpuOp.VACCSQ), "mul_v")
+        mul_v = wire(m, v & is_op(VpuOp.VMUL, VpuOp.VMULS, VpuOp.VACC, VpuOp.VACCSQ), "mul_v")
         to_sfu = is_op(VpuOp.VACC, VpuOp.VACCSQ)
         square = is_op(VpuOp.VACCSQ)
         mul_b16 = is_op(VpuOp.VMUL)
-        muls_v = wire(m, v & is_op(VpuOp.VMULS), "muls_v")
+        mul_s = is_op(VpuOp.VMULS)
         exp_v = wire(m, v & is_op(VpuOp.VEXP), "exp_v")
         gelu_v = wire(m, v & is_op(VpuOp.VGELU), "gelu_v")
         mov_v = wire(m, v & is_op(VpuOp.VMOV), "mov_v")
 
         lat_add = self._add - self._cvt
         lat_mul = self._mul - self._cvt
-        # tags of the multiplier bank: vacc/vaccsq (to SFU_V) with first/last, else vmul
+        # tags of the multiplier bank: vacc/vaccsq (to SFU_V) with first/last, else vmul/vmuls
         tag_sfu = delay(m, to_sfu, lat_mul, en, "tag_sfu")
         tag_first = delay(m, self.acc_first, lat_mul, en, "tag_first")
         tag_last = delay(m, self.acc_last, lat_mul, en, "tag_last")
         mov_out = delay(m, Mux(mov_v, self.a.as_value(), 0), self._bypass, en, "mov")
         mov_valid = delay(m, mov_v, self._bypass, en, "mov_valid", reset_less=False)
 
-        # the table units: d lanes each, sharing their ROMs
-        exp = PwlTable(self._exp_table, lanes=d, latency=self._table, leaf=self._leaf)
-        gelu = PwlTable(self._gelu_table, lanes=d, latency=self._table, leaf=self._leaf)
-        m.submodules.exp = exp
-        m.submodules.gelu = gelu
-        m.d.comb += [
-            exp.en.eq(en),
-            exp.valid_in.eq(exp_v),
-            gelu.en.eq(en),
-            gelu.valid_in.eq(gelu_v),
-        ]
-        tab_valid = wire(m, exp.valid_out | gelu.valid_out, "tab_valid")
+        # the table unit: exp (sel 0) and gelu (sel 1), d lanes sharing the ROMs
+        tab = PwlTable(
+            (self._exp_table, self._gelu_table), lanes=d, latency=self._table, leaf=self._leaf
+        )
+        m.submodules.tables = tab
+        tab_v = wire(m, exp_v | gelu_v, "tab_v")
+        m.d.comb += [tab.en.eq(en), tab.valid_in.eq(tab_v), tab.sel.eq(gelu_v)]
+        tab_valid = tab.valid_out
         cvt_valid = Signal(name="cvt_valid")
         mul_valid_out = Signal(name="mul_valid_out")
         cvt_out = []
         tab_out = []
         # operand isolation: a bank sees its operands only on the cycles it issues (saves
         # switching power in hardware, and simulation time)
-        a_on = wire(m, add_v | mul_v | muls_v | exp_v | gelu_v | mov_v, "a_on")
+        a_on = wire(m, add_v | mul_v | exp_v | gelu_v | mov_v, "a_on")
         b_on = wire(m, v & is_op(VpuOp.VADD, VpuOp.VSUB, VpuOp.VMUL), "b_on")
         s_on = wire(m, v & is_op(VpuOp.VADDS, VpuOp.VSUBS, VpuOp.VMULS), "s_on")
         s32 = wire(m, Mux(s_on, self.s, 0), "s_iso")
@@ -264,35 +263,31 @@ class Vfu(wiring.Component):
                 return wire(m, Mux(on, x, 0), f"{name}{i}")
 
             add = self._leaf(m, f"add{i}", Fp32Add(lat_add))
-            mul = self._leaf(m, f"mul{i}", Fp16Mul(lat_mul))
-            muls = self._leaf(m, f"muls{i}", Fp32Mul(lat_mul))
+            mul = self._leaf(m, f"mul{i}", Fp32Mul(lat_mul))
             cvt = self._leaf(m, f"cvt{i}", Fp32ToFp16(self._cvt))
-            m.d.comb += [unit.en.eq(en) for unit in (add, mul, muls, cvt)]
+            m.d.comb += [unit.en.eq(en) for unit in (add, mul, cvt)]
 
             b_add = Mux(scalar_b, s32, b32)
-            mul_b = Mux(mul_b16, b16, Mux(square, a16, Const(0x3C00, 16)))
+            one32 = Const(0x3F800000, 32)  # vacc: a * 1 = f32(a)
+            mul_b = Mux(mul_b16, b32, Mux(mul_s, s32, Mux(square, a32, one32)))
             m.d.comb += [
                 add.a.eq(gate(add_v, a32, "add_a")),
                 add.b.eq(gate(add_v, Cat(b_add[:31], b_add[31] ^ negate_b), "add_b")),
                 add.valid_in.eq(add_v),
-                mul.a.eq(gate(mul_v, a16, "mul_a")),
+                mul.a.eq(gate(mul_v, a32, "mul_a")),
                 mul.b.eq(gate(mul_v, mul_b, "mul_b")),
                 mul.valid_in.eq(mul_v),
-                muls.a.eq(gate(muls_v, a32, "muls_a")),
-                muls.b.eq(s32),
-                muls.valid_in.eq(muls_v),
-                exp.a[i].eq(gate(exp_v, a16, "exp_a")),
-                gelu.a[i].eq(gate(gelu_v, a16, "gelu_a")),
+                tab.a[i].eq(gate(tab_v, a16, "tab_a")),
                 self.prod[i].eq(mul.result),
             ]
-            # one converter per lane: at most one of the three banks delivers in a cycle
+            # one converter per lane: at most one of the two banks delivers in a cycle
             to_cvt_mul = mul.valid_out & ~tag_sfu
             m.d.comb += [
-                cvt.a.eq(Mux(add.valid_out, add.result, Mux(to_cvt_mul, mul.result, muls.result))),
-                cvt.valid_in.eq(add.valid_out | to_cvt_mul | muls.valid_out),
+                cvt.a.eq(Mux(add.valid_out, add.result, mul.result)),
+                cvt.valid_in.eq(add.valid_out | to_cvt_mul),
             ]
             cvt_out.append(cvt.result)
-            tab_out.append(Mux(exp.valid_out, exp.result[i], gelu.result[i]))
+            tab_out.append(tab.result[i])
             if i == 0:
                 m.d.comb += [cvt_valid.eq(cvt.valid_out), mul_valid_out.eq(mul.valid_out)]
 

@@ -212,6 +212,55 @@ def test_u280_tables(fn):
     check(PwlTable(tab, lanes=4, latency=FAST_LATENCY), vectors(tab, 300, seed=81, every=9))
 
 
+@pytest.mark.parametrize(("core", "latency"), [(TINY, 2), (TINY, 5), (U280, 4)])
+def test_shared_tables(core, latency):
+    """exp and gelu in one unit (the VFU's): ``sel`` picks the table of every input set, cycle
+    by cycle, with stalls; tables of different sizes share the ROMs."""
+    tabs = (table_of(core, "exp"), table_of(core, "gelu"))
+    dut = PwlTable(tabs, lanes=2, latency=latency)
+    assert dut.tables == tabs and dut.table is tabs[0]
+    rng = np.random.default_rng(86 + latency)
+    xs = np.concatenate([vectors(t, 60, seed=87, every=7) for t in tabs])
+    xs = rng.permutation(xs)[: 2 * (len(xs) // 2)].reshape(-1, 2)
+    n, tail = len(xs), 2 * latency + 3
+    sels = [int(v) for v in rng.integers(0, 2, n)]
+    en = [int(v) for v in rng.random(n) < 0.8] + [1] * tail
+    valid = [int(v) for v in rng.random(n) < 0.8] + [0] * tail
+    want = [[int(tabs[sels[t]].lut16[x]) for x in xs[t]] for t in range(n)]
+    outs, valids = [], []
+
+    async def tb(ctx):
+        for t in range(n + tail):
+            if t < n:
+                ctx.set(dut.a[0], int(xs[t][0]))
+                ctx.set(dut.a[1], int(xs[t][1]))
+                ctx.set(dut.sel, sels[t])
+            ctx.set(dut.valid_in, valid[t])
+            ctx.set(dut.en, en[t])
+            vals = await ctx.tick().sample(dut.valid_out, *dut.result)
+            valids.append(vals[-3])
+            outs.append(list(vals[-2:]))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    model = pipeline_model(want + [None] * tail, valid, en, latency)
+    assert valids == [v for _, v in model]
+    assert sum(valids) > n // 2
+    for t, (w, v) in enumerate(model):
+        if v:
+            assert outs[t] == w, f"cycle {t}: got {outs[t]}, want {w}"
+
+
+def test_shared_tables_need_distinct_functions():
+    tab = table_of(TINY, "exp")
+    with pytest.raises(ValueError, match="one table per function"):
+        PwlTable((tab, tab))
+    with pytest.raises(ValueError, match="at least one table"):
+        PwlTable(())
+
+
 @pytest.mark.parametrize("latency", [1, 2, 4, 6])
 def test_other_latencies(latency):
     tab = table_of(TINY, "gelu")

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from dfx.isa.golden import fp as gfp
 from dfx.isa.golden import ops as gops
-from dfx.rtl.arith.fixed import SQ_BITS, fp32_to_fixed48, limb_widths
+from dfx.rtl.arith.fixed import SQ_BITS, fp32_to_fixed48, fp32_to_fixed48_ones, limb_widths
 from dfx.rtl.vpu.accumulate import ExactAccumulate, acc_bits
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -182,8 +182,11 @@ def test_fp32_to_fixed48_every_fp16_and_square():
     m = Module()
     x = Signal(32)
     v, nan, pinf, ninf = fp32_to_fixed48(m, x, "x")
+    ones, neg, *_ = fp32_to_fixed48_ones(m, x, "y")
     outs = [Signal.like(v), Signal(), Signal(), Signal()]
+    ones_plus = Signal.like(v)  # the one's complement form plus its +1 bit: the same value
     m.d.comb += [o.eq(s) for o, s in zip(outs, (v, nan, pinf, ninf), strict=True)]
+    m.d.comb += ones_plus.eq(ones + neg)
     pats = np.arange(0, 1 << 16, 3, dtype=np.uint16).view(H)
     fin = pats[np.isfinite(pats)]
     f = fin.astype(np.float32)
@@ -198,11 +201,12 @@ def test_fp32_to_fixed48_every_fp16_and_square():
         for b, val in cases:
             ctx.set(x, b)
             assert ctx.get(outs[0]) == val, hex(b)
+            assert ctx.get(ones_plus) == val, hex(b)
             assert (ctx.get(outs[1]), ctx.get(outs[2]), ctx.get(outs[3])) == (0, 0, 0)
         for b, flags in ((0x7F800000, (0, 1, 0)), (0xFF800000, (0, 0, 1)),
                          (0x7FC00000, (1, 0, 0)), (0xFFC00001, (1, 0, 0))):
             ctx.set(x, b)
-            assert ctx.get(outs[0]) == 0
+            assert ctx.get(outs[0]) == 0 and ctx.get(ones_plus) == 0
             assert (ctx.get(outs[1]), ctx.get(outs[2]), ctx.get(outs[3])) == flags
 
     sim = Simulator(m)
