@@ -35,7 +35,6 @@ from .fp import (
     sub16,
     sub32,
     subs16,
-    tree_sum32,
     widen16,
 )
 from .ops import (
@@ -90,7 +89,6 @@ __all__ = [
     "sub16",
     "sub32",
     "subs16",
-    "tree_sum32",
     "widen16",
     "accum",
     "argmax16",

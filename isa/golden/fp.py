@@ -46,7 +46,6 @@ __all__ = [
     "add32",
     "sub32",
     "mul32",
-    "tree_sum32",
     "DOT_FRAC_BITS",
     "dot_exp16",
     "block_dot32",
@@ -228,28 +227,6 @@ def sub32(a: ArrayLike, b: ArrayLike) -> Any:
 def mul32(a: ArrayLike, b: ArrayLike) -> Any:
     """Scalar FP32 mul (IEEE RNE, NaN canonical)."""
     return canon32(_as32(a) * _as32(b))
-
-
-# --------------------------------------------------------------- adder tree (DFX §2.4, §2.5)
-
-
-@quiet
-def tree_sum32(p: ArrayLike, axis: int = -1) -> Any:
-    """FP32 adder tree along ``axis`` (length a power of two), pairwise adjacent, level by level.
-
-    Level k maps ``s[i] = round32(s[2i] + s[2i+1])``; depth log2(len). This is the MAC tree of one
-    MPU lane (DFX §2.4, depth log2(d) = 6) and the SFU_V accumulation tree (§2.5). It is not
-    ``np.sum``, whose pairwise blocking has a different order. Input is coerced to float32.
-    The tree is evaluated with ``axis`` moved to the front, so an input whose reduction axis is
-    already outermost (C order) adds contiguous blocks, which is the fast layout.
-    """
-    a = np.moveaxis(_as32(p), axis, 0)
-    n = a.shape[0]
-    if n < 1 or n & (n - 1):
-        raise ValueError(f"tree_sum32: reduction length must be a power of two, got {n}")
-    while a.shape[0] > 1:
-        a = a[0::2] + a[1::2]
-    return canon32(a[0])
 
 
 # ------------------------------------------------------- MFU lane dot product (DFX §2.4)

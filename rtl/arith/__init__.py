@@ -1,10 +1,11 @@
 """Pipelined floating-point blocks of the DFX core datapath (Amaranth 0.5; docs/numerics.md).
 
-* :class:`Fp16Mul`: FP16 x FP16 -> exact FP32 product (the MFU multiplier, DFX §IV-C);
-* :class:`Fp32Add`: FP32 + FP32 -> FP32, round-to-nearest-even (the MFU/VFU adder, §IV-C/D,
-  in FP32 rather than DFX's FP16);
+* :class:`Fp16Mul`: FP16 x FP16 -> exact FP32 product (the VFU multiplier, DFX §IV-D);
+* :class:`Fp32Add`: FP32 + FP32 -> FP32, round-to-nearest-even (the MPU accumulator and the
+  VFU adder, §IV-C/D, in FP32 rather than DFX's FP16);
 * :class:`Fp32ToFp16`: FP32 -> FP16, round-to-nearest-even (the FP32 -> storage rounding point);
-* :class:`AdderTree`: n-input pairwise tree of :class:`Fp32Add` (the lane MAC tree, §IV-C);
+* :class:`BlockDot`: one MFU lane's dot product, d FP16 products aligned, summed exactly and
+  rounded once (the lane MAC tree, §IV-C; docs/numerics.md §3);
 * :class:`IntToFp32`: signed wide fixed point -> FP32, round-to-nearest-even (the one rounding
   of the exact accumulators, §5); :mod:`.fixed`: FP16 / FP32 -> exact fixed point.
 
@@ -17,7 +18,7 @@ argument (0 = combinational) and a read-only property for the timing model.
 :mod:`.fpformat` holds the shared field extraction, leading-zero count, sticky shift and RNE.
 """
 
-from .adder_tree import AdderTree
+from .block_dot import BlockDot
 from .fp16_mul import DEFAULT_MUL_LATENCY, Fp16Mul
 from .fp32_add import DEFAULT_ADD_LATENCY, Fp32Add
 from .fp32_to_fp16 import DEFAULT_CVT_LATENCY, Fp32ToFp16
@@ -27,7 +28,7 @@ __all__ = [
     "DEFAULT_ADD_LATENCY",
     "DEFAULT_CVT_LATENCY",
     "DEFAULT_MUL_LATENCY",
-    "AdderTree",
+    "BlockDot",
     "Fp16Mul",
     "Fp32Add",
     "Fp32ToFp16",

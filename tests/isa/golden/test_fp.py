@@ -378,37 +378,6 @@ def test_scalar32_specials():
 # ------------------------------------------------------------------------------ adder tree
 
 
-def rec_tree(v: list[np.float32]) -> np.float32:
-    if len(v) == 1:
-        return np.float32(v[0])
-    h = len(v) // 2
-    return np.float32(rec_tree(v[:h]) + rec_tree(v[h:]))
-
-
-def test_tree_order_crafted():
-    x = np.float32([1e8, 1, -1e8, 1])
-    assert fp.tree_sum32(x) == 0.0  # (1e8+1) + (-1e8+1) = 1e8 - 1e8
-    seq = np.float32(0)
-    for v in x:
-        seq = np.float32(seq + v)
-    assert seq == 1.0  # sequential order differs
-    y = np.float32([1e8, -1e8, 1, 1])
-    assert fp.tree_sum32(y) == 2.0  # adjacent pairs, not halves: (1e8+1)+(-1e8+1) would be 0
-
-
-def test_tree_vs_recursive_reference():
-    rng = np.random.default_rng(5)
-    for n in (1, 2, 4, 8, 16, 64):
-        p = rng.standard_normal((50, n)) * np.exp2(rng.integers(-20, 30, (50, n)))
-        p = p.astype(np.float32)
-        want = np.array([rec_tree(list(row)) for row in p], dtype=np.float32)
-        assert np.array_equal(b32(fp.tree_sum32(p)), b32(want))
-        assert np.array_equal(b32(fp.tree_sum32(p.T, axis=0)), b32(want))
-    with pytest.raises(ValueError, match="power of two"):
-        fp.tree_sum32(np.zeros(6, np.float32))
-    assert b32(fp.tree_sum32(np.float32([np.inf, -np.inf]))) == 0x7FC00000
-
-
 def test_bit_helpers():
     assert fp.f16_bits(np.float16(1.0)) == 0x3C00
     assert fp.bits_f16(0xFBFF) == np.float16(-65504)

@@ -121,11 +121,6 @@ def ref_round16(a32) -> np.ndarray:
     return np.asarray(gfp.f16_bits(gfp.round16(gfp.bits_f32(np.asarray(a32, dtype=np.uint32)))))
 
 
-def ref_tree(rows32: np.ndarray) -> np.ndarray:
-    """Row-wise golden adder tree of a (vectors, n) uint32 array."""
-    return np.asarray(gfp.f32_bits(gfp.tree_sum32(gfp.bits_f32(rows32), axis=1)))
-
-
 # ------------------------------------------------------------------------ corner cases
 
 _F16_GROUPS = {

@@ -7,7 +7,9 @@ import pytest
 from amaranth.back import verilog
 from arith_harness import pipeline_model, random_fp32_pairs, ref_add, ref_mul, ref_round16, stream
 
-from dfx.rtl.arith import AdderTree, Fp16Mul, Fp32Add, Fp32ToFp16
+from dfx.isa.golden import fp as gfp
+from dfx.rtl.arith import Fp16Mul, Fp32Add, Fp32ToFp16
+from dfx.rtl.arith.block_dot import BlockDot
 
 
 def _ops(kind: str, n: int, rng):
@@ -21,15 +23,19 @@ def _ops(kind: str, n: int, rng):
     if kind == "cvt":
         a = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
         return {"a": a}, ref_round16(a)
-    a, b = random_fp32_pairs(rng, n // 6 + 1)  # a 2-input tree is one adder
-    return {"inputs[0]": a[:n], "inputs[1]": b[:n]}, ref_add(a[:n], b[:n])
+    a = rng.integers(0, 1 << 16, (n, 2), dtype=np.uint32).astype(np.uint16)
+    b = rng.integers(0, 1 << 16, (n, 2), dtype=np.uint32).astype(np.uint16)
+    want = gfp.f32_bits(gfp.block_dot32(gfp.bits_f16(a), gfp.bits_f16(b), axis=1))
+    ops = {f"{k}[{i}]": v[:, i] for k, v in (("a", a), ("b", b)) for i in range(2)}
+    return ops, want
 
 
 BLOCKS = {
     "mul": Fp16Mul,
     "add": Fp32Add,
     "cvt": Fp32ToFp16,
-    "tree": lambda latency: AdderTree(2, latency),
+    "dot": lambda latency: BlockDot(2, mul_latency=latency // 2,
+                                    dot_latency=latency - latency // 2),
 }
 
 
@@ -69,11 +75,11 @@ def test_reset_clears_valid():
         lambda: Fp16Mul(),
         lambda: Fp32Add(),
         lambda: Fp32ToFp16(),
-        lambda: AdderTree(4, 2),
-        lambda: AdderTree(1),
+        lambda: BlockDot(4, mul_latency=1, dot_latency=2),
+        lambda: BlockDot(1, mul_latency=0, dot_latency=0),
         lambda: Fp32Add(0),
     ],
-    ids=["mul", "add", "cvt", "tree4", "tree1", "add_comb"],
+    ids=["mul", "add", "cvt", "dot4", "dot1", "add_comb"],
 )
 def test_verilog_converts(make):
     dut = make()
