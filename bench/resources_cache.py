@@ -149,10 +149,11 @@ def run_yosys(yosys: list[str], text: str, work: Path, *, share: bool, timeout: 
     if proc.returncode != 0:
         text_err = (work / "stderr").read_text()
         log = work / "yosys.log"
-        if not text_err.strip() and log.exists():
-            text_err = log.read_text()
+        passes = [ln for ln in log.read_text().splitlines() if ln[:1].isdigit()] \
+            if log.exists() else []
         tail = " | ".join(text_err.strip().splitlines()[-3:])
-        raise RuntimeError(f"not synthesised: Yosys failed: {tail}")
+        where = f" (last pass: {passes[-1].strip()})" if passes else ""
+        raise RuntimeError(f"not synthesised: Yosys failed after {seconds:.0f} s{where}: {tail}")
     out = analyse(work)
     out["synth_s"] = round(seconds, 1)
     return out

@@ -11,6 +11,8 @@ U280's block RAMs (AMD UG573, commonly quoted figures):
 
 Rule, per memory of ``depth`` x ``width`` with R read and W write ports:
 
+0. depth <= 64 and W <= 1: LUT-RAM, width LUTs per read port (a FIFO or queue; Yosys and
+   Vivado put these in LUT-RAM, not in a block RAM).
 1. every read port synchronous and R + W <= 2: block RAM. The BRAM36 count is the cheapest
    aspect ratio, ceil(width / w) x ceil(depth / d); the URAM count is ceil(width / 72) x
    ceil(depth / 4096); the one that uses fewer bits of the device is taken (ties: URAM, the
@@ -33,6 +35,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+SHALLOW = 64
+"""Memories at most this deep (and one write port) go to LUT-RAM (rule 0)."""
 BRAM_BITS = 36 * 1024
 URAM_BITS = 288 * 1024
 BRAM_MODES = ((1, 32768), (2, 16384), (4, 8192), (9, 4096), (18, 2048), (36, 1024))
@@ -73,7 +77,10 @@ def map_memory(g: MemoryGeometry) -> dict[str, Any]:
     (the rule applied) and ``flag`` (empty for plain block RAM)."""
     out: dict[str, Any] = {"lut": 0, "lut_mem": 0, "ff": 0, "bram36": 0, "uram": 0, "dsp": 0}
     sync = g.async_reads == 0
-    if sync and g.reads + g.writes <= 2 or sync and g.writes <= 1:
+    if g.depth <= SHALLOW and g.writes <= 1:
+        store = g.width * max(1, g.reads)
+        out.update(lut=store, lut_mem=store, kind="LUT-RAM (shallow)", flag="")
+    elif sync and g.reads + g.writes <= 2 or sync and g.writes <= 1:
         copies = max(1, g.reads) if g.reads + g.writes > 2 else 1
         simple = g.reads <= 1 and g.writes <= 1
         b = bram36_count(g.depth, g.width, simple) * copies

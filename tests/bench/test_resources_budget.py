@@ -172,3 +172,20 @@ def test_real_yosys_budget_row(mods, tmp_path: Path, monkeypatch, capsys) -> Non
     (row,) = json.loads(out.read_text())["rows"]
     assert row["status"] == "ok" and 20 < row["lut"] < 5000 and row["levels"] >= 1
     assert FINAL.match(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_a_row_with_a_failed_piece_is_a_partial_lower_bound(mods) -> None:
+    from dfx.isa.config import load_core
+
+    b = mods.budget
+    builder = b.Builder(load_core("tiny"), 64)
+    builder.plan = lambda name: b.Plan([b.Piece("good", "module top; endmodule", 2),
+                                        b.Piece("bad", "module top; endmodule", 1)], "synthesised")
+
+    def synth(*, text: str, label: str, **kw: Any) -> dict[str, Any]:
+        if label == "bad":
+            return {"skipped": "not synthesised: test"}
+        return fake_synth(text=text, label=label)
+
+    row = b.run_row("router", builder, synth, {}, False, {})
+    assert row["status"].startswith("partial, a lower bound: bad") and row["lut"] == 200
