@@ -237,14 +237,22 @@ lane's alignment window; docs/numerics.md §3)."""
 _DOT_NONE = -64  # dot_exp16 of a zero or non-finite operand: below every real exponent
 
 
-@quiet
+def _dot_exp_table() -> np.ndarray:
+    bits = np.arange(1 << 16, dtype=np.uint32)
+    exp = (bits >> 10) & 31
+    table = np.maximum(exp, 1).astype(np.int8)
+    table[((bits & 0x7FFF) == 0) | (exp == 31)] = _DOT_NONE
+    table.setflags(write=False)
+    return table
+
+
+_DOT_EXP = _dot_exp_table()  # FP16 bit pattern -> dot_exp16
+
+
 def dot_exp16(x: ArrayLike) -> np.ndarray:
     """The effective exponent field of FP16 values, ``max(exponent bits, 1)`` in 1..30, as
     ``int8``; zero, inf and NaN give -64 (their products take no part in the maximum)."""
-    v = _as16(x).astype(np.float32)
-    _, e = np.frexp(v)  # v = m 2^e, 0.5 <= |m| < 1: exponent bits = e + 14 for normals
-    ee = np.maximum(e + 14, 1)
-    return np.where(np.isfinite(v) & (v != 0), ee, _DOT_NONE).astype(np.int8)
+    return _DOT_EXP[np.ascontiguousarray(_as16(x)).view(np.uint16)]
 
 
 @quiet
