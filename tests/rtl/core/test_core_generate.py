@@ -66,8 +66,8 @@ def test_convert_core_tiny(tiny_kernel):
         return sum(n for k, n in r.instances.items() if f"_{kind}_" in k + "_")
 
     lc = CORE.lutgemm
-    # MPU d*l multipliers, the VPU's one per lane; a LUT-GEMM lane / scaler each
-    assert count("fp16mul") == CORE.d * CORE.l + CORE.d
+    # one dot product per MPU lane; a LUT-GEMM lane / scaler each
+    assert count("blockdot") == CORE.l and count("fp16mul") == 0
     assert count("lutlane") == lc.lanes and count("lutscaler") == lc.scalers
     # every instance names a module of this text (nothing left undefined)
     defined = set(re.findall(r"^module (\S+?)\(", text, re.M))
