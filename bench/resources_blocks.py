@@ -32,7 +32,7 @@ UNITS = ("dfx.rtl.mpu.mpu.Mpu", "dfx.rtl.vpu.vpu.Vpu", "dfx.rtl.lutgemm.top.LutG
 ARITH = ("dfx.rtl.arith.fp32_add.Fp32Add", "dfx.rtl.arith.fp32_mul.Fp32Mul",
          "dfx.rtl.arith.fp16_mul.Fp16Mul", "dfx.rtl.arith.fp32_to_fp16.Fp32ToFp16",
          "dfx.rtl.arith.int_to_fp32.IntToFp32", "dfx.rtl.arith.pwl_table.PwlTable",
-         "dfx.rtl.arith.adder_tree.AdderTree")
+         "dfx.rtl.arith.block_dot.BlockDot")
 """Arithmetic blocks (split out of the LUT port's SFU_M epilogue)."""
 
 MEMORY = ("dfx.rtl.dma.channel.AxiChannel", "dfx.rtl.dma.hbm.HbmSpace",
