@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Const, Module, Mux, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,9 +94,14 @@ class BlockDot(wiring.Component):
         """Width of the integer tree's sum."""
         return self.term_bits + self.depth
 
+    @staticmethod
+    def pipeline_latency(mul_latency: int, dot_latency: int) -> int:
+        """Register stages from operands to result: the products, then the reduction."""
+        return mul_latency + dot_latency
+
     @property
     def latency(self) -> int:
-        return self._mul_latency + self._dot_latency
+        return self.pipeline_latency(self._mul_latency, self._dot_latency)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -121,7 +126,7 @@ class BlockDot(wiring.Component):
             ninf.append(is_inf & sign)
             cut |= {f"sa{i}": Mux(live, ua.sig, 0), f"sb{i}": ub.sig, f"s{i}": sign, f"e{i}": e}
         flags = {
-            name: wire(m, _any(bits), f"{name}_any")
+            name: wire(m, Cat(*bits).any(), f"{name}_any")
             for name, bits in (("nan", nan), ("pinf", pinf), ("ninf", ninf))
         }
         s = pm.cut(**cut, **flags)
@@ -188,11 +193,3 @@ class BlockDot(wiring.Component):
         valid = Pipeline(m, self._dot_latency, 1, en, prefix="dv").delay_valid(valid)
         m.d.comb += self.valid_out.eq(valid)
         return m
-
-
-def _any(bits: list[Value]) -> Value:
-    out = Value.cast(0)
-    for b in bits:
-        out = out | b
-    return out
-

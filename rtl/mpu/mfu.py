@@ -98,7 +98,11 @@ class Mfu(wiring.Component):
     @property
     def tree_latency(self) -> int:
         """The lane dot product: from a tile to its lane sums (:class:`BlockDot` latency)."""
-        return self._mul_latency + self._dot_latency
+        return BlockDot.pipeline_latency(self._mul_latency, self._dot_latency)
+
+    @property
+    def dot_latency(self) -> int:
+        return self._dot_latency
 
     @property
     def latency(self) -> int:

@@ -242,7 +242,7 @@ class Mpu(wiring.Component):
 
     @property
     def dot_latency(self) -> int:
-        return self._mfu.tree_latency - self._mul_latency
+        return self._mfu.dot_latency
 
     @property
     def add_latency(self) -> int:
