@@ -189,7 +189,8 @@ class TileCache:
                 return
         self._entries.move_to_end(key)
         if e.prepared is None:
-            nbytes = int(getattr(prepared, "nbytes", 0) or prepared.w32.nbytes)
+            nbytes = int(getattr(prepared, "nbytes", 0)
+                         or prepared.w32.nbytes + prepared.e16.nbytes)
             if nbytes > self.capacity:
                 return
             e.prepared, e.nbytes = prepared, nbytes
