@@ -43,7 +43,8 @@ from .fp32_to_fp16 import Fp32ToFp16
 from .fpformat import FP16, FP32, check_latency, lzc, spread, unpack, wire
 from .int_to_fp32 import IntToFp32
 
-__all__ = ["DEFAULT_TABLE_LATENCY", "ROM_ATTRS", "PwlTable", "delay", "fp16_to_fp32"]
+__all__ = ["DEFAULT_TABLE_LATENCY", "ROM_ATTRS", "ROM_PORTS", "PwlLanes", "PwlTable", "delay",
+           "fp16_to_fp32"]
 
 DEFAULT_TABLE_LATENCY = 4
 """The dfx-u280 core's ``vpu.table_latency`` (a dfx design choice, not published)."""
@@ -123,8 +124,9 @@ class PwlTable(wiring.Component):
 
     Ports: ``a`` (``lanes`` FP16 patterns), ``valid_in``, ``en`` (clock enable, default 1) in;
     with several tables ``sel`` in (index into :attr:`tables`, taken with ``a``); ``result``
-    (``lanes`` FP16 patterns), ``valid_out`` out. All lanes share the two ROMs (one read port
-    per lane and ROM; block RAM, :data:`ROM_ATTRS`).
+    (``lanes`` FP16 patterns), ``valid_out`` out. Every :data:`ROM_PORTS` lanes share one copy of the two
+    ROMs (one read port per lane and ROM; block RAM, :data:`ROM_ATTRS`): a
+    :class:`PwlLanes` each.
 
     ``leaf(m, name, block)`` (optional) adds each arithmetic block and returns the object to
     connect (default: a plain submodule; the MPU passes a black-box instantiator for fast
@@ -201,6 +203,62 @@ class PwlTable(wiring.Component):
         rounding."""
         return dict(self._stages)
 
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        en, st = self.en, self._stages
+        multi = len(self._tables) > 1
+        sel = self.sel if multi else Const(0, 1)
+        d = st["sub"] + st["mul"] + st["add"]
+        sel_out = delay(m, sel, 1 + d, en, "sel_out") if multi else sel
+        # one copy of the ROMs per ROM_PORTS lanes (a block RAM's read ports)
+        for g, first in enumerate(range(0, self._lanes, ROM_PORTS)):
+            lanes = min(ROM_PORTS, self._lanes - first)
+            grp = PwlLanes(self._tables, lanes, self._stages, leaf=self._leaf)
+            m.submodules[f"lanes{g}"] = grp
+            m.d.comb += [grp.en.eq(en)]
+            if multi:
+                m.d.comb += [grp.sel.eq(sel), grp.sel_out.eq(sel_out)]
+            for k in range(lanes):
+                m.d.comb += [grp.a[k].eq(self.a[first + k]),
+                             self.result[first + k].eq(grp.result[k])]
+        valid = delay(m, self.valid_in, self._latency, en, "valid", reset_less=False)
+        m.d.comb += self.valid_out.eq(valid)
+        return m
+
+
+ROM_PORTS = 2
+"""Lanes per copy of the ROMs: a block RAM has two read ports (true dual port), so a table unit
+of n lanes holds ceil(n / 2) copies, each in its :class:`PwlLanes` (what ``rom_style`` block
+asks a synthesiser to build anyway, written out so each copy is a small block of its own)."""
+
+
+class PwlLanes(wiring.Component):
+    """Up to :data:`ROM_PORTS` lanes of a :class:`PwlTable` with their own copy of the ``y`` and
+    ``m`` ROMs (the module doc's datapath, per lane). Built by :class:`PwlTable` only.
+
+    Ports: ``a``, ``result`` (``lanes`` FP16 patterns), ``en``; with several tables ``sel``
+    (taken with ``a``) and ``sel_out`` (``sel`` delayed to the output stage, shared by every
+    copy in the parent).
+    """
+
+    def __init__(self, tables: tuple[gtab.PwlTable, ...], lanes: int, stages: dict[str, int],
+                 *, leaf: Callable[[Module, str, Any], Any] | None = None):
+        self._tables = tables
+        self._lanes = lanes
+        self._stages = dict(stages)
+        self._leaf = leaf
+        multi = len(tables) > 1
+        super().__init__(
+            {
+                "a": In(16).array(lanes),
+                **({"sel": In(range(len(tables))), "sel_out": In(range(len(tables)))}
+                   if multi else {}),
+                "en": In(1, init=1),
+                "result": Out(16).array(lanes),
+            }
+        )
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         tabs, en, st = self._tables, self.en, self._stages
@@ -228,6 +286,7 @@ class PwlTable(wiring.Component):
 
         rom_y, rom_m = rom("y", "y"), rom("m", "m")
         sel = self.sel if multi else Const(0, 1)
+        sel_out = self.sel_out if multi else sel
 
         def pick(values: list[Value]) -> Value:
             """The selected table's value (``sel`` taken with ``a``)."""
@@ -243,7 +302,6 @@ class PwlTable(wiring.Component):
             return block
 
         d = st["sub"] + st["mul"] + st["add"]
-        sel_out = delay(m, sel, 1 + d, en, "sel_out") if multi else sel
         for lane in range(self._lanes):
             a = self.a[lane]
             nm = f"l{lane}"
@@ -308,7 +366,4 @@ class PwlTable(wiring.Component):
             )
             cvt = leaf(f"{nm}_cvt", Fp32ToFp16(st["cvt"]))
             m.d.comb += [cvt.a.eq(y32), cvt.en.eq(en), self.result[lane].eq(cvt.result)]
-
-        valid = delay(m, self.valid_in, self._latency, en, "valid", reset_less=False)
-        m.d.comb += self.valid_out.eq(valid)
         return m

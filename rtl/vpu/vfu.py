@@ -17,7 +17,8 @@ Operations (numerics: the golden ``dfx.isa.golden.fp`` / ``tables``, docs/numeri
 * ``vacc, vaccsq``: no vector result; the multiplier bank forms ``a*1`` (= ``f32(a)``) or the
   exact squares ``a*a`` and hands them to SFU_V on the ``prod`` port.
 
-One d-vector per cycle. Every vector result leaves through one shared bank of FP32 -> FP16
+One d-vector per cycle; each lane's widening, isolation, adder, multiplier and converter are a
+:class:`VfuLane` (d identical blocks beside one table unit). Every vector result leaves through one shared bank of FP32 -> FP16
 converters, so the per-op latencies are add: ``add_latency``, mul/muls: ``mul_latency`` (each
 ``cvt_latency`` of them in the converter), exp/gelu: ``table_latency``, mov: ``bypass_latency``.
 Results of different ops must not meet at the output: the issuer (:class:`~.vpu.Vpu`) starts an
@@ -43,7 +44,7 @@ from ..arith.pwl_table import PwlTable, fp16_to_fp32
 from ..isa_layouts import Opcode
 from ..leaves import Leaf, add_leaf
 
-__all__ = ["VFU_OPS", "Vfu", "VpuOp", "check_pow2", "delay", "widen16"]
+__all__ = ["VFU_OPS", "Vfu", "VfuLane", "VpuOp", "check_pow2", "delay", "widen16"]
 
 
 class VpuOp(enum.Enum, shape=8):
@@ -253,43 +254,25 @@ class Vfu(wiring.Component):
         b_on = wire(m, v & is_op(VpuOp.VADD, VpuOp.VSUB, VpuOp.VMUL), "b_on")
         s_on = wire(m, v & is_op(VpuOp.VADDS, VpuOp.VSUBS, VpuOp.VMULS), "s_on")
         s32 = wire(m, Mux(s_on, self.s, 0), "s_iso")
+        flags = {"a_on": a_on, "b_on": b_on, "add_v": add_v, "mul_v": mul_v, "tab_v": tab_v,
+                 "scalar_b": scalar_b, "negate_b": negate_b, "mul_b16": mul_b16,
+                 "mul_s": mul_s, "square": square, "tag_sfu": tag_sfu}
         for i in range(d):
-            a16 = wire(m, Mux(a_on, self.a[i], 0), f"a{i}_iso")
-            b16 = wire(m, Mux(b_on, self.b[i], 0), f"b{i}_iso")
-            a32 = widen16(m, a16, f"a{i}")
-            b32 = widen16(m, b16, f"b{i}")
-
-            def gate(on: Value, x: Value, name: str, i: int = i) -> Value:
-                return wire(m, Mux(on, x, 0), f"{name}{i}")
-
-            add = self._leaf(m, f"add{i}", Fp32Add(lat_add))
-            mul = self._leaf(m, f"mul{i}", Fp32Mul(lat_mul))
-            cvt = self._leaf(m, f"cvt{i}", Fp32ToFp16(self._cvt))
-            m.d.comb += [unit.en.eq(en) for unit in (add, mul, cvt)]
-
-            b_add = Mux(scalar_b, s32, b32)
-            one32 = Const(0x3F800000, 32)  # vacc: a * 1 = f32(a)
-            mul_b = Mux(mul_b16, b32, Mux(mul_s, s32, Mux(square, a32, one32)))
+            lane = VfuLane(lat_add, lat_mul, self._cvt, leaf=self._leaf)
+            m.submodules[f"lane{i}"] = lane
             m.d.comb += [
-                add.a.eq(gate(add_v, a32, "add_a")),
-                add.b.eq(gate(add_v, Cat(b_add[:31], b_add[31] ^ negate_b), "add_b")),
-                add.valid_in.eq(add_v),
-                mul.a.eq(gate(mul_v, a32, "mul_a")),
-                mul.b.eq(gate(mul_v, mul_b, "mul_b")),
-                mul.valid_in.eq(mul_v),
-                tab.a[i].eq(gate(tab_v, a16, "tab_a")),
-                self.prod[i].eq(mul.result),
+                lane.en.eq(en),
+                lane.a.eq(self.a[i]),
+                lane.b.eq(self.b[i]),
+                lane.s.eq(s32),
+                *(getattr(lane, k).eq(v) for k, v in flags.items()),
+                tab.a[i].eq(lane.tab_a),
+                self.prod[i].eq(lane.prod),
             ]
-            # one converter per lane: at most one of the two banks delivers in a cycle
-            to_cvt_mul = mul.valid_out & ~tag_sfu
-            m.d.comb += [
-                cvt.a.eq(Mux(add.valid_out, add.result, mul.result)),
-                cvt.valid_in.eq(add.valid_out | to_cvt_mul),
-            ]
-            cvt_out.append(cvt.result)
+            cvt_out.append(lane.result)
             tab_out.append(tab.result[i])
             if i == 0:
-                m.d.comb += [cvt_valid.eq(cvt.valid_out), mul_valid_out.eq(mul.valid_out)]
+                m.d.comb += [cvt_valid.eq(lane.cvt_valid), mul_valid_out.eq(lane.mul_valid)]
 
         m.d.comb += [
             self.prod_valid.eq(mul_valid_out & tag_sfu),
@@ -303,6 +286,86 @@ class Vfu(wiring.Component):
                     cvt_valid, cvt_out[i], Mux(tab_valid, tab_out[i], mov_out[16 * i : 16 * i + 16])
                 )
             )
+        return m
+
+
+class VfuLane(wiring.Component):
+    """One lane of the :class:`Vfu` (built by it): the FP16 -> FP32 widening of ``a`` and
+    ``b``, operand isolation, the lane's :class:`~dfx.rtl.arith.Fp32Add`,
+    :class:`~dfx.rtl.arith.fp32_mul.Fp32Mul` (the multiplier bank) and
+    :class:`~dfx.rtl.arith.Fp32ToFp16` (the shared converter), added through ``leaf``.
+
+    Ports: ``a``, ``b`` (FP16), ``s`` (the isolated FP32 scalar), ``en`` and the VFU's decoded
+    op flags (``a_on``, ``b_on``: isolation; ``add_v``, ``mul_v``, ``tab_v``: the bank issued;
+    ``scalar_b``, ``negate_b``, ``mul_b16``, ``mul_s``, ``square``; ``tag_sfu``: the
+    multiplier's result at its output goes to SFU_V) in; ``result`` (the converter's FP16),
+    ``cvt_valid``, ``prod`` (the multiplier's FP32 result), ``mul_valid``, ``tab_a`` (the
+    table unit's isolated input) out. Adder ``add_latency``, multiplier ``mul_latency``,
+    converter ``cvt_latency`` register stages.
+    """
+
+    FLAGS = ("a_on", "b_on", "add_v", "mul_v", "tab_v", "scalar_b", "negate_b", "mul_b16",
+             "mul_s", "square", "tag_sfu")
+
+    def __init__(self, add_latency: int, mul_latency: int, cvt_latency: int, *,
+                 leaf: Leaf = add_leaf):
+        self._add = add_latency
+        self._mul = mul_latency
+        self._cvt = cvt_latency
+        self._leaf = leaf
+        super().__init__(
+            {
+                "en": In(1, init=1),
+                "a": In(16),
+                "b": In(16),
+                "s": In(32),
+                **{f: In(1) for f in self.FLAGS},
+                "result": Out(16),
+                "cvt_valid": Out(1),
+                "prod": Out(32),
+                "mul_valid": Out(1),
+                "tab_a": Out(16),
+            }
+        )
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        a16 = wire(m, Mux(self.a_on, self.a, 0), "a_iso")
+        b16 = wire(m, Mux(self.b_on, self.b, 0), "b_iso")
+        a32 = widen16(m, a16, "a")
+        b32 = widen16(m, b16, "b")
+        s32 = self.s
+
+        def gate(on: Value, x: Value, name: str) -> Value:
+            return wire(m, Mux(on, x, 0), name)
+
+        add = self._leaf(m, "add", Fp32Add(self._add))
+        mul = self._leaf(m, "mul", Fp32Mul(self._mul))
+        cvt = self._leaf(m, "cvt", Fp32ToFp16(self._cvt))
+        m.d.comb += [unit.en.eq(self.en) for unit in (add, mul, cvt)]
+
+        b_add = Mux(self.scalar_b, s32, b32)
+        one32 = Const(0x3F800000, 32)  # vacc: a * 1 = f32(a)
+        mul_b = Mux(self.mul_b16, b32, Mux(self.mul_s, s32, Mux(self.square, a32, one32)))
+        m.d.comb += [
+            add.a.eq(gate(self.add_v, a32, "add_a")),
+            add.b.eq(gate(self.add_v, Cat(b_add[:31], b_add[31] ^ self.negate_b), "add_b")),
+            add.valid_in.eq(self.add_v),
+            mul.a.eq(gate(self.mul_v, a32, "mul_a")),
+            mul.b.eq(gate(self.mul_v, mul_b, "mul_b")),
+            mul.valid_in.eq(self.mul_v),
+            self.tab_a.eq(gate(self.tab_v, a16, "tab_a")),
+            self.prod.eq(mul.result),
+        ]
+        # one converter per lane: at most one of the two banks delivers in a cycle
+        to_cvt_mul = mul.valid_out & ~self.tag_sfu
+        m.d.comb += [
+            cvt.a.eq(Mux(add.valid_out, add.result, mul.result)),
+            cvt.valid_in.eq(add.valid_out | to_cvt_mul),
+            self.result.eq(cvt.result),
+            self.cvt_valid.eq(cvt.valid_out),
+            self.mul_valid.eq(mul.valid_out),
+        ]
         return m
 
 
