@@ -7,6 +7,9 @@ ones it will write (pending bits), and whether its operands break an execution r
 ``isa/spec.yaml`` (a :class:`~dfx.rtl.core.faults.Fault`, in the order the functional
 simulator checks them, so both report the same error). Control and integer instructions never
 get here (the controller executes them); a count of 0 that "does nothing" plans no unit.
+
+The checks saturate their 64-bit operands at the bound they test (:mod:`.saturate`): the
+verdicts, and so the faults, are those of exact arithmetic, without 64 x 64-bit products.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from amaranth.lib.wiring import In, Out
 from dfx.isa.spec import load_spec
 from dfx.rtl.core.faults import Fault
 from dfx.rtl.isa_layouts import FORMAT_OF, LAYOUTS, RESOLVED_MAX, WORD_BITS, Opcode
+
+from .saturate import sat, sat_keep_low, sat_mul
 
 __all__ = ["Plan", "Unit", "resolved_layout", "RESOLVED_SLOTS", "SPACE"]
 
@@ -113,21 +118,32 @@ class Plan(wiring.Component):
             m.d.comb += flag.eq(cond)
             checks.append((flag, code))
 
+        vcap = vrf + 1  # a VRF count or address >= vcap fails every VRF check
+        mcap = max(self._sizes.values()) + 1  # the same for byte counts and addresses
+
+        def vs(x: Any) -> Any:
+            """x saturated at the VRF's bound."""
+            return sat(x, vcap)
+
         def vrange(lo: Any, n: Any) -> Any:
-            """A VRF range [lo, lo + n) outside the VRF (lo, n: signed 64-bit)."""
-            return (lo < 0) | (lo + n > vrf)
+            """A VRF range [lo, lo + n) outside the VRF (lo signed 64-bit, n >= 0)."""
+            return (lo < 0) | (vs(lo) + vs(n) > vrf)
 
         def overlap(y: Any, ny: Any, x: Any, nx: Any) -> Any:
-            """Result range [y, y + ny) overlaps source [x, x + nx)."""
+            """Result range [y, y + ny) overlaps source [x, x + nx) (checked after both
+            ranges, which are then inside the VRF: saturating changes nothing)."""
+            y, ny, x, nx = vs(y), vs(ny), vs(x), vs(nx)
             return (y < x + nx) & (x < y + ny)
 
         def ahead(y: Any, a: Any, n: Any) -> Any:
             """An element-wise result starting inside its source after its start."""
+            y, a, n = vs(y), vs(a), vs(n)
             return (a < y) & (y < a + n)
 
-        def mem(space: Any, addr: Any, nbytes: Any, align: int, allowed: tuple[str, ...]
-                ) -> None:
-            """An operand in memory: its space, alignment and bounds (in that order)."""
+        def mem(space: Any, addr: Any, nbytes: Any, align: int, allowed: tuple[str, ...],
+                moves: Any = 1) -> None:
+            """An operand in memory: its space, alignment and bounds (in that order; the
+            bounds only when the instruction ``moves`` data: a DMA of 0 elements does not)."""
             ok = Cat(*(space == SPACE[s] for s in allowed)).any()
             fail(~ok, Fault.SPACE)
             fail(ok & (addr[: max(1, align.bit_length() - 1)] != 0) if align > 1 else 0,
@@ -137,7 +153,8 @@ class Plan(wiring.Component):
                 for code, sz in self._sizes.items():
                     with m.Case(code):
                         m.d.comb += size.eq(sz)
-            fail(ok & ((addr < 0) | (addr + nbytes > size)), Fault.MEM_RANGE)
+            fail(ok & moves & ((addr < 0) | (sat(addr, mcap) + sat(nbytes, mcap) > size)),
+                 Fault.MEM_RANGE)
 
         def sreg(idx: Any) -> None:
             fail(idx >= n_srf, Fault.SREG)
@@ -175,22 +192,27 @@ class Plan(wiring.Component):
             with m.Case(Opcode.CONV1D, Opcode.MASKEDMM, Opcode.MM):
                 y, x, w, bb, kt, nt = (val[i] for i in range(6))
                 batch = Mux(mat.batch == 0, 1, mat.batch)
-                kts = Mux(mat.kt_stride == 0, kt, mat.kt_stride)
-                yv = _ceil_div(nt * l, d)
                 fail((kt < 1) | (nt < 1), Fault.COUNT)
-                fail(vrange(x, batch * kt), Fault.VRF_RANGE)
-                fail(vrange(y, batch * yv), Fault.VRF_RANGE)
-                fail(overlap(y, batch * yv, x, batch * kt), Fault.OVERLAP)
+                # past the checks above kt, nt >= 1 and the VRF checks bound them by vcap * d
+                ktc, ntc = sat(kt, vcap * d), sat(nt, vcap * d)
+                yv = _ceil_div(ntc * l, d)
+                xn, yn = sat_mul(batch, vs(ktc), vcap), sat_mul(batch, vs(yv), vcap)
+                fail(vrange(x, xn), Fault.VRF_RANGE)
+                fail(vrange(y, yn), Fault.VRF_RANGE)
+                fail(overlap(y, yn, x, xn), Fault.OVERLAP)
                 with m.If(op == Opcode.CONV1D):
-                    mem(mat.b_space, bb, 2 * nt * l, 2, ("hbm", "ddr", "wbuf"))
+                    mem(mat.b_space, bb, 2 * ntc * l, 2, ("hbm", "ddr", "wbuf"))
                 with m.If(op == Opcode.MASKEDMM):
                     sreg(mat.scale)
                     sreg(mat.max + batch - 1)
                     sread(0, mat.scale)
                     sclaim(mat.max, batch)
-                mem(mat.w_space, w, ((nt - 1) * kts + kt) * tile, tile, ("hbm", "ddr", "wbuf"))
-                src(0, x, batch * kt)
-                dst(y, batch * yv)
+                kts = Mux(mat.kt_stride == 0, sat(ktc, mcap), mat.kt_stride)
+                ntm1 = sat(Mux(ntc > 0, ntc - 1, 0), mcap)
+                tiles = sat(sat_mul(ntm1, sat(kts, mcap), mcap) + ktc, mcap)
+                mem(mat.w_space, w, tiles * tile, tile, ("hbm", "ddr", "wbuf"))
+                src(0, x, xn)
+                dst(y, yn)
                 m.d.comb += self.unit.eq(Unit.MPU)
             # ---- LUT-GEMM: y, x, w, b, n, ng -------------------------------------------------
             with m.Case(Opcode.LUTMV):
@@ -205,18 +227,25 @@ class Plan(wiring.Component):
                     fail((q < 1) | (q > lc.max_q), Fault.COUNT)
                     fail((ng < 1) | (gs < 1) | (gs * s > lc.max_group), Fault.COUNT)
                     fail((n < 1) | (n > lc.max_rows), Fault.COUNT)
-                    kv = _ceil_div(ng * gs * s, d)
-                    yv = _ceil_div(n, d)
-                    fail(vrange(x, batch * kv), Fault.VRF_RANGE)
-                    fail(vrange(y, batch * yv), Fault.VRF_RANGE)
-                    fail(overlap(y, batch * yv, x, batch * kv), Fault.OVERLAP)
-                    raw = (gs * q * n * s) // 8 + n * (q + 1) * 2
+                    # past the checks above 1 <= n <= max_rows, gs * s <= max_group; the VRF
+                    # checks bound ng by vcap * d
+                    gsc = sat(gs, lc.max_group + 1)
+                    ngc = sat(ng, vcap * d)
+                    nc = sat(n, lc.max_rows + 1)
+                    kv = _ceil_div(sat_mul(ngc, sat(gsc * s, vcap * d), vcap * d), d)
+                    yv = _ceil_div(nc, d)
+                    xn, yn = sat_mul(batch, vs(kv), vcap), sat_mul(batch, vs(yv), vcap)
+                    fail(vrange(x, xn), Fault.VRF_RANGE)
+                    fail(vrange(y, yn), Fault.VRF_RANGE)
+                    fail(overlap(y, yn, x, xn), Fault.OVERLAP)
+                    raw = (gsc * q * nc * s) // 8 + nc * (q + 1) * 2
                     section = ((raw + 31) >> 5) << 5
-                    mem(lut.w_space, w, ng * section, 32, ("hbm", "ddr", "wbuf"))
+                    mem(lut.w_space, w, sat_mul(sat(ngc, mcap), sat(section, mcap), mcap), 32,
+                        ("hbm", "ddr", "wbuf"))
                     with m.If(lut.bias):
-                        mem(lut.b_space, bb, 2 * n, 2, ("hbm", "ddr", "wbuf"))
-                    src(0, x, batch * kv)
-                    dst(y, batch * yv)
+                        mem(lut.b_space, bb, 2 * nc, 2, ("hbm", "ddr", "wbuf"))
+                    src(0, x, xn)
+                    dst(y, yn)
                     m.d.comb += self.unit.eq(Unit.LUT)
             # ---- vector: y, a, b, n ----------------------------------------------------------
             with m.Case(Opcode.VADD, Opcode.VSUB, Opcode.VMUL):
@@ -286,16 +315,21 @@ class Plan(wiring.Component):
                 sclaim(scal.sd, 1)
                 m.d.comb += self.unit.eq(Unit.VPU)
             # ---- dma: dst, src, n ------------------------------------------------------------
+            # a DMA's memory range is checked before its VRF range, so n is saturated where
+            # any stride >= 1 (and stride 0) takes the extent past every space; its residue
+            # modulo d and l (the last vector's elements, store_t's last column) is kept
+            low = max(d, l).bit_length() - 1
+            ncap = max(mcap * max(d, l), (vcap + 1) * d).bit_length()
             with m.Case(Opcode.LOAD):
                 dsta, srca, n = val[0], val[1], val[2]
                 fail(dma.dst_space != SPACE["vrf"], Fault.SPACE)
                 stride = dma.stride
-                full, rem = n >> (d.bit_length() - 1), n & (d - 1)
-                ext = self._strided_extent(m, n, stride, full, rem, d)
-                mem(dma.src_space, srca, ext, 2, ("hbm", "ddr", "wbuf"))
+                nc = sat_keep_low(n, ncap, low)
+                ext = self._strided_extent(m, nc, stride, sat(stride, mcap), mcap, d)
+                mem(dma.src_space, srca, ext, 2, ("hbm", "ddr", "wbuf"), n != 0)
                 fail(stride[0], Fault.ALIGN)
                 with m.If(n != 0):
-                    nv = _ceil_div(n, d)
+                    nv = _ceil_div(nc, d)
                     fail(vrange(dsta, nv), Fault.VRF_RANGE)
                     dst(dsta, nv)
                     m.d.comb += self.unit.eq(Unit.DMA)
@@ -303,26 +337,28 @@ class Plan(wiring.Component):
                 dsta, srca, n = val[0], val[1], val[2]
                 fail(dma.src_space != SPACE["vrf"], Fault.SPACE)
                 stride = dma.stride
-                full, rem = n >> (d.bit_length() - 1), n & (d - 1)
+                stc = sat(stride, mcap)
+                nc = sat_keep_low(n, ncap, low)
                 ext = Signal(64)
                 with m.If(op == Opcode.STORE):
-                    m.d.comb += ext.eq(self._strided_extent(m, n, stride, full, rem, d))
+                    m.d.comb += ext.eq(self._strided_extent(m, nc, stride, stc, mcap, d))
                 with m.Else():
-                    rows, col = (n - 1) >> (l.bit_length() - 1), (n - 1) & (l - 1)
-                    last = rows * stride + col * (2 * d)
-                    prev = Mux(rows > 0, (rows - 1) * stride + (l - 1) * (2 * d), 0)
+                    rows, col = (nc - 1) >> (l.bit_length() - 1), (nc - 1) & (l - 1)
+                    last = sat_mul(sat(rows, mcap), stc, mcap) + col * (2 * d)
+                    prev = Mux(rows > 0, sat_mul(sat(rows - 1, mcap), stc, mcap)
+                               + (l - 1) * (2 * d), 0)
                     m.d.comb += ext.eq(Mux(n == 0, 0, Mux(last > prev, last, prev) + 2))
-                mem(dma.dst_space, dsta, ext, 2, ("hbm", "ddr", "wbuf"))
+                mem(dma.dst_space, dsta, ext, 2, ("hbm", "ddr", "wbuf"), n != 0)
                 fail(stride[0], Fault.ALIGN)
                 with m.If(n != 0):
-                    nv = _ceil_div(n, d)
+                    nv = _ceil_div(nc, d)
                     fail(vrange(srca, nv), Fault.VRF_RANGE)
                     src(0, srca, nv)
                     m.d.comb += self.unit.eq(Unit.DMA)
             with m.Case(Opcode.COPY):
                 dsta, srca, n = val[0], val[1], val[2]
-                mem(dma.src_space, srca, 2 * n, 2, ("hbm", "ddr", "wbuf"))
-                mem(dma.dst_space, dsta, 2 * n, 2, ("hbm", "ddr", "wbuf"))
+                mem(dma.src_space, srca, 2 * n, 2, ("hbm", "ddr", "wbuf"), n != 0)
+                mem(dma.dst_space, dsta, 2 * n, 2, ("hbm", "ddr", "wbuf"), n != 0)
                 with m.If(n != 0):
                     m.d.comb += self.unit.eq(Unit.DMA)
             # ---- router: v, n ----------------------------------------------------------------
@@ -346,11 +382,13 @@ class Plan(wiring.Component):
         return m
 
     @staticmethod
-    def _strided_extent(m: Module, n: Any, stride: Any, full: Any, rem: Any, d: int) -> Any:
-        """Bytes from the first to past the last element of a (strided) load/store."""
+    def _strided_extent(m: Module, n: Any, stride: Any, stc: Any, mcap: int, d: int) -> Any:
+        """Bytes from the first to past the last element of a (strided) load/store of ``n``
+        elements (saturated), ``stc`` the stride saturated at ``mcap``."""
+        full, rem = n >> (d.bit_length() - 1), n & (d - 1)
         ext = Signal(64)
-        a = Mux(full > 0, (full - 1) * stride + 2 * d, 0)
-        b = Mux(rem > 0, full * stride + 2 * rem, 0)
+        a = Mux(full > 0, sat_mul(sat(full - 1, mcap), stc, mcap) + 2 * d, 0)
+        b = Mux(rem > 0, sat_mul(sat(full, mcap), stc, mcap) + 2 * rem, 0)
         m.d.comb += ext.eq(Mux(stride == 0, 2 * n, Mux(a > b, a, b)))
         return ext
 
