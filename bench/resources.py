@@ -383,11 +383,11 @@ BLOCKS: dict[str, tuple[str, Any, str]] = {
     "mem_ddr": ("mem.ddr", "MEMORY", "memory: DDR space (1 AXI port)"),
     "mem_word": ("mem.word", (), "memory: word port (lw/sw)"),
     "mem_loader": ("mem.loader", (), "memory: program loader"),
-    "mem_weights": ("mem.mpu", (), "memory: weight streamer"),
-    "mem_lutstream": ("mem.lut", (), "memory: LUT-GEMM stream reader"),
+    "mem_weights": ("mem.mpu", "DMA", "memory: weight streamer"),
+    "mem_lutstream": ("mem.lut", "DMA", "memory: LUT-GEMM stream reader"),
     "mem_wbuf": ("mem.wbuf", (), "memory: weight buffer"),
     "lut_port": ("be.lut", "ARITH", "LUT port + SFU_M epilogue (LUT-GEMM unit a black box)"),
-    "mem_dma": ("mem.dma", (), "memory: DMA engine"),
+    "mem_dma": ("mem.dma", "DMA", "memory: DMA engine"),
     "control_unit": ("control_unit", (), "front end (loader, instruction buffer, fetch, "
                      "decode) + controller"),
     "wiring": ("core,backend", (), "DfxCore and Backend top logic (children black boxes)"),
@@ -397,9 +397,10 @@ BLOCKS: dict[str, tuple[str, Any, str]] = {
 BLOCK_COLS = ("lut", "lut_mem", "ff", "dsp", "carry8", "bram36", "uram")
 
 
-def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[int, ...]
-               ) -> tuple[list[Any], str]:
-    """(jobs, method note) of block ``name``."""
+def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[int, ...],
+               *, box_memories: bool = False) -> tuple[list[Any], str]:
+    """(jobs, method note) of block ``name``; ``box_memories``: every memory a black box
+    (:func:`resources_blocks.plan`)."""
     import resources_blocks as rb
 
     key, split, _ = BLOCKS[name]
@@ -412,7 +413,7 @@ def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[i
         note = (f"Vrf({n}, 1) with the same {len(vrf.read_ports)} read / "
                 f"{len(vrf.write_ports)} write ports, x {vrf.vectors} * {vrf.d} / {n}")
         return jobs, note
-    splits = {"ARITH": rb.ARITH, "MEMORY": rb.MEMORY}.get(split, split)
+    splits = {"ARITH": rb.ARITH, "MEMORY": rb.MEMORY, "DMA": rb.DMA_PARTS}.get(split, split)
     exclude: tuple[type, ...] = ()
     if name == "wiring":
         exclude = tuple({type(v) for k, v in blocks.items() if k not in ("core", "backend")
@@ -423,7 +424,7 @@ def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[i
         splits = ()
     jobs = []
     for k in key.split(","):
-        jobs += rb.plan(k, blocks[k], split=splits, exclude=exclude)
+        jobs += rb.plan(k, blocks[k], split=splits, exclude=exclude, memories=box_memories)
     parts = [f"{j.label.split('/')[-1]} x {j.count}" for j in jobs if "/" in j.label]
     note = "synthesised" + (f"; split out, each synthesised once: {', '.join(parts)}"
                             if parts else "")
@@ -555,6 +556,7 @@ def run_budget_cli(args: Any, argv: list[str] | None) -> int:
     print(f"# {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; {machine()}; "
           f"load {load()}")
     print("# flow: read_verilog; synth_xilinx -family xcup -flatten -noiopad -noclkbuf"
+          + " (-uram where the Verilog has a memory)"
           + (" (coarse step without `share`)" if args.no_share else "")
           + f"; stat -json; cache {rbud.rc.cache_dir()} ({rbud.rc.yosys_version()})")
     sys.stdout.flush()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
+from amaranth.lib import wiring
 
 UNITS = ("dfx.rtl.mpu.mpu.Mpu", "dfx.rtl.vpu.vpu.Vpu", "dfx.rtl.lutgemm.top.LutGemm")
 """Datapath units: black boxes counted 0 here (their estimate is the units table's)."""
@@ -32,6 +33,7 @@ UNITS = ("dfx.rtl.mpu.mpu.Mpu", "dfx.rtl.vpu.vpu.Vpu", "dfx.rtl.lutgemm.top.LutG
 ARITH = ("dfx.rtl.arith.fp32_add.Fp32Add", "dfx.rtl.arith.fp32_mul.Fp32Mul",
          "dfx.rtl.arith.fp16_mul.Fp16Mul", "dfx.rtl.arith.fp32_to_fp16.Fp32ToFp16",
          "dfx.rtl.arith.int_to_fp32.IntToFp32", "dfx.rtl.arith.pwl_table.PwlTable",
+         "dfx.rtl.arith.pwl_table.PwlLanes",
          "dfx.rtl.arith.block_dot.BlockDot")
 """Arithmetic blocks (split out of the LUT port's SFU_M epilogue)."""
 
@@ -43,6 +45,12 @@ MEMORY = ("dfx.rtl.dma.channel.AxiChannel", "dfx.rtl.dma.hbm.HbmSpace",
 """The memory system's blocks, split out (one AXI4 port per HBM pseudo-channel: 32 at
 dfx-u280); what remains of :class:`~dfx.rtl.dma.system.MemorySystem` is the fabric's routing."""
 
+DMA_PARTS = ("dfx.rtl.dma.extract.Extractor", "dfx.rtl.dma.place.Placer",
+             "dfx.rtl.dma.place.ScatterPlacer", "dfx.rtl.dma.dma_ops.DmaOpGen",
+             "dfx.rtl.dma.gearbox.Gearbox")
+"""The row-wide shifters and address generators of the DMA engine, LUT-GEMM stream reader and
+weight streamer, split out (each synthesised once)."""
+
 
 def _cls(path: str) -> type:
     import importlib
@@ -51,14 +59,32 @@ def _cls(path: str) -> type:
     return getattr(importlib.import_module(mod), name)
 
 
+def memory_ports(mem: Any) -> list[tuple[str, Any, bool]]:
+    """(name, signal, is input) of every read port (``r<k>__en/addr/data``) and write port
+    (``w<k>__en/addr/data``) of an ``amaranth.lib.memory.Memory``: its ports as a black box."""
+    from amaranth.hdl import Value
+
+    out = []
+    for tag, ports in (("r", mem.read_ports), ("w", mem.write_ports)):
+        for k, port in enumerate(ports):
+            for path, member, value in port.signature.flatten(port):
+                v = Value.cast(value)
+                if len(v):
+                    out.append((f"{tag}{k}__{'__'.join(map(str, path))}", v,
+                                member.flow == wiring.In))
+    return out
+
+
 def _ports(comp: Any) -> list[tuple[str, Any, bool]]:
     """(name, signal, is input) of ``comp``'s ports, without constant members (a stream's
-    ``ready`` when it is always ready)."""
+    ``ready`` when it is always ready); a ``Memory``'s are its read and write ports."""
     from amaranth.hdl import Const
+    from amaranth.lib.memory import Memory
 
     from dfx.rtl.leaves import _leaf_ports
 
-    return [p for p in _leaf_ports(comp) if not isinstance(p[1], Const)]
+    ports = memory_ports(comp) if isinstance(comp, Memory) else _leaf_ports(comp)
+    return [p for p in ports if not isinstance(p[1], Const)]
 
 
 def convert(comp: Any) -> str:
@@ -185,19 +211,40 @@ class Job:
 
 
 def plan(label: str, comp: Any, *, split: tuple[str, ...] = (),
-         exclude: tuple[type, ...] = (), count: int = 1) -> list[Job]:
+         exclude: tuple[type, ...] = (), count: int = 1, memories: bool = False) -> list[Job]:
     """The jobs of one block (module doc): ``comp`` with the units, ``exclude`` (counted
     elsewhere) and ``split`` classes black-boxed, then, recursively, each distinct split
-    sub-block with its instance count (times ``count``)."""
+    sub-block with its instance count (times ``count``). ``memories``: every
+    ``amaranth.lib.memory.Memory`` is a black box too (not synthesised; :func:`boxed_memories`
+    lists them for the geometry rule)."""
+    from amaranth.lib.memory import Memory
+
     classes = ({_cls(p): True for p in UNITS} | {c: True for c in exclude}
-               | {_cls(p): False for p in split})
+               | {_cls(p): False for p in split} | ({Memory: True} if memories else {}))
     with boxed(classes, comp) as boxes:
         text = convert(comp)
     jobs = [Job(label, comp, count, text + boxes.decls(), boxes)]
     for name, (sub, n, unit) in boxes.modules.items():
         if not unit:
-            jobs += plan(f"{label}/{name[3:]}", sub, split=split, count=count * n)
+            jobs += plan(f"{label}/{name[3:]}", sub, split=split, count=count * n,
+                         memories=memories)
     return jobs
+
+
+def boxed_memories(jobs: list[Job]) -> list[Any]:
+    """The ``Memory`` black boxes of ``jobs`` (:func:`plan` with ``memories``), each a
+    :class:`resources_geometry.MemoryGeometry` counted as often as the jobs instantiate it."""
+    import resources_geometry as geo
+    from amaranth.lib.memory import Memory
+
+    out = []
+    for job in jobs:
+        for name, (mem, n, _) in (job.boxes.modules.items() if job.boxes else ()):
+            if isinstance(mem, Memory):
+                (g,) = geo.find_memories(mem, f"{job.label}/{name[3:]}")
+                g.count = n * job.count
+                out.append(g)
+    return out
 
 
 def _subs(m: Module) -> dict[str, Any]:

