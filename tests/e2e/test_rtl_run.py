@@ -77,8 +77,10 @@ def test_rtl_run_same_output_as_functional(binaries, tmp_path):
 
 @pytest.mark.verilator
 @pytest.mark.slow
+@pytest.mark.extended
 def test_rtl_run_waves(binaries, tmp_path):
-    """--waves: an FST of the run (a second, traced model build, cached like the first)."""
+    """--waves: an FST of the run (a second, traced model build, cached like the first; the
+    default run checks tracing on a small model: tests/rtl/toolchain/test_toolchain_model.py)."""
     r = dfx("run", str(binaries[1]), "--tokens", "5,17", "--max-new-tokens", "1",
             "--backend", "rtl", "--waves", "run.fst", "-q", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -57,3 +57,22 @@ def test_build_once_then_cached_and_run(tmp_path):
     assert other.key != first.key and not other.cached
     with pytest.raises(ValueError, match="waves"):
         mdl.run_model(again, "smoke_tb", tmp_path / "w", waves=True)
+
+
+@pytest.mark.verilator
+def test_traced_model_writes_waves(tmp_path):
+    """A model built with waves=True records the run (FST, or VCD without lz4/zlib headers):
+    the path `dfx run --backend rtl --waves` takes, on a small model (the core's own traced
+    build is the `extended` e2e test)."""
+    from smoke_design import to_verilog
+
+    from dfx.rtl.toolchain import verilator as vt
+
+    model = mdl.build_model_from_text(to_verilog("smoke_alu"), "smoke_alu.v", "smoke_alu",
+                                      cache_dir=tmp_path / "models", waves=True)
+    assert model.waves
+    mdl.run_model(model, "smoke_tb", tmp_path / "run", python_path=[HERE], waves=True,
+                  timeout_s=120)
+    name = "dump.fst" if vt.fst_supported() else "dump.vcd"
+    dumps = [p for p in (tmp_path / "run", model.build_dir) if (p / name).is_file()]
+    assert dumps and (dumps[0] / name).stat().st_size > 100
