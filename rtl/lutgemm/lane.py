@@ -17,7 +17,8 @@ read port: the lanes accumulate one bank while the scale stage reads the other
 read stage is valid and on that bank, the scale stage otherwise; a two-port bank maps to one
 block RAM where two read ports on one memory need two copies.
 
-Timing: the table read and key sum take ``lookup_latency`` registers; the read-modify-write
+Timing: the table read and key sum take ``lookup_latency`` registers (the key sum's last
+adder level is in the accumulator's cycle, before its adder); the read-modify-write
 reads the memory one cycle earlier (synchronous port; a read that meets the write of the same
 address takes the written sum from a forwarding register, as a transparent port would), so a
 word may hit the address written by its predecessor in the very next cycle. The lane never
@@ -121,9 +122,9 @@ class LutLane(wiring.Component):
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         mu, keys = self._mu, self._keys
-        # three steps: keyed reads, the key sum's first adder level, the rest of the key sum;
-        # with lookup_latency 2 the first register follows the first adder level (half the
-        # values of the reads)
+        # three steps: keyed reads, the key sum's first adder level, its other levels but the
+        # last; the last level is added in the accumulator's cycle. With lookup_latency 2 the
+        # first register follows the first adder level (half the values of the reads)
         p = Pipeline(m, self._latency, 3, Const(1), prefix="lk")
 
         # step 1: keyed reads; the symmetric form negates on the key's MSB in one's
@@ -158,13 +159,15 @@ class LutLane(wiring.Component):
         terms = [s[f"v{t}"] for t in range(keys)]
         level = 0
         for step in (2, 3):
-            while len(terms) > 1 and (step == 3 or level == 0):
+            while len(terms) > 2 and (step == 3 or level == 0):
                 level += 1
                 terms = self._add_level(m, terms, cins, level)
             s = p.cut(**{f"t{i}": v for i, v in enumerate(terms)},
                       **{f"c{i}": v for i, v in enumerate(cins)})
             terms = [s[f"t{i}"] for i in range(len(terms))]
             cins = [s[f"c{i}"] for i in range(len(cins))]
+        if len(terms) == 2:  # the tree's last level, in the accumulator's cycle
+            terms = self._add_level(m, terms, cins, level + 1)
         wsum = sum_bits(mu * keys) + 1
         total = terms[0].as_signed()[:wsum].as_signed()
         cin = cins[0] if cins else Const(0, 1)
