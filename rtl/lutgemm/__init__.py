@@ -5,10 +5,12 @@
 * :class:`LutLane` (:mod:`.lane`): one row lane (keyed reads, exact group sums);
 * :class:`LutScaler` (:mod:`.scaler`): one exact scale unit (group sum x FP16 scale into a
   wide fixed-point row accumulator, rounded once to FP32);
+* :class:`LutConvertPair` (:mod:`.convert`): one FP32 converter shared by two scalers;
 * :mod:`.fixed`: FP16 -> fixed point, sum widths, :class:`IntToFp32` (wide fixed -> FP32 RNE).
 """
 
 from .builder import TableBuilder
+from .convert import LutConvertPair
 from .fixed import IntToFp32
 from .lane import LutLane
 from .scaler import LutScaler
@@ -16,6 +18,7 @@ from .top import LutGemm, command_layout, output_layout
 
 __all__ = [
     "IntToFp32",
+    "LutConvertPair",
     "LutGemm",
     "LutLane",
     "LutScaler",

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -66,6 +66,10 @@ SIG_BITS = FP16.frac_bits + 1
 
 SHIFT_BITS = FP16.exp_bits
 """Bits of a scale's shift ``eff_exp - 1`` (0..29 for finite scales, 30 for inf / NaN)."""
+
+SHIFT_STEP = 7
+"""The scale's shift is split as ``STEP * coarse + fine``: ``fine`` < STEP shifts the signed
+12-bit significand (at most 18 bits, a DSP48E2's B port), ``coarse`` (0..4) the product."""
 
 
 def acc_bits(width: int, max_q: int, max_groups: int = MAX_GROUPS) -> int:
@@ -98,7 +102,9 @@ class LutScaler(wiring.Component):
     Parameters: ``width`` (of ``p``), ``max_q`` (1..7), ``slots`` (scale slots), ``acc_depth``
     (accumulators, a power of two), ``convert_latency`` (>= 1), ``mul_latency`` (>= 0),
     ``add_latency`` (>= 1: limbs of the accumulator, each at least 2 bits), ``max_groups``
-    (groups per row sum, sets :attr:`acc_bits`).
+    (groups per row sum, sets :attr:`acc_bits`), ``convert`` (default True; False: no
+    converter, the accumulator after each op on ``acc``, ``acc_nan``, ``acc_valid``
+    ``1 + mul + add`` en-cycles after the issue, for :class:`.convert.LutConvertPair`).
 
     Ports in: ``en`` (default 1); issue stage ``valid``, ``slot``, ``b``, ``addr``, ``init``;
     ``p`` (signed ``width``), ``nan`` one cycle later; scale writes ``sc_we``, ``sc_waddr``,
@@ -108,7 +114,7 @@ class LutScaler(wiring.Component):
 
     def __init__(self, *, width: int, max_q: int, slots: int, acc_depth: int,
                  convert_latency: int, mul_latency: int, add_latency: int,
-                 max_groups: int = MAX_GROUPS):
+                 max_groups: int = MAX_GROUPS, convert: bool = True):
         if not isinstance(width, int) or isinstance(width, bool) or width < 2:
             raise ValueError(f"width must be an integer >= 2, not {width!r}")
         if not isinstance(max_q, int) or isinstance(max_q, bool) or not 1 <= max_q <= 7:
@@ -125,7 +131,12 @@ class LutScaler(wiring.Component):
         self._add = check_latency(add_latency, 1, name="add_latency")
         self._acc_bits = acc_bits(width, max_q, max_groups)
         self._limb = check_limbs(self._acc_bits, self._add)
+        if not isinstance(convert, bool):
+            raise TypeError(f"convert must be a bool, not {convert!r}")
+        self._convert = convert
         abits = max(acc_depth.bit_length() - 1, 1)
+        outs = ({"result": Out(32), "valid_out": Out(1)} if convert else
+                {"acc": Out(signed(self._acc_bits)), "acc_nan": Out(1), "acc_valid": Out(1)})
         super().__init__(
             {
                 "en": In(1, init=1),
@@ -139,8 +150,7 @@ class LutScaler(wiring.Component):
                 "sc_we": In(1),
                 "sc_waddr": In(range(slots)),
                 "sc_wdata": In(data.ArrayLayout(16, max_q + 1)),
-                "result": Out(32),
-                "valid_out": Out(1),
+                **outs,
             }
         )
 
@@ -161,9 +171,16 @@ class LutScaler(wiring.Component):
         return 1
 
     @property
+    def convert(self) -> bool:
+        """Whether the unit rounds its accumulator itself (``result``) or puts it out raw
+        (``acc``, for a converter shared by two scalers: :class:`.convert.LutConvertPair`)."""
+        return self._convert
+
+    @property
     def latency(self) -> int:
-        """En-cycles from an op's issue to its rounded accumulator on ``result``."""
-        return 1 + self._mul + self._add + self._cvt
+        """En-cycles from an op's issue to its rounded accumulator on ``result`` (without
+        ``convert``: to the accumulator on ``acc``)."""
+        return 1 + self._mul + self._add + (self._cvt if self._convert else 0)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -196,8 +213,15 @@ class LutScaler(wiring.Component):
         ssig = wire(m, Mux(u.sign, -u.sig, u.sig).as_signed()[: SIG_BITS + 1].as_signed(),
                     "ssig")
         shift = wire(m, (u.eff_exp - 1)[:SHIFT_BITS], "shift")
-        prod = wire(m, self.p * ssig, "prod")  # signed width + 12 bits, exact
-        term = wire(m, (prod << shift).as_signed()[:wa].as_signed(), "term")
+        # the shift in two parts: shift mod STEP on the significand (the multiplier's narrow
+        # operand, SIG_BITS + STEP bits: a DSP48E2's 18-bit B port), the multiple of STEP on
+        # the product (a STEP-spaced multiplexer instead of a 30-way shifter); exact either way
+        fine = Array(Const(i % SHIFT_STEP, 3) for i in range(1 << SHIFT_BITS))[shift]
+        coarse = Array(Const(i // SHIFT_STEP, 3) for i in range(1 << SHIFT_BITS))[shift]
+        bsig = wire(m, (ssig << fine).as_signed()[: SIG_BITS + SHIFT_STEP].as_signed(), "bsig")
+        prod = wire(m, self.p * bsig, "prod")  # signed width + 18 bits, exact
+        placed = Array(prod << (SHIFT_STEP * c) for c in range(30 // SHIFT_STEP + 1))[coarse]
+        term = wire(m, placed.as_signed()[:wa].as_signed(), "term")
         bad = wire(m, self.nan | u.is_inf | u.is_nan, "bad")
         term = delay(m, term, mul_l, en, "term")
         bad = delay(m, bad, mul_l, en, "bad")
@@ -247,6 +271,10 @@ class LutScaler(wiring.Component):
         nan_acc = delay(m, nan_new, add_l, en, "nan_acc")
         valid_acc = delay(m, valid1, mul_l + add_l, en, "valid_acc", reset_less=False)
 
+        if not self._convert:
+            m.d.comb += [self.acc.eq(acc), self.acc_nan.eq(nan_acc),
+                         self.acc_valid.eq(valid_acc)]
+            return m
         m.submodules.cvt = conv = IntToFp32(wa, self._cvt, frac_bits=ACC_FRAC_BITS)
         m.d.comb += [
             conv.a.eq(acc),

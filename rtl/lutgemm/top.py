@@ -41,34 +41,35 @@ Architecture (module docs of :mod:`.builder`, :mod:`.lane`, :mod:`.scaler`):
    sum ``P[G, b, row]`` in its memory at (bank = G mod 2, rb, b); the beat is taken when a table
    is ready and the bank is free. The lanes take one beat per cycle as long as the scale stage
    keeps up (below).
-3. **Scale stage** (Sc x :class:`.LutScaler`, ``1 + mul_latency + add_latency +
-   convert_latency`` from an op's issue to its FP32 result): while the lanes fill one bank, it
-   reads the finished group of the other bank. Scaler j owns rows ``c*Sc + j`` (chunk c; the
-   lane ``(c mod L/Sc)*Sc + j``). Per group it issues **one op per cycle**: for each chunk c
-   in order, its q + 1 terms on consecutive cycles (b = 0..q-1: ``alpha[G, b] * P[G, b]`` read
-   from the lane; b = q: ``z[G] * X[G]`` from the input-sum queue). Each op multiplies the
-   exact group sum by the scale's 11-bit significand (``mul_latency``), shifts it into place
+3. **Scale stage** (Sc x :class:`.LutScaler`, :attr:`LutGemm.scaler_latency` = ``1 + mul_latency
+   + add_latency + convert_latency`` + 1 from an op's issue to its FP32 result, the + 1 for the
+   converter each pair of scalers shares, :class:`.LutConvertPair`): while the lanes fill one
+   bank, it reads the finished group of the other bank. Scaler j owns rows ``c*Sc + j`` (chunk
+   c; the lane ``(c mod L/Sc)*Sc + j``). Per group it issues **one op per cycle**: for each
+   chunk c in order, its q + 1 terms on consecutive cycles (b = 0..q-1: ``alpha[G, b] * P[G,
+   b]`` read from the lane; b = q: ``z[G] * X[G]`` from the input-sum queue). Each op multiplies
+   the exact group sum by the scale's 11-bit significand (``mul_latency``), shifts it into place
    and adds it exactly into the row's fixed-point accumulator (:func:`.scaler.acc_bits` = 113
    bits at dfx-u280, units of 2^-48, one per chunk in the scaler's memory). The add is cut into
    ``add_latency`` skewed limbs with transparent limb memories, so ops on the same row may
-   follow each other in consecutive cycles: no windows, no bubbles. Every op's accumulator is
-   rounded to FP32 (RNE, ``convert_latency``); the op of the command's last group with b = q
-   gives the row's result (exact ``sum_G (sum_b alpha*P + z*X)`` rounded once, the golden
-   ``scale_sum``). Scale beats (one per chunk) go into 4 slots per scaler, released with the
-   chunk's last term, so the loader runs up to 4 chunks ahead. A group takes the stage
-   ``(q + 1) * ceil(n/Sc)`` cycles (:meth:`LutGemm.scaler_cycles`), starting
-   ``lookup_latency + 1`` cycles after the lanes' last beat of it (the bank hand-over), while
-   the lanes fill the next group in ``gs * q * ceil(n/L)`` cycles (:meth:`LutGemm.lane_cycles`).
-   **Throughput condition** (:meth:`LutGemm.keeps_pace`, exact in the tests): the lanes take one
-   beat per cycle with no wait iff ``(q + 1) * ceil(n/Sc) + lookup_latency <= gs * q *
-   ceil(n/L)`` for each group and the next one (its gs and q on the right). With L = 2 Sc
-   that is about ``gs >= 2 (q + 1) / q``; for n a multiple of L (R = n/L >= 2 row beats) the
-   shortest groups that keep pace are gs = 5, 4, 3, 3 slices at q = 1, 2, 3, 4 (dfx-u280:
-   160, 128, 96, 96 inputs), and e.g. at n = 1600 gs = 4, 3, 3, 3. With one scaler per lane
-   (L = Sc), two-slice groups keep pace at q >= 2 when ``(q - 1) * ceil(n/L) >=
-   lookup_latency``; single-slice groups are always scaler-bound (q + 1 terms per row against
-   q lane words). Otherwise the stage runs its groups back to back and the unit is scaler-bound
-   (docs/lutgemm.md, Timing).
+   follow each other in consecutive cycles: no windows, no bubbles. The accumulator after the op
+   of the command's last group with b = q is rounded to FP32 (RNE, ``convert_latency``, one
+   converter per pair of scalers, the second scaler's one cycle later) and gives the row's
+   result (exact ``sum_G (sum_b alpha*P + z*X)`` rounded once, the golden ``scale_sum``). Scale
+   beats (one per chunk) go into 4 slots per scaler, released with the chunk's last term, so the
+   loader runs up to 4 chunks ahead. A group takes the stage ``(q + 1) * ceil(n/Sc)`` cycles
+   (:meth:`LutGemm.scaler_cycles`), starting ``lookup_latency + 1`` cycles after the lanes' last
+   beat of it (the bank hand-over), while the lanes fill the next group in ``gs * q *
+   ceil(n/L)`` cycles (:meth:`LutGemm.lane_cycles`). **Throughput condition**
+   (:meth:`LutGemm.keeps_pace`, exact in the tests): the lanes take one beat per cycle with no
+   wait iff ``(q + 1) * ceil(n/Sc) + lookup_latency <= gs * q * ceil(n/L)`` for each group and
+   the next one (its gs and q on the right). With L = 2 Sc that is about ``gs >= 2 (q + 1) /
+   q``; for n a multiple of L (R = n/L >= 2 row beats) the shortest groups that keep pace are gs
+   = 5, 4, 3, 3 slices at q = 1, 2, 3, 4 (dfx-u280: 160, 128, 96, 96 inputs), and e.g. at n =
+   1600 gs = 4, 3, 3, 3. With one scaler per lane (L = Sc), two-slice groups keep pace at q >= 2
+   when ``(q - 1) * ceil(n/L) >= lookup_latency``; single-slice groups are always scaler-bound
+   (q + 1 terms per row against q lane words). Otherwise the stage runs its groups back to back
+   and the unit is scaler-bound (docs/lutgemm.md, Timing).
 
 Back-pressure: the scale stage has one clock enable (``en``), low while the 2-entry output
 buffer is full; the lanes and the builder stall through their stream handshakes only.
@@ -97,6 +98,7 @@ from ..arith.fpformat import check_latency, check_pow2
 from ..arith.pwl_table import delay
 from ..bus.stream import Fifo2
 from .builder import TableBuilder
+from .convert import LutConvertPair
 from .lane import LutLane
 from .scaler import LutScaler, acc_bits, check_limbs
 
@@ -310,9 +312,18 @@ class LutGemm(wiring.Component):
         return acc_bits(self.sum_bits, self._max_q)
 
     @property
+    def paired_convert(self) -> bool:
+        """Two scalers share one FP32 converter (:class:`.LutConvertPair`; with at least two
+        scalers): a converter per scaler is the larger part of its logic, and only a row's
+        last op is rounded (docs/lutgemm.md, "Cost")."""
+        return self._scalers >= 2
+
+    @property
     def scaler_latency(self) -> int:
-        """En-cycles from a scale op's issue to its rounded accumulator."""
-        return 1 + self._lat["mul"] + self._lat["add"] + self._lat["convert"]
+        """En-cycles from a scale op's issue to its rounded accumulator: the scaler to its
+        accumulator, then the converter (shared by a pair: one en-cycle more)."""
+        cvt = self._lat["convert"] + (1 if self.paired_convert else 0)
+        return 1 + self._lat["mul"] + self._lat["add"] + cvt
 
     @property
     def latency(self) -> int:
@@ -557,10 +568,12 @@ class LutGemm(wiring.Component):
             m.d.comb += row_ok[j].eq(((c << lb_s) + j) < scur.n)
         tags = {"final": final, "last": final & c_last, "rows": row_ok}
         scalers = []
+        paired = self.paired_convert
         for j in range(Sc):
             sc = leaf(m, f"scaler{j}", LutScaler(
                 width=wg, max_q=max_q, slots=SCALE_SLOTS, acc_depth=acc_depth,
-                convert_latency=lat["convert"], mul_latency=lat["mul"], add_latency=lat["add"]))
+                convert_latency=lat["convert"], mul_latency=lat["mul"], add_latency=lat["add"],
+                convert=not paired))
             cands = [lanes[f * Sc + j].rd_data for f in range(F)]
             p_lane = Array(cands)[f1] if F > 1 else cands[0]
             m.d.comb += [
@@ -583,6 +596,25 @@ class LutGemm(wiring.Component):
                 m.d.comb += sc.sc_wdata[b].eq(val)
             scalers.append(sc)
 
+        # ---- row results: each scaler's converter, or one per pair of scalers for the
+        # final ops (a row chunk's last op, at least q + 1 >= 2 cycles apart)
+        if paired:
+            take = delay(m, issue & final, 1 + lat["mul"] + lat["add"], en, "cvt_take",
+                         reset_less=False)
+            results = []
+            for i in range(Sc // 2):
+                pair = leaf(m, f"convert{i}", LutConvertPair(self.acc_bits, lat["convert"]))
+                a, b = scalers[2 * i], scalers[2 * i + 1]
+                m.d.comb += [
+                    pair.en.eq(en),
+                    pair.take.eq(take),
+                    pair.acc[0].eq(a.acc), pair.acc[1].eq(b.acc),
+                    pair.nan[0].eq(a.acc_nan), pair.nan[1].eq(b.acc_nan),
+                ]
+                results += [pair.result[0], pair.result[1]]
+        else:
+            results = [sc.result for sc in scalers]
+
         # ---- results out
         m.submodules.out_buf = out_buf = Fifo2(output_layout(Sc))
         lat_s = self.scaler_latency
@@ -591,7 +623,7 @@ class LutGemm(wiring.Component):
         last_o = delay(m, tags["last"], lat_s, en, "last_o")
         rows_o = delay(m, tags["rows"], lat_s, en, "rows_o")
         wv = out_buf.w_data
-        m.d.comb += [wv.data[j].eq(Mux(rows_o[j], scalers[j].result, 0)) for j in range(Sc)]
+        m.d.comb += [wv.data[j].eq(Mux(rows_o[j], results[j], 0)) for j in range(Sc)]
         m.d.comb += [
             wv.last.eq(last_o),
             out_buf.w_en.eq(en & v_o & final_o),

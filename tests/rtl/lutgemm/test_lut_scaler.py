@@ -141,3 +141,58 @@ def test_scaler_ops(cvt, mul, add, max_groups, bound):
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
+
+
+@pytest.mark.parametrize("cvt", [1, 3])
+def test_convert_pair(cvt):
+    """Two accumulators through one shared converter (``LutConvertPair``): the same FP32 as
+    each rounded alone, both ``cvt + 1`` en-cycles after ``take``, under a random clock enable,
+    takes two or more en-cycles apart (a scaler's row ends), NaN flags per scaler."""
+    from dfx.rtl.lutgemm import LutConvertPair
+
+    bits = acc_bits(54, 4)
+    dut = LutConvertPair(bits, cvt)
+    assert dut.latency == cvt + 1
+    rnd = random.Random(cvt)
+    lim = 1 << (bits - 1)
+
+    def value() -> int:
+        return rnd.choice([0, rnd.randrange(-lim, lim), lim - 1, -lim, rnd.randrange(-99, 99),
+                           rnd.randrange(-(1 << 60), 1 << 60)])
+
+    takes = []  # per en-cycle: None or (acc0, acc1, nan0, nan1)
+    for _ in range(200):
+        if takes and takes[-1] is not None or rnd.random() < 0.3:
+            takes.append(None)
+        else:
+            takes.append((value(), value(), int(rnd.random() < 0.1), int(rnd.random() < 0.1)))
+    want = [[0x7FC00000 if n else rne32(a, ACC_FRAC_BITS) for a, n in ((t[0], t[2]),
+                                                                        (t[1], t[3]))]
+            for t in takes if t is not None]
+
+    async def tb(ctx):
+        got, i = [], 0
+        while len(got) < len(want):
+            en = int(rnd.random() < 0.7)
+            ctx.set(dut.en, en)
+            t = takes[i] if en and i < len(takes) else None
+            ctx.set(dut.take, int(t is not None))
+            if t is not None:
+                ctx.set(dut.acc[0], t[0])
+                ctx.set(dut.acc[1], t[1])
+                ctx.set(dut.nan[0], t[2])
+                ctx.set(dut.nan[1], t[3])
+            else:  # garbage between takes
+                ctx.set(dut.acc[0], value())
+                ctx.set(dut.acc[1], value())
+            if en:
+                if ctx.get(dut.valid_out):
+                    got.append([ctx.get(dut.result[0]), ctx.get(dut.result[1])])
+                i += 1
+            await ctx.tick()
+        assert got == want
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()

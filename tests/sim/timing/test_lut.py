@@ -41,7 +41,8 @@ class Unit:
         self.lookup = rtl.lut.handover_latency - 1
         assert self.lookup == rtl.lut.lookup_latency
         self.out = rtl.lut.result_latency  # last scale op -> output beat: scalers, buffer
-        assert self.out == 1 + c.mul_latency + c.add_latency + c.convert_latency + 1
+        pair = 1 if rtl.lut.paired_convert else 0  # a converter shared by two scalers
+        assert self.out == 1 + c.mul_latency + c.add_latency + c.convert_latency + pair + 1
         self.tables = rtl.lut.first_lookup_latency  # x read -> first look-up
         assert self.tables == c.build_latency + 1  # builder, table register
 
