@@ -678,7 +678,14 @@ def test_sigterm_at_any_moment_of_a_compile(world: World, cwd: Path, delay: floa
         assert (cwd / "out.dfx").is_file()
         return
     assert proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM), err
-    assert snapshot(cwd) == before
+    after = snapshot(cwd)
+    if after != before:
+        # the signal came after the output was committed (atomic rename) and before the
+        # process ended: the only change is then the whole, readable binary
+        from dfx.isa.container import read_binary
+
+        assert {k: v for k, v in after.items() if not k.endswith("/out.dfx")} == before
+        assert read_binary(cwd / "out.dfx").cards
 
 
 # ---------------------------------------------------------------------------------------------
