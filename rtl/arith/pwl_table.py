@@ -124,8 +124,8 @@ class PwlTable(wiring.Component):
 
     Ports: ``a`` (``lanes`` FP16 patterns), ``valid_in``, ``en`` (clock enable, default 1) in;
     with several tables ``sel`` in (index into :attr:`tables`, taken with ``a``); ``result``
-    (``lanes`` FP16 patterns), ``valid_out`` out. Every :data:`ROM_PORTS` lanes share one copy of the two
-    ROMs (one read port per lane and ROM; block RAM, :data:`ROM_ATTRS`): a
+    (``lanes`` FP16 patterns), ``valid_out`` out. Every :data:`ROM_PORTS` lanes share one
+    copy of the two ROMs (one read port per lane and ROM; block RAM, :data:`ROM_ATTRS`): a
     :class:`PwlLanes` each.
 
     ``leaf(m, name, block)`` (optional) adds each arithmetic block and returns the object to

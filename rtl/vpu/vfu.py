@@ -18,9 +18,10 @@ Operations (numerics: the golden ``dfx.isa.golden.fp`` / ``tables``, docs/numeri
   exact squares ``a*a`` and hands them to SFU_V on the ``prod`` port.
 
 One d-vector per cycle; each lane's widening, isolation, adder, multiplier and converter are a
-:class:`VfuLane` (d identical blocks beside one table unit). Every vector result leaves through one shared bank of FP32 -> FP16
-converters, so the per-op latencies are add: ``add_latency``, mul/muls: ``mul_latency`` (each
-``cvt_latency`` of them in the converter), exp/gelu: ``table_latency``, mov: ``bypass_latency``.
+:class:`VfuLane` (d identical blocks beside one table unit). Every vector result leaves
+through one shared bank of FP32 -> FP16 converters, so the per-op latencies are add:
+``add_latency``, mul/muls: ``mul_latency`` (each ``cvt_latency`` of them in the converter),
+exp/gelu: ``table_latency``, mov: ``bypass_latency``.
 Results of different ops must not meet at the output: the issuer (:class:`~.vpu.Vpu`) starts an
 op of latency L only ``L_prev - L + 1`` cycles after the last vector of an op of latency
 ``L_prev``.
