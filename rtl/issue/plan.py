@@ -207,7 +207,7 @@ class Plan(wiring.Component):
                     sreg(mat.max + batch - 1)
                     sread(0, mat.scale)
                     sclaim(mat.max, batch)
-                kts = Mux(mat.kt_stride == 0, sat(ktc, mcap), mat.kt_stride)
+                kts = Mux(mat.kt_stride == 0, ktc, mat.kt_stride)
                 ntm1 = sat(Mux(ntc > 0, ntc - 1, 0), mcap)
                 tiles = sat(sat_mul(ntm1, sat(kts, mcap), mcap) + ktc, mcap)
                 mem(mat.w_space, w, tiles * tile, tile, ("hbm", "ddr", "wbuf"))
