@@ -7,7 +7,7 @@ DFX's published utilisation on the Alveo U280.
     .venv/bin/python bench/resources.py --core tiny --units fp16_mul,fp32_add
     .venv/bin/python bench/resources.py --core dfx-u280 --units lane --json lane.json
     .venv/bin/python bench/resources.py --blocks                # the core's other blocks
-    .venv/bin/python bench/resources.py --blocks vrf,srf --vrf-slices 64,256
+    .venv/bin/python bench/resources.py --blocks vrf,srf
 
 Each unit is built with :mod:`dfx.rtl.generate` (``UNITS``, ``Unit.build(core)``,
 ``convert(component, top)``), written as Verilog and synthesised out of context with
@@ -397,22 +397,15 @@ BLOCKS: dict[str, tuple[str, Any, str]] = {
 BLOCK_COLS = ("lut", "lut_mem", "ff", "dsp", "carry8", "bram36", "uram")
 
 
-def block_jobs(name: str, blocks: dict[str, Any], core: Any, vrf_slices: tuple[int, ...],
-               *, box_memories: bool = False) -> tuple[list[Any], str]:
+def block_jobs(name: str, blocks: dict[str, Any], core: Any, *, box_memories: bool = False
+               ) -> tuple[list[Any], str]:
     """(jobs, method note) of block ``name``; ``box_memories``: every memory a black box
     (:func:`resources_blocks.plan`)."""
     import resources_blocks as rb
 
     key, split, _ = BLOCKS[name]
     if name == "vrf":
-        vrf = blocks[key]
-        jobs = [rb.Job(f"vrf/slice{n}", c, 0) for n, c in
-                zip(vrf_slices, rb.vrf_slices(vrf, vrf_slices), strict=True)]
-        n = vrf_slices[-1]
-        jobs[-1].count = vrf.vectors * vrf.d / n
-        note = (f"Vrf({n}, 1) with the same {len(vrf.read_ports)} read / "
-                f"{len(vrf.write_ports)} write ports, x {vrf.vectors} * {vrf.d} / {n}")
-        return jobs, note
+        return rb.vrf_jobs(blocks[key])
     splits = {"ARITH": rb.ARITH, "MEMORY": rb.MEMORY, "DMA": rb.DMA_PARTS}.get(split, split)
     exclude: tuple[type, ...] = ()
     if name == "wiring":
@@ -445,7 +438,6 @@ def run_blocks(args: Any, yosys: list[str], work: Path) -> list[dict[str, Any]]:
     core = load_core(cname)
     res = load_board(core.b.name).resources
     names = args.blocks.split(",") if args.blocks != "all" else list(BLOCKS)
-    slices = tuple(int(n) for n in args.vrf_slices.split(","))
     t0 = time.perf_counter()
     blocks = rb.core_blocks(core)
     print(f"built DfxCore(debug=False) at {cname} in {time.perf_counter() - t0:.0f} s",
@@ -462,7 +454,7 @@ def run_blocks(args: Any, yosys: list[str], work: Path) -> list[dict[str, Any]]:
             rows.append(done[name])
             continue
         t0 = time.perf_counter()
-        jobs, note = block_jobs(name, blocks, core, slices)
+        jobs, note = block_jobs(name, blocks, core)
         conv = round(time.perf_counter() - t0, 1)
         row: dict[str, Any] = {"block": name, "what": BLOCKS[name][2], "method": note,
                                "convert_s": conv, "parts": []}
@@ -598,9 +590,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blocks", nargs="?", const="all",
                     help="instead of the units: the core's other blocks at --core (default "
                     "dfx-u280), comma-separated (default all: " + ",".join(BLOCKS) + ")")
-    ap.add_argument("--vrf-slices", default="64",
-                    help="VRF slices Vrf(n, 1) to synthesise, comma-separated; the largest is "
-                    "scaled to the whole VRF (64; 256 took 18 min on a loaded 2-core machine)")
     ap.add_argument("--budget", action="store_true",
                     help="the whole-core budget at --core (default dfx-u280): one row per unit "
                     "(MFU, SFU_M, VPU, LUT-GEMM, controller, SRF, VRF, buffers, memory system, "
@@ -620,8 +609,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --budget: also synthesise the blocks known to take longer than "
                     "the time box (otherwise their memories come from geometry)")
     ap.add_argument("--no-check", action="store_true",
-                    help="with --budget: skip the method check (a VRF slice of twice the depth "
-                    "predicted from the budget's slice and synthesised for real)")
+                    help="with --budget: skip the method checks (the leaves and sub-blocks "
+                    "methods against flat syntheses)")
     ap.add_argument("--resume", type=Path,
                     help="with --blocks: take the blocks already in this --json file of an "
                     "earlier run and synthesise only the others")

@@ -12,9 +12,9 @@ as black-box ``Instance``\\ s. Each distinct split sub-block (:func:`dfx.rtl.lea
 is then synthesised once and counted as many times as it is instantiated; the units count 0.
 The sum is the flat figure up to the optimisation Yosys could have done across the boundary.
 
-The VRF (``buffers.vrf_vectors`` x d FP16 with 6 read and 5 write ports) cannot be
-synthesised at full size: it is synthesised as ``Vrf(n, 1)`` slices with the same ports and
-scaled by ``vrf_vectors * d / n`` (:func:`vrf_slices`).
+The VRF (:func:`vrf_jobs`) is its live-value table synthesised whole, and the rest of it (the
+read multiplexers) with the table and the block-RAM copies black boxes; the copies are counted
+by the geometry rule.
 """
 
 from __future__ import annotations
@@ -269,8 +269,21 @@ def core_blocks(core: Any) -> dict[str, Any]:
     return out
 
 
-def vrf_slices(vrf: Any, sizes: tuple[int, ...]) -> list[Any]:
-    """``Vrf(n, 1)`` with ``vrf``'s read and write ports, for each n in ``sizes``."""
-    from dfx.rtl.vrf.vrf import Vrf
+VRF_METHOD = ("synthesised: the live-value table whole, the read multiplexers with the "
+              "table and copies black boxes; copies from geometry")
 
-    return [Vrf(n, 1, read_ports=vrf.read_ports, write_ports=vrf.write_ports) for n in sizes]
+
+def vrf_jobs(vrf: Any) -> tuple[list[Job], str]:
+    """(jobs, method note) of the VRF (``dfx.rtl.vrf``): the :class:`LiveValueTable` whole, and
+    the :class:`Vrf` with its table and its copies (``Memory``) black boxes; the copies are the
+    ``boxes`` of the first job (:func:`boxed_memories`)."""
+    from amaranth.lib.memory import Memory
+
+    from dfx.rtl.vrf.lvt import LiveValueTable
+
+    with boxed({Memory: True, LiveValueTable: True}, vrf) as boxes:
+        text = convert(vrf)
+    lvt = LiveValueTable(vrf.vectors, len(vrf.write_ports), len(vrf.read_ports))
+    jobs = [Job("vrf", vrf, 1, text + boxes.decls(), boxes), Job("vrf/lvt", lvt, 1)]
+    return jobs, (f"{VRF_METHOD} ({len(vrf.write_ports)} write x {len(vrf.read_ports)} read "
+                  f"ports: {vrf.copies} copies)")

@@ -23,7 +23,8 @@ which LUT-RAM), FF, DSP48E2, BRAM36, URAM, % of the board (``boards/<board>.yaml
   ``memory_libmap``: one ROM with 16 or 64 read ports.)
 * **the core's other blocks** (``resources.BLOCKS``, :mod:`resources_blocks`): as
   ``--blocks`` builds them (units black boxes; big repeated sub-blocks synthesised once and
-  counted); the VRF as a slice ``Vrf(n, 1)`` x ``vectors * d / n``: "slice x N".
+  counted); the VRF as its live-value table and read multiplexers, synthesised, plus its
+  block-RAM copies from geometry (``resources_blocks.vrf_jobs``).
 * blocks Yosys does not finish whole (:data:`NOT_SYNTHESISED`: 1.8-4.7 MB of Verilog, most of
   it memories): their logic synthesised with every ``Memory`` a black box, and each boxed
   memory mapped by the geometry rule (:mod:`resources_geometry`) and added
@@ -188,11 +189,10 @@ def datapath_classes() -> tuple[str, ...]:
 class Builder:
     """Builds the :class:`Plan` of each row of one core (lazily: the DfxCore once)."""
 
-    def __init__(self, core: Any, vrf_slice: int):
+    def __init__(self, core: Any):
         from dfx.rtl.leaves import LeafModules
 
         self.core = core
-        self.vrf_slice = vrf_slice
         # one LeafModules per unit: leaf module names (class, latency, a suffix for a second
         # variant) then do not depend on which units were built before (stable cache keys)
         self.lms = {u: LeafModules("leaf") for u in ("mpu", "vpu", "lutgemm", "other")}
@@ -296,17 +296,13 @@ class Builder:
         blocks = self.blocks
         pieces, note = [], "-"
         if convert:
-            jobs, note = res.block_jobs(name, blocks, self.core, (self.vrf_slice,),
-                                        box_memories=box_memories)
+            jobs, note = res.block_jobs(name, blocks, self.core, box_memories=box_memories)
             pieces = [Piece(j.label, j.verilog or rb.convert(j.comp), j.count) for j in jobs]
             if box_memories:
                 note = MEMORY_BOX_METHOD + note.removeprefix("synthesised")
                 return Plan(pieces, note, lambda: rb.boxed_memories(jobs), add_memories=True)
-        if name == "vrf":
-            vrf = blocks["be.vrf"]
-            note = (f"slice x {vrf.vectors * vrf.d // self.vrf_slice:,} (slice = "
-                    f"Vrf({self.vrf_slice}, 1), the same {len(vrf.read_ports)} read / "
-                    f"{len(vrf.write_ports)} write ports)")
+        if name == "vrf" and convert:  # the copies are black boxes: geometry adds them
+            return Plan(pieces, note, lambda: rb.boxed_memories(jobs), add_memories=True)
         keys = res.BLOCKS[name][0].split(",")
         stop = tuple(rb._cls(p) for p in rb.UNITS)
 
@@ -456,20 +452,6 @@ def compare(what: str, pred: dict[str, Any], real: dict[str, Any]) -> dict[str, 
     return out
 
 
-def vrf_check(builder: Builder, synth: SynthFn, opts: dict[str, Any]) -> dict[str, Any]:
-    """The slice method: ``Vrf(2n, 1)`` predicted as 2 x ``Vrf(n, 1)`` (n = the budget's VRF
-    slice) against its real synthesis."""
-    import resources_blocks as rb
-
-    n = builder.vrf_slice
-    small, big = rb.vrf_slices(builder.blocks["be.vrf"], (n, 2 * n))
-    r1 = synth(text=rb.convert(small), label=f"vrf/slice{n}", **opts)
-    r2 = synth(text=rb.convert(big), label=f"vrf/slice{2 * n}", **opts)
-    pred = r1 if "skipped" in r1 else {c: 2 * r1[c] for c in ("lut", "ff")}
-    return compare(f"VRF slice scaling: Vrf({2 * n}, 1) predicted as 2 x Vrf({n}, 1)", pred,
-                   r2)
-
-
 def leaves_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
                  ) -> dict[str, Any]:
     """The leaves method: the ``core_name`` MFU as leaves once x count against the same MFU
@@ -535,11 +517,9 @@ def split_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
 
 def method_checks(builder: Builder, synth: SynthFn, opts: dict[str, Any]
                   ) -> list[dict[str, Any]]:
-    """The checks (the VRF slice scaling, the leaves method, the sub-blocks method), each
-    caught on its own."""
+    """The checks (the leaves method, the sub-blocks method), each caught on its own."""
     out = []
-    for name, fn in (("VRF slice check", lambda: vrf_check(builder, synth, opts)),
-                     ("leaves check", lambda: leaves_check(synth, opts)),
+    for name, fn in (("leaves check", lambda: leaves_check(synth, opts)),
                      ("sub-blocks check", lambda: split_check(synth, opts))):
         progress(f"method check: {name}")
         try:
@@ -714,7 +694,7 @@ def run_budget(args: Any, yosys: list[str] | None, work: Path,
             progress(f"{label}: {r.get('skipped') or how}")
             return r
     opts = {"share": not args.no_share, "timeout": args.timeout}
-    builder = Builder(core, int(args.vrf_slices.split(",")[-1]))
+    builder = Builder(core)
     done: dict[str, Any] = {}
     rows = {}
     for name in sorted(names, key=RUN_ORDER.index):

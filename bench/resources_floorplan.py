@@ -12,11 +12,15 @@ The dfx-u280 assignment (a first proposal, not a placed design):
 * SLR0: everything that touches HBM every cycle: the memory system (HBM ports, fabric, DMA
   engine, weight buffer, weight streamer, LUT stream, loader, word port, DDR space), the
   LUT-GEMM unit (it consumes the 2,048-byte HBM row per cycle) and the MPU port.
-* SLR1: the controller and register files, the VPU, the VRF, SFU_M, and half the MFU lanes
+* SLR1: the controller and register files, the VPU, SFU_M, and half the MFU lanes
   (the MFU does not fit one SLR; its input is the weight row, so the split crosses one SLR
   boundary with half a row per cycle).
 * SLR2: the other half of the MFU, the router and its movers (next to the QSFP cages), the
   control slave.
+* The VRF: its copies go next to their read ports (rtl/vrf: one copy per write port x read
+  port), a third per SLR: MPU x and LUT-GEMM x in SLR0, VPU a and b in SLR1, DMA store and
+  router tx (the movers) in SLR2. Its 450 URAM do not fit one SLR (320 each); the five
+  write ports fan out to all three.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ FLOORPLANS: dict[str, dict[str, dict[int, float]]] = {
         "issue": {1: 1.0},
         "scoreboard": {1: 1.0},
         "srf": {1: 1.0},
-        "vrf": {1: 1.0},
+        "vrf": {0: 1 / 3, 1: 1 / 3, 2: 1 / 3},
         "memfront": {0: 1.0},
         "movers": {2: 1.0},
         "vpu_port": {1: 1.0},

@@ -16,7 +16,9 @@ Rule, per memory of ``depth`` x ``width`` with R read and W write ports:
 1. every read port synchronous and R + W <= 2: block RAM. The BRAM36 count is the cheapest
    aspect ratio, ceil(width / w) x ceil(depth / d); the URAM count is ceil(width / 72) x
    ceil(depth / 4096); the one that uses fewer bits of the device is taken (ties: URAM, the
-   larger pool: 960 x 288 Kbit = 270 Mbit against 2,016 x 36 Kbit = 72.6 Mbit).
+   larger pool: 960 x 288 Kbit = 270 Mbit against 2,016 x 36 Kbit = 72.6 Mbit). A memory
+   marked ``ram_style = "ultra"`` (the Vivado attribute, ``Memory(attrs=...)``; the VRF's
+   copies) is URAM.
 2. synchronous reads, W = 1 and R > 1: R copies of rule 1 (one per read port, every write
    goes to all copies). Flagged "replicated".
 3. an asynchronous (``comb``) read port and W <= 1: LUT-RAM, ceil(depth / 64) x width LUTs
@@ -56,6 +58,7 @@ class MemoryGeometry:
     async_reads: int
     writes: int
     count: float = 1
+    style: str = ""  # the memory's ram_style attribute, if any
 
     @property
     def bits(self) -> int:
@@ -85,7 +88,7 @@ def map_memory(g: MemoryGeometry) -> dict[str, Any]:
         simple = g.reads <= 1 and g.writes <= 1
         b = bram36_count(g.depth, g.width, simple) * copies
         u = uram_count(g.depth, g.width) * copies
-        if u * URAM_BITS <= b * BRAM_BITS:
+        if u * URAM_BITS <= b * BRAM_BITS or g.style == "ultra":
             out.update(uram=u, kind=f"URAM {copies} x {u // copies}")
         else:
             out.update(bram36=b, kind=f"BRAM36 {copies} x {b // copies}")
@@ -121,7 +124,8 @@ def find_memories(comp: Any, path: str = "", *, stop: tuple[type, ...] = ()
             reads = obj.read_ports
             out.append(MemoryGeometry(here, obj.depth, _width(obj.shape), len(reads),
                                       sum(p.domain == "comb" for p in reads),
-                                      len(obj.write_ports)))
+                                      len(obj.write_ports),
+                                      style=str(obj.attrs.get("ram_style", ""))))
             continue
         if stop and isinstance(obj, stop) or not isinstance(obj, Elaboratable):
             continue

@@ -4,9 +4,10 @@ scalar and vector register files and the unit ports (operand collectors with the
 It takes resolved instructions from the controller (``ins``) and talks to the memory system
 through streams (weights, biases, DMA data; the memory commands leave at issue on ``mem``).
 ``dbg_*`` ports read and write the VRF and read the SRF for testbenches and the host's debug
-reads; with ``debug=False`` (the Vitis kernel) they and the VRF / SRF ports behind them do not
-exist. ``leaf``: how the MPU, VPU, LUT-GEMM unit and epilogue add their repeated arithmetic
-blocks (:mod:`dfx.rtl.leaves`).
+reads (the VRF back doors share the DMA mover's VRF ports, the SRF's has a read port of its
+own); with ``debug=False`` (the Vitis kernel) they and the SRF port do not exist. ``leaf``:
+how the MPU, VPU, LUT-GEMM unit and epilogue add their repeated arithmetic blocks
+(:mod:`dfx.rtl.leaves`).
 """
 
 from __future__ import annotations
@@ -152,9 +153,11 @@ class Backend(wiring.Component):
         dbg = ["dbg"] if self._debug else []
         m.submodules.srf = srf = ScalarRegs.from_core(
             core, read_ports=["i0", "i1", *dbg], write_ports=["sli", "vpu", "mpu"])
+        # the debug back doors share the DMA mover's VRF ports (the core is idle when a host
+        # uses them), so a debug build has the same VRF copies as the kernel
         m.submodules.vrf = vrf = Vrf.from_core(
-            core, read_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx", *dbg],
-            write_ports=["vpu", "mpu", "lut", "dma", "rx", *dbg])
+            core, read_ports=["vpu_a", "vpu_b", "mpu", "lut", "dma", "tx"],
+            write_ports=["vpu", "mpu", "lut", "dma", "rx"])
 
         # controller -> issue -> memory system
         wiring.connect(m, wiring.flipped(self.ins), issue.ins)
@@ -210,9 +213,9 @@ class Backend(wiring.Component):
             wiring.connect(m, mover.check, getattr(sb, f"check_{name}"))
             wiring.connect(m, mover.adv, getattr(sb, f"adv_{name}"))
             wiring.connect(m, mover.done, getattr(sb, f"done_{name}"))
-            if name != "rx":
+            if name != "rx" and not (name == "dma" and self._debug):
                 wiring.connect(m, mover.rv, getattr(vrf, f"r_{name}"))
-            if name != "tx":
+            if name != "tx" and not (name == "dma" and self._debug):
                 wiring.connect(m, mover.w, getattr(vrf, f"w_{name}"))
         wiring.connect(m, wiring.flipped(self.dma_load), movers["dma"].load)
         wiring.connect(m, movers["dma"].store, wiring.flipped(self.dma_store))
@@ -260,8 +263,14 @@ class Backend(wiring.Component):
                 with m.If(cmd.valid & cmd.ready):
                     m.d.sync += [self.dbg_trace.take[k].eq(~self.dbg_trace.take[k]),
                                  self.dbg_trace.pc[k].eq(cmd.payload.pc)]
-            wiring.connect(m, wiring.flipped(self.dbg_vrf_r), vrf.r_dbg)
-            wiring.connect(m, wiring.flipped(self.dbg_vrf_w), vrf.w_dbg)
+            rv, w, dr, dw = movers["dma"].rv, movers["dma"].w, self.dbg_vrf_r, self.dbg_vrf_w
+            m.d.comb += [
+                vrf.r_dma.addr.eq(Mux(dr.en, dr.addr, rv.addr)),
+                vrf.r_dma.en.eq(dr.en | rv.en), rv.data.eq(vrf.r_dma.data),
+                dr.data.eq(vrf.r_dma.data),
+                vrf.w_dma.addr.eq(Mux(dw.en, dw.addr, w.addr)),
+                vrf.w_dma.data.eq(Mux(dw.en, dw.data, w.data)), vrf.w_dma.en.eq(dw.en | w.en),
+            ]
             m.d.comb += [srf.r_dbg_idx.eq(self.dbg_srf_idx),
                          self.dbg_srf_value.eq(srf.r_dbg_value)]
         return m

@@ -8,19 +8,27 @@ cycle t + 1 or later (the scoreboard makes a written vector available in t + 1,
 :mod:`dfx.rtl.issue.scoreboard`). Two ports never write one vector in the same cycle (WAW
 hazards are resolved at issue).
 
-The storage is one :class:`amaranth.lib.memory.Memory` with a read and a write port per
-client; how that maps to FPGA block RAM (replication, banking) is the resource budget's
-business (issue 12), not the ISA's.
+Storage (issue 12): a live-value-table multi-port memory (:mod:`.lvt`; LaForest and
+Steffan, FPGA 2010). Each (write port, read port) pair has its own copy of the vectors, a
+``Memory`` with one write and one synchronous read port (``ram_style = "ultra"``: a URAM288
+column of ``ceil(16 d / 72)`` blocks per 4,096 vectors, the U280's otherwise idle UltraRAM),
+written only by its write port and read only by its read port; the
+:class:`~.lvt.LiveValueTable` names the write port that last wrote each vector, and a read
+port returns that writer's copy. No access waits for another: every port keeps one vector per
+cycle, so the VRF has no schedule rule of its own. Cost: writers x readers copies (30 at
+dfx-u280: 450 URAM for 4,096 x 1,024 bits) and a ``writers``:1 multiplexer per read port.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .lvt import LiveValueTable
 
 __all__ = ["Vrf", "VrfReadSignature", "VrfWriteSignature"]
 
@@ -120,16 +128,43 @@ class Vrf(wiring.Component):
         """Cycles from a read's ``en`` to its ``data``."""
         return 1
 
+    @property
+    def copies(self) -> int:
+        """Block-RAM copies of the vectors: one per (write port, read port) pair."""
+        return len(self._writes) * len(self._reads)
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
-        m.submodules.mem = mem = Memory(shape=unsigned(16 * self._d), depth=self._vectors,
-                                        init=[])
-        for n in self._writes:
+        width = 16 * self._d
+        m.submodules.lvt = lvt = LiveValueTable(self._vectors, len(self._writes),
+                                                len(self._reads))
+        for k, n in enumerate(self._writes):
             port = getattr(self, f"w_{n}")
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(port.addr), wp.data.eq(port.data), wp.en.eq(port.en)]
-        for n in self._reads:
-            port = getattr(self, f"r_{n}")
-            rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en), port.data.eq(rp.data)]
+            m.d.comb += [getattr(lvt, f"w{k}_addr").eq(port.addr),
+                         getattr(lvt, f"w{k}_en").eq(port.en)]
+        for j, rn in enumerate(self._reads):
+            rport = getattr(self, f"r_{rn}")
+            m.d.comb += [getattr(lvt, f"r{j}_addr").eq(rport.addr),
+                         getattr(lvt, f"r{j}_en").eq(rport.en)]
+            outs = []
+            for wn in self._writes:
+                wport = getattr(self, f"w_{wn}")
+                copy = Memory(shape=unsigned(width), depth=self._vectors, init=[],
+                              attrs={"ram_style": "ultra"})
+                m.submodules[f"copy_{wn}_{rn}"] = copy
+                wp = copy.write_port()
+                rp = copy.read_port()
+                m.d.comb += [wp.addr.eq(wport.addr), wp.data.eq(wport.data),
+                             wp.en.eq(wport.en), rp.addr.eq(rport.addr), rp.en.eq(rport.en)]
+                outs.append(rp.data)
+            data = Signal(width, name=f"{rn}_data")
+            sel = getattr(lvt, f"r{j}_sel")
+            if len(outs) == 1:
+                m.d.comb += data.eq(outs[0])
+            else:
+                with m.Switch(sel):
+                    for k, d in enumerate(outs):
+                        with m.Case(k):
+                            m.d.comb += data.eq(d)
+            m.d.comb += rport.data.eq(data)
         return m

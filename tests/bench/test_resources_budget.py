@@ -37,7 +37,7 @@ def mods():
 
 def args(**kw: Any) -> argparse.Namespace:
     base = {"core": ["tiny"], "only": None, "no_share": False, "timeout": 60.0,
-            "vrf_slices": "64", "try_slow": False, "no_check": True}
+            "try_slow": False, "no_check": True}
     return argparse.Namespace(**(base | kw))
 
 
@@ -69,7 +69,7 @@ def test_leaves_are_synthesised_once_and_counted(mods) -> None:
     from dfx.isa.config import load_core
     from dfx.rtl.arith.fp32_to_fp16 import Fp32ToFp16
 
-    builder = mods.budget.Builder(load_core("tiny"), 64)
+    builder = mods.budget.Builder(load_core("tiny"))
 
     class Three(wiring.Component):
         def __init__(self) -> None:
@@ -116,10 +116,26 @@ def test_memory_rule(mods) -> None:
     assert deep["uram"] == 1 and deep["bram36"] == 0
     rep = rule(g("rep", 1024, 36, 3, 0, 1))
     assert rep["bram36"] == 3 and rep["flag"] == "replicated"
-    vrf = rule(g("vrf", 8192, 1024, 6, 0, 5))
-    assert vrf["ff"] == 8192 * 1024 and vrf["flag"] == "FF"
+    multi = rule(g("multi", 8192, 1024, 6, 0, 5))
+    assert multi["ff"] == 8192 * 1024 and multi["flag"] == "FF"
+    # a VRF copy: 4K x 9 BRAM36 would use fewer bits, but ram_style "ultra" says URAM
+    copy = rule(g("copy", 4096, 1024, 1, 0, 1, style="ultra"))
+    assert copy["uram"] == 15 and copy["bram36"] == 0
+    assert rule(g("copy", 4096, 1024, 1, 0, 1))["bram36"] == 114
     lutram = rule(g("fifo", 256, 32, 1, 1, 1))  # 4 pieces of 64: 128 LUT + 1 mux LUT x 32
     assert lutram["lut_mem"] == 128 and lutram["lut"] == 160 and lutram["flag"] == "LUT-RAM"
+
+
+def test_vrf_row_tiny(mods, capsys) -> None:
+    """The VRF row: the live-value table and the read multiplexers synthesised (fake), the
+    writers x readers copies from geometry, as URAM."""
+    out = mods.budget.run_budget(args(only="vrf"), None, Path("."), synth=fake_synth)
+    (row,) = out["rows"]
+    assert row["status"] == "ok" and "live-value table" in row["method"]
+    copies = [m for m in row["memories"] if m["style"] == "ultra"]
+    assert sum(m["count"] for m in copies) == 30 and all(m["uram"] == 2 for m in copies)
+    assert row["uram"] == 60 and row["lut"] == 200  # two fake pieces + the copies
+    assert FINAL.match(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def test_lut_levels(mods) -> None:
@@ -178,7 +194,7 @@ def test_a_row_with_a_failed_piece_is_a_partial_lower_bound(mods) -> None:
     from dfx.isa.config import load_core
 
     b = mods.budget
-    builder = b.Builder(load_core("tiny"), 64)
+    builder = b.Builder(load_core("tiny"))
     builder.plan = lambda name: b.Plan([b.Piece("good", "module top; endmodule", 2),
                                         b.Piece("bad", "module top; endmodule", 1)], "synthesised")
 

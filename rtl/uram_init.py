@@ -1,0 +1,43 @@
+"""No initialiser for UltraRAM memories (issue 12: the VRF's copies, :mod:`dfx.rtl.vrf`).
+
+A URAM288 has no initial contents (AMD UG573: it is not initialised by the bitstream), and
+Amaranth 0.5 emits an initialiser (``$meminit_v2``, an ``initial`` block in Verilog) for every
+``Memory``, all-zero ones included. For the VRF's 30 copies at dfx-u280 that is 126 Mbit of
+zeros in the RTLIL and 120 K ``initial`` assignments in the Verilog, which Verilator compiles
+into one huge function.
+
+:func:`install` (run when :mod:`dfx.rtl.vrf` is imported) makes conversions skip the
+initialiser of a memory marked ``ram_style = "ultra"`` whose initial contents are all zero, so
+its Verilog declares the array without an ``initial`` block. Verilator starts such arrays at
+zero (``+verilator+rand+reset`` 0, the default); a program the functional simulator accepts
+never reads a vector before writing it (docs/core.md, "The vector register file"). Every other memory is emitted unchanged.
+Outside Amaranth 0.5 it does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import amaranth
+
+__all__ = ["install"]
+
+_installed = False
+
+
+def install() -> None:
+    """Patch Amaranth 0.5's RTLIL emitter once (module doc)."""
+    global _installed
+    if _installed or not amaranth.__version__.startswith("0.5."):
+        return
+    from amaranth.back import rtlil
+
+    original = rtlil.ModuleEmitter.emit_memory
+
+    def emit_memory(self: Any, cell_idx: int, cell: Any) -> None:
+        if cell.attributes.get("ram_style") == "ultra" and not any(cell.init):
+            return
+        original(self, cell_idx, cell)
+
+    rtlil.ModuleEmitter.emit_memory = emit_memory
+    _installed = True
