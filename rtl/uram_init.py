@@ -10,8 +10,8 @@ into one huge function.
 initialiser of a memory marked ``ram_style = "ultra"`` whose initial contents are all zero, so
 its Verilog declares the array without an ``initial`` block. Verilator starts such arrays at
 zero (``+verilator+rand+reset`` 0, the default); a program the functional simulator accepts
-never reads a vector before writing it (docs/core.md, "The vector register file"). Every other memory is emitted unchanged.
-Outside Amaranth 0.5 it does nothing.
+never reads a vector before writing it (docs/core.md, "The vector register file"). Every other
+memory is emitted unchanged. Outside Amaranth 0.5 it does nothing.
 """
 
 from __future__ import annotations
