@@ -314,8 +314,8 @@ class LutUnit:
         wsp.row_taken = max(wsp.row_taken, took)
         self.crow["lut"] = max(self.crow["lut"], took)
         # the epilogue: each output beat (scalers rows) as its chunk's last op leaves, fed
-        # min(scalers, d) rows per cycle
-        le_rows = min(lp.scalers, p.d)
+        # LutPort.epilogue_lanes rows per cycle
+        le_rows = p.lut_epilogue_lanes
         feeds = -(-n // le_rows)
         per_beat = max(1, lp.scalers // le_rows)
         chunks = -(-n // lp.scalers)

@@ -160,6 +160,7 @@ class Params:
     mem: MemParams | None = None
     rowmax: int = 0  # MPU: last tile accepted -> the row maximum valid (Mpu.rowmax_latency)
     lut_epilogue: int = 0  # LutPort: a group of rows into the epilogue -> its vector written
+    lut_epilogue_lanes: int = 0  # LutPort: rows the epilogue takes per cycle
     lut: LutParams | None = None  # the LUT-GEMM unit (None: the core has none)
 
     # register FIFOs (their depths) between the core's tx/rx streams and the router, each way:
@@ -256,6 +257,7 @@ def derive(core: CoreConfig) -> Params:
         mem=rtl["mem"],
         rowmax=rtl["mpu_rowmax_latency"],
         lut_epilogue=rtl["lut_epilogue"],
+        lut_epilogue_lanes=rtl["lut_epilogue_lanes"],
         lut=rtl["lut"],
     )
 
@@ -335,6 +337,7 @@ def _read_rtl(core: CoreConfig) -> dict[str, Any]:
         "lut_outs": lut_port.OUT_DEPTH if lport is None else lport.out_depth,
         "store_slots": mov.store_slots,
         "lut_epilogue": 0 if lport is None else lport.epilogue_latency,
+        "lut_epilogue_lanes": 0 if lport is None else lport.epilogue_lanes,
         # the memory system
         "mem": MemParams(
             ports=g.channels, beat_bytes=g.beat_bytes, row_bytes=g.row_bytes,

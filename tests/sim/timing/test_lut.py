@@ -145,7 +145,7 @@ def test_back_to_back_instructions_keep_the_scalers_busy(u280, unit):
     n, ng, gs, q = 1024, 64, 1, 3
     one = simulate(micro(lutmv(n, ng, gs, q) + "halt\n")).end[0]
     kv = math.ceil(ng * gs * unit.c.slice / u280.d)
-    two = simulate(micro(lutmv(n, ng, gs, q) + lutmv(n, ng, gs, q, y=5000, x=kv)
+    two = simulate(micro(lutmv(n, ng, gs, q) + lutmv(n, ng, gs, q, y=3500, x=kv)
                          + "halt\n")).end[0]
     assert two == one + ng * unit.scaler(n, q)
 
@@ -175,7 +175,7 @@ def test_raw_chaining_from_a_lutmv(u280, unit):
     first_end = simulate(micro(lutmv(n, ng, gs, q) + "halt\n")).end[0]
     c = unit.c
     n2, ng2, gs2, q2 = 64, 1, u280.d // c.slice, 1  # x = one vector = the first's y
-    prog = lutmv(n, ng, gs, q) + lutmv(n2, ng2, gs2, q2, y=5000, x=4000) + "halt\n"
+    prog = lutmv(n, ng, gs, q) + lutmv(n2, ng2, gs2, q2, y=3500, x=4000) + "halt\n"
     end = simulate(micro(prog)).end[0]
     assert end > first_end + unit.lane(n2, gs2, q2) + unit.scaler(n2, q2) + unit.out
 
