@@ -4,6 +4,8 @@
     .venv/bin/python bench/lutgemm_latency.py                  # everything (~5 min of CPU)
     .venv/bin/python bench/lutgemm_latency.py --quick          # FP16 and q=3,g=128 only
     .venv/bin/python bench/lutgemm_latency.py --json out.json  # also every report as JSON
+    .venv/bin/python bench/lutgemm_latency.py --sizes          # only the unit-size section
+    .venv/bin/python bench/lutgemm_latency.py --sizes 512:256,256:64 --budget-json budget.json
 
 For FP16 and BCQ q = 2, 3, 4 x g = 32, 64, 128, row (LM head FP16, the default exclude; plus
 q=3,g=128 with the LM head quantized) it compiles a timing-only binary
@@ -15,7 +17,9 @@ unit"). No weights are quantized: timing does not depend on their values.
 Sections (markdown): the grid (ms per generated / prompt token, weight bytes per card, what
 bounds the lutmv instructions); where card 0's time goes per generated token, FP16 vs
 q=3,g=128; the anatomy of one decoder layer for both from a unit trace; what-if cores that
-change only the LUT unit's scale stage (hypothetical, to show what bounds the result).
+change only the LUT unit's scale stage (hypothetical, to show what bounds the result); unit
+size: q=3,g=128 with fewer lanes and scalers, and the unit's LUT estimated from its per-leaf
+figures (``--budget-json``, or those in docs/BENCHMARKS.md), no Yosys run.
 The numbers are the model's, not hardware measurements.
 """
 
@@ -27,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -91,7 +96,7 @@ class Bench:
 
             core = load_core("dfx-u280")
             if variant:  # a hypothetical core: the compiler packs the streams for it
-                core = VARIANTS[variant][1](core)
+                core = variant_core(core, variant)
             quant = None if spec == FP16 else QuantSpec.parse(spec)
             self.binaries[key] = compile_model(MODEL, cards=CARDS, core=core, weights=False,
                                                quant=quant).binary
@@ -126,6 +131,26 @@ VARIANTS: dict[str, tuple[str, Any]] = {
     "keys16": ("keys 16 (lane word of 64 inputs: the lanes take twice the bytes per cycle)",
                _lut_variant(keys=16)),
 }
+
+
+def size_variant(lanes: int, scalers: int) -> str:
+    """The variant name of a unit with ``lanes`` lanes and ``scalers`` scalers."""
+    return f"lanes={lanes},scalers={scalers}"
+
+
+def size_core(core: Any, lanes: int, scalers: int) -> Any:
+    """``core`` with only ``lutgemm.lanes`` and ``lutgemm.scalers`` changed."""
+    return _lut_variant(lanes=lanes, scalers=scalers)(core)
+
+
+def variant_core(core: Any, variant: str) -> Any:
+    """The hypothetical core of a what-if variant or of a unit size (:func:`size_variant`)."""
+    if variant in VARIANTS:
+        return VARIANTS[variant][1](core)
+    m = re.fullmatch(r"lanes=(\d+),scalers=(\d+)", variant)
+    if m is None:
+        raise ValueError(f"unknown core variant {variant!r}")
+    return size_core(core, int(m[1]), int(m[2]))
 
 
 def passes(rep: dict[str, Any]) -> int:
@@ -438,6 +463,191 @@ def section_verdict(b: Bench, anat: list[dict[str, Any]] | None) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- unit size
+
+#: (lanes, scalers) of the unit-size section (``--sizes``); sizes the configuration loader or
+#: the RTL refuse are listed as skipped.
+SIZES = [(512, 256), (512, 128), (256, 128), (256, 64), (128, 64), (128, 32)]
+#: Per-leaf LUT of the dfx-u280 unit when no ``--budget-json`` is given: the figures of
+#: docs/BENCHMARKS.md, printed with the results together with this source.
+DOC_LUT: dict[str, Any] = {
+    "source": ("docs/BENCHMARKS.md, \"Whole-core resource budget\", re-run of 2026-12-07 "
+               "21:44–21:54 UTC: LUT-GEMM row 1,077,700 LUT (leaf_lutconvertpair_l4 x 128, "
+               "leaf_lutlane_l1 x 512, leaf_lutscaler_l7 x 256); per lane 1,391 LUT, per "
+               "scaler with half a converter 1,143 (the list above that table)"),
+    "lanes": 512, "scalers": 256, "total": 1_077_700, "lane": 1_391, "scaler": 1_143,
+}
+LEAF_KINDS = ("lutlane", "lutscaler", "lutconvertpair")
+
+
+def unit_lut_source(budget_json: Path | None) -> dict[str, Any]:
+    """LUT per lane, per scaler (with half the FP32 converter a pair of scalers shares) and of
+    the unit's remaining logic (its total minus lanes and scalers): from the ``lutgemm`` row of
+    a ``bench/resources.py --budget --json`` file (its leaf parts ``leaf_lutlane_*``,
+    ``leaf_lutscaler_*``, ``leaf_lutconvertpair_*``), or the documented figures
+    (:data:`DOC_LUT`)."""
+    if budget_json is None:
+        d = DOC_LUT
+        top = d["total"] - d["lanes"] * d["lane"] - d["scalers"] * d["scaler"]
+        return {"source": d["source"], "lanes": d["lanes"], "scalers": d["scalers"],
+                "total": d["total"], "lane": d["lane"], "scaler": d["scaler"], "top": top}
+    data = json.loads(budget_json.read_text())
+    row = next((r for r in data.get("rows", []) if r.get("name") == "lutgemm"), None)
+    if row is None or "lut" not in row or row.get("status") != "ok":
+        raise SystemExit(f"{budget_json}: no complete lutgemm row "
+                         f"({row.get('status') if row else 'none'})")
+    acc = {k: [0.0, 0.0] for k in LEAF_KINDS}  # kind -> [count, LUT of all of them]
+    for p in row.get("parts", []):
+        m = re.fullmatch(r"leaf_(lut[a-z]+)_l\d+", str(p.get("label")))
+        if p.get("leaf") and "failed" not in p and m and m[1] in acc:
+            acc[m[1]][0] += p["count"]
+            acc[m[1]][1] += p["count"] * p["lut"]
+    n_l, n_s, n_c = (acc[k][0] for k in LEAF_KINDS)
+    if not n_l or not n_s or 2 * n_c != n_s:
+        raise SystemExit(f"{budget_json}: the lutgemm row's leaves are not lanes, scalers and "
+                         f"one converter per two scalers: {acc}")
+    lane = acc["lutlane"][1] / n_l
+    scaler = (acc["lutscaler"][1] + acc["lutconvertpair"][1]) / n_s
+    top = row["lut"] - sum(v[1] for v in acc.values())
+    return {"source": (f"{budget_json}, lutgemm row of core {data.get('core')} "
+                       f"({row['lut']:,.0f} LUT; {row.get('method', '')})"),
+            "lanes": int(n_l), "scalers": int(n_s), "total": row["lut"], "lane": lane,
+            "scaler": scaler, "top": top}
+
+
+def unit_lut(src: dict[str, Any], lanes: int, scalers: int) -> float:
+    """LUT of a unit of ``lanes`` lanes and ``scalers`` scalers: lanes x per-lane LUT +
+    scalers x per-scaler LUT (half a converter included) + the remaining logic as measured
+    (held fixed)."""
+    return lanes * src["lane"] + scalers * src["scaler"] + src["top"]
+
+
+def size_refused(core: Any, lanes: int, scalers: int) -> str | None:
+    """Why the configuration loader or the RTL refuses ``core`` with ``lanes``/``scalers``
+    (None: both accept it). The loader's checks run on the changed core's plain data
+    (:func:`dfx.isa.config.core_from_dict`, what a binary's embedded core goes through); the
+    RTL's in :meth:`dfx.rtl.lutgemm.LutGemm.from_core` (powers of two, scalers <= lanes,
+    max_rows a multiple of lanes)."""
+    from dfx.isa.config import ConfigError, core_from_dict, to_dict
+    from dfx.rtl.lutgemm import LutGemm
+
+    c = size_core(core, lanes, scalers)
+    try:
+        core_from_dict(to_dict(c), to_dict(c.board_config), "unit size")
+    except ConfigError as e:
+        return f"configuration loader: {e}"
+    try:
+        LutGemm.from_core(c)
+    except ValueError as e:
+        return f"RTL: {e}"
+    return None
+
+
+def program_differences(a: Any, b: Any) -> list[str]:
+    """What differs between two binaries apart from their embedded core: programs, segment
+    layout (space, address, length), model description."""
+    out = []
+    if a.model != b.model:
+        out.append("model description")
+    for i, (x, y) in enumerate(zip(a.cards, b.cards, strict=True)):
+        if x.program != y.program:
+            out.append(f"card {i} program")
+        if ([(s.space, s.addr, s.length) for s in x.segments]
+                != [(s.space, s.addr, s.length) for s in y.segments]):
+            out.append(f"card {i} segments")
+    return out
+
+
+def section_sizes(b: Bench, sizes: list[tuple[int, int]], src: dict[str, Any]
+                  ) -> tuple[str, dict[str, Any]]:
+    from dfx.isa.config import load_core
+
+    core = load_core("dfx-u280")
+    conf = (core.lutgemm.lanes, core.lutgemm.scalers)
+    dev = core.board_config.resources.lut
+    d = core.d
+    fp, base = b.run(FP16), b.run(REF)
+    base_lut = unit_lut(src, *conf)
+    rows, data, skipped, diffs = [], [], [], {}
+    for lanes, scalers in sizes:
+        why = size_refused(core, lanes, scalers)
+        if why:
+            skipped.append(f"{lanes} lanes, {scalers} scalers: {why}")
+            continue
+        v = "" if (lanes, scalers) == conf else size_variant(lanes, scalers)
+        r = b.run(REF, v)
+        par = r["parameters"]
+        if (par["lut_lanes"], par["lut_scalers"]) != (lanes, scalers):
+            raise RuntimeError(f"{v}: the timing model ran with {par['lut_lanes']} lanes, "
+                               f"{par['lut_scalers']} scalers")
+        if v:
+            diffs[v] = program_differences(b.binary(REF), b.binary(REF, v))
+        gen, prompt = r["gen_ms_per_token"], r["prompt_ms_per_token"]
+        lut = unit_lut(src, lanes, scalers)
+        slower = gen - base["gen_ms_per_token"]
+        per = (f"{(base_lut - lut) / (slower / 0.1):,.0f}" if v and slower > 0 else "—")
+        rows.append([f"{lanes}", f"{scalers}" + (" (configured)" if not v else ""),
+                     f"**{gen:.4f}**", f"{prompt:.4f}", f"{slower:+.4f}", bound_text(r),
+                     f"{min(scalers, d)}", f"{lut:,.0f}", f"{100 * lut / dev:.1f} %", per])
+        data.append({"lanes": lanes, "scalers": scalers, "gen_ms_per_token": gen,
+                     "prompt_ms_per_token": prompt, "unit_lut": lut,
+                     "unit_lut_percent": 100 * lut / dev, "epilogue_lanes": min(scalers, d),
+                     "lut": r["units"][0]["lut"]})
+    head = ["lanes", "scalers", "ms / gen. token", "ms / prompt token", "Δ gen. vs configured",
+            "lutmv bound HBM / lanes / scalers %", "LUT port epilogue lanes min(scalers, d)",
+            "LUT of the unit (estimate)", f"% of the U280's {dev:,} LUT",
+            "LUT saved per +0.1 ms"]
+    ok = [x for x in data if x["gen_ms_per_token"] <= GOAL_MS]
+    small = min(ok, key=lambda x: x["unit_lut"]) if ok else None
+    changed = sorted({w for ws in diffs.values() for w in ws})
+    text = [f"### 6. Unit size: lanes and scalers (`{REF}`, {b.prompt}:{b.gen})", "",
+            f"Each row: `{REF}` compiled for and timed on dfx-u280 with only core.lutgemm "
+            "`lanes` and `scalers` changed (`dataclasses.replace`; accepted by the "
+            "configuration loader's checks and by `LutGemm.from_core`). The timing model takes "
+            "both from the RTL unit (`LutParams.from_rtl`), as does the LUT port's epilogue "
+            "width min(scalers, d); the report's `lut_lanes`/`lut_scalers` are checked. "
+            f"FP16 for reference: {fp['gen_ms_per_token']:.4f} ms per generated token, "
+            f"{fp['prompt_ms_per_token']:.4f} per prompt token.", "",
+            f"LUT of the unit = lanes × {src['lane']:,.1f} + scalers × {src['scaler']:,.1f} "
+            f"(a scaler with half of the FP32 converter a pair shares) + {src['top']:,.0f} (the "
+            f"rest of the unit: the {src['total']:,.0f} LUT of {src['lanes']} lanes and "
+            f"{src['scalers']} scalers minus those, held fixed). Source: {src['source']}. Not "
+            "synthesised at these sizes: the rest of the unit holds per-scaler wiring (the "
+            "lanes/scalers : 1 read multiplexer, the scale un-shuffle, the scalers × 32-bit "
+            "output buffer) that changes with the sizes and is not re-estimated. The LUT "
+            "port's SFU_M epilogue (a budget row of its own) is not "
+            f"included: it has min(scalers, d = {d}) lanes, so it shrinks only where "
+            f"scalers < {d}; no per-lane figure of it is documented, so that saving is not "
+            "estimated.", "",
+            table(head, rows), ""]
+    if skipped:
+        text.append("Skipped: " + "; ".join(skipped) + ".")
+    text.append(
+        "* Binaries: " + ("the programs, segment layout and model description are identical "
+                          "for every size (the compiler does not depend on lanes or "
+                          "scalers; only the embedded core differs)." if not changed else
+                          "differ from dfx-u280's in: " + ", ".join(changed) + "."))
+    text.append(
+        f"* Goal ≤ {GOAL_MS:.1f} ms per generated token: " + (
+            f"the smallest unit that meets it is {small['lanes']} lanes, {small['scalers']} "
+            f"scalers ({small['gen_ms_per_token']:.4f} ms, {small['unit_lut']:,.0f} LUT = "
+            f"{small['unit_lut_percent']:.1f} % of the device)." if small else
+            "no size in this grid meets it."))
+    return "\n".join(text), {"lut_source": src, "rows": data, "skipped": skipped,
+                             "binary_differences": diffs}
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``L:S,L:S,...`` -> [(lanes, scalers), ...]."""
+    try:
+        out = [tuple(int(v) for v in item.split(":")) for item in text.split(",") if item]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes {text!r}: expected LANES:SCALERS,...") from None
+    if not out or any(len(x) != 2 for x in out):
+        raise argparse.ArgumentTypeError(f"sizes {text!r}: expected LANES:SCALERS,...")
+    return out  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -450,7 +660,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="trace the pass with N keys for the layer anatomy (default 64; 0 = "
                          "skip; --quick: 0)")
     ap.add_argument("--json", metavar="FILE", help="also write every result and report here")
+    ap.add_argument("--sizes", nargs="?", type=parse_sizes, metavar="L:S,...",
+                    const=SIZES, default=None,
+                    help="only the unit-size section: q=3,g=128 on dfx-u280 with these LUT "
+                         "lanes:scalers (default "
+                         + ",".join(f"{lanes}:{sc}" for lanes, sc in SIZES) + ")")
+    ap.add_argument("--budget-json", type=Path, metavar="F",
+                    help="per-leaf LUT of the unit-size section from this `bench/resources.py "
+                         "--budget --json` output (default: the figures in docs/BENCHMARKS.md)")
     args = ap.parse_args(argv)
+    lut_src = unit_lut_source(args.budget_json)
     anat = args.anatomy_pos if args.anatomy_pos is not None else (0 if args.quick else 64)
     specs = [FP16, REF] if args.quick else [FP16, *GRID, LM_Q]
     now = datetime.datetime.now(datetime.UTC)
@@ -473,6 +692,10 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"date": now.isoformat(), "machine": machine(), "git": git_rev(),
                               "prompt_len": args.prompt_len, "gen_len": args.gen_len}
     b = Bench(args.prompt_len, args.gen_len)
+    if args.sizes is not None:
+        text, result["sizes"] = section_sizes(b, args.sizes, lut_src)
+        print(text + "\n", flush=True)
+        return finish(args, b, result, t0, c0)
     text, result["grid"] = section_grid(b, specs)
     print(text + "\n", flush=True)
     text, result["breakdown"] = section_breakdown(b, [FP16, REF] + ([] if args.quick
@@ -485,6 +708,14 @@ def main(argv: list[str] | None = None) -> int:
         text, result["whatif"] = section_whatif(b)
         print(text + "\n", flush=True)
     print(section_verdict(b, result.get("anatomy")) + "\n", flush=True)
+    if not args.quick:
+        text, result["sizes"] = section_sizes(b, SIZES, lut_src)
+        print(text + "\n", flush=True)
+    return finish(args, b, result, t0, c0)
+
+
+def finish(args: argparse.Namespace, b: Bench, result: dict[str, Any], t0: float, c0: float
+           ) -> int:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"Bench: {len(b.runs)} timed runs; simulator {b.sim_wall:.0f} s wall / "
           f"{b.sim_cpu:.0f} s CPU; whole script {wall:.0f} s wall / {cpu:.0f} s CPU; load "
