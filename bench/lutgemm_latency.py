@@ -561,6 +561,7 @@ def program_differences(a: Any, b: Any) -> list[str]:
 def section_sizes(b: Bench, sizes: list[tuple[int, int]], src: dict[str, Any]
                   ) -> tuple[str, dict[str, Any]]:
     from dfx.isa.config import load_core
+    from dfx.sim.timing import derive
 
     core = load_core("dfx-u280")
     conf = (core.lutgemm.lanes, core.lutgemm.scalers)
@@ -582,19 +583,20 @@ def section_sizes(b: Bench, sizes: list[tuple[int, int]], src: dict[str, Any]
                                f"{par['lut_scalers']} scalers")
         if v:
             diffs[v] = program_differences(b.binary(REF), b.binary(REF, v))
+        epi = derive(b.binary(REF, v).core).lut_epilogue_lanes  # LutPort.epilogue_lanes
         gen, prompt = r["gen_ms_per_token"], r["prompt_ms_per_token"]
         lut = unit_lut(src, lanes, scalers)
         slower = gen - base["gen_ms_per_token"]
         per = (f"{(base_lut - lut) / (slower / 0.1):,.0f}" if v and slower > 0 else "—")
         rows.append([f"{lanes}", f"{scalers}" + (" (configured)" if not v else ""),
                      f"**{gen:.4f}**", f"{prompt:.4f}", f"{slower:+.4f}", bound_text(r),
-                     f"{min(scalers, d)}", f"{lut:,.0f}", f"{100 * lut / dev:.1f} %", per])
+                     f"{epi}", f"{lut:,.0f}", f"{100 * lut / dev:.1f} %", per])
         data.append({"lanes": lanes, "scalers": scalers, "gen_ms_per_token": gen,
                      "prompt_ms_per_token": prompt, "unit_lut": lut,
-                     "unit_lut_percent": 100 * lut / dev, "epilogue_lanes": min(scalers, d),
+                     "unit_lut_percent": 100 * lut / dev, "epilogue_lanes": epi,
                      "lut": r["units"][0]["lut"]})
     head = ["lanes", "scalers", "ms / gen. token", "ms / prompt token", "Δ gen. vs configured",
-            "lutmv bound HBM / lanes / scalers %", "LUT port epilogue lanes min(scalers, d)",
+            "lutmv bound HBM / lanes / scalers %", "LUT port epilogue lanes",
             "LUT of the unit (estimate)", f"% of the U280's {dev:,} LUT",
             "LUT saved per +0.1 ms"]
     ok = [x for x in data if x["gen_ms_per_token"] <= GOAL_MS]
@@ -604,8 +606,9 @@ def section_sizes(b: Bench, sizes: list[tuple[int, int]], src: dict[str, Any]
             f"Each row: `{REF}` compiled for and timed on dfx-u280 with only core.lutgemm "
             "`lanes` and `scalers` changed (`dataclasses.replace`; accepted by the "
             "configuration loader's checks and by `LutGemm.from_core`). The timing model takes "
-            "both from the RTL unit (`LutParams.from_rtl`), as does the LUT port's epilogue "
-            "width min(scalers, d); the report's `lut_lanes`/`lut_scalers` are checked. "
+            "both from the RTL unit (`LutParams.from_rtl`), and the LUT port's epilogue "
+            "width min(scalers, d) from `LutPort.epilogue_lanes`; the report's "
+            "`lut_lanes`/`lut_scalers` are checked. "
             f"FP16 for reference: {fp['gen_ms_per_token']:.4f} ms per generated token, "
             f"{fp['prompt_ms_per_token']:.4f} per prompt token.", "",
             f"LUT of the unit = lanes × {src['lane']:,.1f} + scalers × {src['scaler']:,.1f} "
