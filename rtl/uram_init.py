@@ -1,4 +1,10 @@
-"""No initialiser for UltraRAM memories (issue 12: the VRF's copies, :mod:`dfx.rtl.vrf`).
+"""UltraRAM memories (issue 12): :func:`ultra`, the attributes that put an
+``amaranth.lib.memory.Memory`` in URAM, and no initialiser for them.
+
+The VRF's copies (:mod:`dfx.rtl.vrf`), the weight buffer (:mod:`dfx.rtl.dma.wbuf`) and the
+instruction buffer (:mod:`dfx.rtl.frontend.fetch`) are URAM: the U280's 2,016 BRAM36 are
+oversubscribed by the datapath units, its 960 URAM288 otherwise unused (docs/BENCHMARKS.md,
+"Whole-core resource budget").
 
 A URAM288 has no initial contents (AMD UG573: it is not initialised by the bitstream), and
 Amaranth 0.5 emits an initialiser (``$meminit_v2``, an ``initial`` block in Verilog) for every
@@ -6,7 +12,7 @@ Amaranth 0.5 emits an initialiser (``$meminit_v2``, an ``initial`` block in Veri
 zeros in the RTLIL and 120 K ``initial`` assignments in the Verilog, which Verilator compiles
 into one huge function.
 
-:func:`install` (run when :mod:`dfx.rtl.vrf` is imported) makes conversions skip the
+:func:`install` (run by :func:`ultra`) makes conversions skip the
 initialiser of a memory marked ``ram_style = "ultra"`` whose initial contents are all zero, so
 its Verilog declares the array without an ``initial`` block. Verilator starts such arrays at
 zero (``+verilator+rand+reset`` 0, the default); a program the functional simulator accepts
@@ -20,7 +26,7 @@ from typing import Any
 
 import amaranth
 
-__all__ = ["install"]
+__all__ = ["install", "ultra"]
 
 _installed = False
 
@@ -41,3 +47,11 @@ def install() -> None:
 
     rtlil.ModuleEmitter.emit_memory = emit_memory
     _installed = True
+
+
+def ultra() -> dict[str, str]:
+    """``Memory(attrs=...)`` of a memory to place in URAM: ``ram_style = "ultra"`` (Vivado's
+    attribute, honoured by the resource budget's geometry rule); installs the initialiser
+    skip (module doc)."""
+    install()
+    return {"ram_style": "ultra"}

@@ -17,6 +17,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 
+from ..uram_init import ultra
 from .geometry import Geometry, row_mask, sop_layout
 from .hbm import space_signature
 
@@ -36,7 +37,7 @@ class WbufSpace(wiring.Component):
         self._g, self._lat = geometry, latency
         #: The storage (its ``data`` is reachable from a simulator testbench).
         self.mem = Memory(shape=unsigned(8 * geometry.row_bytes), depth=geometry.wbuf_rows,
-                          init=[])
+                          init=[], attrs=ultra())
         super().__init__(space_signature(geometry))
 
     @property

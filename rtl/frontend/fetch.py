@@ -34,6 +34,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..isa_layouts import WORD_BITS, Opcode
+from ..uram_init import ultra
 from .decode import Predecode, check_positive
 
 __all__ = ["Fetch", "FetchSignature", "xstage_layout"]
@@ -118,7 +119,7 @@ class Fetch(wiring.Component):
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         words, p, f = self._words, self._p, self.fetch
-        m.submodules.buf = buf = Memory(shape=WORD_BITS, depth=words, init=[])
+        m.submodules.buf = buf = Memory(shape=WORD_BITS, depth=words, init=[], attrs=ultra())
         m.submodules.ends = ends = Memory(shape=1, depth=words, init=[])
         wp, ewp = buf.write_port(), ends.write_port()
         rp, erp = buf.read_port(), ends.read_port(domain="comb")

@@ -1,6 +1,2 @@
 """The vector register file (DFX §2: vector register file, d-wide FP16 vectors): :mod:`.vrf`,
 its live-value table :mod:`.lvt`."""
-
-from ..uram_init import install as _install_uram_init
-
-_install_uram_init()

@@ -28,6 +28,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..uram_init import ultra
 from .lvt import LiveValueTable
 
 __all__ = ["Vrf", "VrfReadSignature", "VrfWriteSignature"]
@@ -150,7 +151,7 @@ class Vrf(wiring.Component):
             for wn in self._writes:
                 wport = getattr(self, f"w_{wn}")
                 copy = Memory(shape=unsigned(width), depth=self._vectors, init=[],
-                              attrs={"ram_style": "ultra"})
+                              attrs=ultra())
                 m.submodules[f"copy_{wn}_{rn}"] = copy
                 wp = copy.write_port()
                 rp = copy.read_port()
