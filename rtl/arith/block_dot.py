@@ -8,6 +8,12 @@ There is no FP32 adder in the tree: its cost is d shifters and d - 1 integer add
 23 + F .. 23 + F + log2 d bits, where an FP32 adder tree needs d - 1 alignment shifters,
 normalisers and rounders (issue 12, docs/BENCHMARKS.md "Resource estimate").
 
+The sign of each product is applied to b's 11-bit significand before the multiply (12-bit two's
+complement, ``(sig ^ sign) + sign``), so the DSP's product is already signed and the alignment
+shifts it directly: one 12-bit carry chain per product where negating the 22-bit product
+after the multiply took a 23-bit chain and a 23-bit multiplexer (issue 12). The terms' values
+are the same, so the sum is bit for bit unchanged.
+
 Pipeline: the significand products (one DSP each) with the exponent maximum beside them take
 ``mul_latency`` registers; alignment, the log2 d tree levels and the rounding
 (:class:`~.int_to_fp32.IntToFp32`, run-time exponent) take ``dot_latency``, spread evenly.
@@ -124,13 +130,16 @@ class BlockDot(wiring.Component):
             nan.append(is_nan)
             pinf.append(is_inf & ~sign)
             ninf.append(is_inf & sign)
-            cut |= {f"sa{i}": Mux(live, ua.sig, 0), f"sb{i}": ub.sig, f"s{i}": sign, f"e{i}": e}
+            # +-sig_b: one's complement (merges into the unpack LUTs) + sign (a carry chain)
+            ones = wire(m, Cat(ub.sig, Const(0, 1)) ^ sign.replicate(12), f"sbx{i}")
+            sb = wire(m, (ones + sign)[:12].as_signed(), f"sb{i}")
+            cut |= {f"sa{i}": Mux(live, ua.sig, 0), f"sb{i}": sb, f"e{i}": e}
         flags = {
             name: wire(m, Cat(*bits).any(), f"{name}_any")
             for name, bits in (("nan", nan), ("pinf", pinf), ("ninf", ninf))
         }
         s = pm.cut(**cut, **flags)
-        prods = {f"p{i}": (s[f"sa{i}"] * s[f"sb{i}"])[:22] for i in range(d)}
+        prods = {f"p{i}": (s[f"sa{i}"] * s[f"sb{i}"])[:23].as_signed() for i in range(d)}
         keep = {k: v for k, v in s.items() if not k.startswith(("sa", "sb"))}
         s = pm.cut(**prods, **keep)
         pm.done()
@@ -150,8 +159,7 @@ class BlockDot(wiring.Component):
         tb = self.term_bits
         terms = []
         for i in range(d):
-            mag = (s[f"p{i}"] << frac)  # 22 + F bits
-            sv = wire(m, Mux(s[f"s{i}"], -mag, mag).as_signed()[:tb].as_signed(), f"sv{i}")
+            sv = wire(m, s[f"p{i}"] << frac, f"sv{i}")  # 23 + F bits, signed
             shift = wire(m, (emax - s[f"e{i}"])[:_EXP_BITS], f"sh{i}")
             terms.append(wire(m, sv >> shift, f"t{i}"))
         carry = {"emax": emax, **{k: s[k] for k in ("nan", "pinf", "ninf")}}

@@ -80,3 +80,48 @@ def test_matches_golden_full_size() -> None:
     inputs = {f"a[{i}]": a[:, i].tolist() for i in range(64)}
     inputs |= {f"b[{i}]": b[:, i].tolist() for i in range(64)}
     check_stream(dut, inputs, [int(x) for x in want])
+
+
+def signed_vectors(d: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that exercise the signed product (the sign applied to b's significand before the
+    multiply): every product negative, -0 and zero operands with either sign, full-significand
+    and subnormal operands, and small negative products beside one large product (alignment
+    shifts of 35 or more: floor gives -1 for a negative term, 0 for a positive one)."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 0x7C00, (k, d)).astype(np.uint16)  # finite magnitudes
+    b = rng.integers(0, 0x7C00, (k, d)).astype(np.uint16)
+    kinds = 6
+    for r in range(k):
+        kind = r % kinds
+        if kind == 0:  # all negative: exactly one operand of each pair negative
+            neg_a = rng.random(d) < 0.5
+            a[r] = np.where(neg_a, a[r] | 0x8000, a[r])
+            b[r] = np.where(neg_a, b[r], b[r] | 0x8000)
+        elif kind == 1:  # zeros of either sign against anything, and -x * -y
+            a[r, ::2] = rng.choice(np.array([0x0000, 0x8000], dtype=np.uint16), (d + 1) // 2)
+            b[r] |= 0x8000
+            a[r, 1::2] |= 0x8000
+        elif kind == 2:  # full significands (0x3FF fraction) and subnormals, random signs
+            a[r] = (a[r] & 0xFC00) | 0x03FF
+            b[r] = rng.integers(1, 0x0400, d).astype(np.uint16)
+            a[r] |= (rng.random(d) < 0.5).astype(np.uint16) << 15
+            b[r] |= (rng.random(d) < 0.5).astype(np.uint16) << 15
+        else:  # one large product, the rest tiny (shifts >= 35), signs random
+            a[r] = rng.integers(1, 0x0400, d).astype(np.uint16)  # subnormals
+            b[r] = rng.integers(0x0400, 0x1000, d).astype(np.uint16)
+            j = int(rng.integers(d))
+            a[r, j], b[r, j] = 0x7800 | rng.integers(0x400), 0x7800 | rng.integers(0x400)
+            a[r] |= (rng.random(d) < (0.5 if kind == 3 else 1.0)).astype(np.uint16) << 15
+            if kind == 5:
+                b[r, j] ^= 0x8000  # the large product positive, every tiny one negative
+    return a, b
+
+
+@pytest.mark.parametrize(("d", "mul_latency", "dot_latency"), [(8, 2, 2), (16, 6, 7)])
+def test_signed_products(d: int, mul_latency: int, dot_latency: int) -> None:
+    a, b = signed_vectors(d, 60, seed=3 + d)
+    want = gfp.f32_bits(gfp.block_dot32(gfp.bits_f16(a), gfp.bits_f16(b), axis=1))
+    dut = BlockDot(d, mul_latency=mul_latency, dot_latency=dot_latency)
+    inputs = {f"a[{i}]": a[:, i].tolist() for i in range(d)}
+    inputs |= {f"b[{i}]": b[:, i].tolist() for i in range(d)}
+    check_stream(dut, inputs, [int(x) for x in want])
