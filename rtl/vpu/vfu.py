@@ -41,7 +41,7 @@ from ..arith.fp32_add import Fp32Add
 from ..arith.fp32_mul import Fp32Mul
 from ..arith.fp32_to_fp16 import Fp32ToFp16
 from ..arith.fpformat import check_latency, wire
-from ..arith.pwl_table import PwlTable, fp16_to_fp32
+from ..arith.pwl_table import PwlTable, delay, fp16_to_fp32
 from ..isa_layouts import Opcode
 from ..leaves import Leaf, add_leaf
 
@@ -96,17 +96,6 @@ def check_pow2(value: object, name: str) -> int:
         raise TypeError(f"{name} must be a power of two >= 1, not {value!r}")
     if value < 1 or value & (value - 1):
         raise ValueError(f"{name} must be a power of two >= 1, not {value!r}")
-    return value
-
-
-def delay(m: Module, value: Value, n: int, en: Value, name: str, *, reset_less: bool = True):
-    """``value`` through ``n`` registers that load while ``en`` is high (valid chains: reset)."""
-    value = Value.cast(value)
-    for j in range(n):
-        r = Signal(value.shape(), name=f"{name}_d{j}", reset_less=reset_less)
-        with m.If(en):
-            m.d.sync += r.eq(value)
-        value = r
     return value
 
 
