@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -94,4 +95,5 @@ def test_u280_generation_and_lint():
         f"(CPU {gen_cpu:.1f} s), verilator --lint-only {lint_wall:.1f} s"
     )
     assert r.returncode == 0, r.stderr[-4000:]
-    assert text.count("mpu_fp16mul_l6 ") == 64 * 16  # one instance per multiplier
+    # one BlockDot leaf per MFU lane (its d multipliers are inside it, docs/numerics.md §3)
+    assert len(re.findall(r"^\s*mpu_blockdot_l\d+ \S+ \(", text, re.M)) == 16
