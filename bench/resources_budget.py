@@ -515,8 +515,7 @@ def split_check(synth: SynthFn, opts: dict[str, Any], core_name: str = "tiny"
                    "and leaves once x count against its flat synthesis", pred, real)
 
 
-def method_checks(builder: Builder, synth: SynthFn, opts: dict[str, Any]
-                  ) -> list[dict[str, Any]]:
+def method_checks(synth: SynthFn, opts: dict[str, Any]) -> list[dict[str, Any]]:
     """The checks (the leaves method, the sub-blocks method), each caught on its own."""
     out = []
     for name, fn in (("leaves check", lambda: leaves_check(synth, opts)),
@@ -705,7 +704,7 @@ def run_budget(args: Any, yosys: list[str] | None, work: Path,
                  f"{r['dsp']:,.0f} DSP; {r['seconds']} s" if "lut" in r else ""))
     checks = None
     if not args.no_check and not args.only:
-        checks = method_checks(builder, synth, opts)
+        checks = method_checks(synth, opts)
     ordered = [rows[n] for n in ROWS if n in rows]
     print()
     summary = print_budget(ordered, res, core, checks)

@@ -17,8 +17,9 @@ Rule, per memory of ``depth`` x ``width`` with R read and W write ports:
    aspect ratio, ceil(width / w) x ceil(depth / d); the URAM count is ceil(width / 72) x
    ceil(depth / 4096); the one that uses fewer bits of the device is taken (ties: URAM, the
    larger pool: 960 x 288 Kbit = 270 Mbit against 2,016 x 36 Kbit = 72.6 Mbit). A memory
-   marked ``ram_style = "ultra"`` (the Vivado attribute, ``Memory(attrs=...)``; the VRF's
-   copies) is URAM.
+   marked ``ram_style = "ultra"`` (the Vivado attribute, ``Memory(attrs=...)``:
+   ``dfx.rtl.uram_init.ultra()``, the VRF's copies and the weight and instruction buffers) is
+   URAM.
 2. synchronous reads, W = 1 and R > 1: R copies of rule 1 (one per read port, every write
    goes to all copies). Flagged "replicated".
 3. an asynchronous (``comb``) read port and W <= 1: LUT-RAM, ceil(depth / 64) x width LUTs

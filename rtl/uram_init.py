@@ -2,15 +2,15 @@
 ``amaranth.lib.memory.Memory`` in URAM, and no initialiser for them.
 
 The VRF's copies (:mod:`dfx.rtl.vrf`), the weight buffer (:mod:`dfx.rtl.dma.wbuf`) and the
-instruction buffer (:mod:`dfx.rtl.frontend.fetch`) are URAM: the U280's 2,016 BRAM36 are
-oversubscribed by the datapath units, its 960 URAM288 otherwise unused (docs/BENCHMARKS.md,
+instruction buffer (:mod:`dfx.rtl.frontend.fetch`) are URAM: the datapath units take most of
+the U280's 2,016 BRAM36, and no other unit uses its 960 URAM288 (docs/BENCHMARKS.md,
 "Whole-core resource budget").
 
-A URAM288 has no initial contents (AMD UG573: it is not initialised by the bitstream), and
-Amaranth 0.5 emits an initialiser (``$meminit_v2``, an ``initial`` block in Verilog) for every
-``Memory``, all-zero ones included. For the VRF's 30 copies at dfx-u280 that is 126 Mbit of
-zeros in the RTLIL and 120 K ``initial`` assignments in the Verilog, which Verilator compiles
-into one huge function.
+An UltraScale+ URAM288 takes no initial contents from the design (only Versal's UltraRAM
+accepts INIT values, AMD UG1273), and Amaranth 0.5 emits an initialiser (``$meminit_v2``, an
+``initial`` block in Verilog) for every ``Memory``, all-zero ones included. For the VRF's 30
+copies at dfx-u280 that is 126 Mbit of zeros in the RTLIL and 120 K ``initial`` assignments
+in the Verilog, which Verilator compiles into one huge function.
 
 :func:`install` (run by :func:`ultra`) makes conversions skip the
 initialiser of a memory marked ``ram_style = "ultra"`` whose initial contents are all zero, so

@@ -11,7 +11,7 @@ hazards are resolved at issue).
 Storage (issue 12): a live-value-table multi-port memory (:mod:`.lvt`; LaForest and
 Steffan, FPGA 2010). Each (write port, read port) pair has its own copy of the vectors, a
 ``Memory`` with one write and one synchronous read port (``ram_style = "ultra"``: a URAM288
-column of ``ceil(16 d / 72)`` blocks per 4,096 vectors, the U280's otherwise idle UltraRAM),
+column of ``ceil(16 d / 72)`` blocks per 4,096 vectors; the datapath units use no UltraRAM),
 written only by its write port and read only by its read port; the
 :class:`~.lvt.LiveValueTable` names the write port that last wrote each vector, and a read
 port returns that writer's copy. No access waits for another: every port keeps one vector per
